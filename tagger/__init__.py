@@ -1,0 +1,33 @@
+"""terc-tag: tag large photo archives with a trained multi-label classifier.
+
+The package is a library first; ``tagger.cli`` is a thin click layer over it.
+Data flows one way, one module per stage:
+
+    discover -> decode -> model (predict) -> metadata / outputs -> report
+
+Importing this package is cheap: TensorFlow is imported only by
+``tagger.model`` and ``tagger.train``, so ``terc-tag --help`` stays fast.
+"""
+
+import os
+
+__version__ = "0.1.0"
+
+# TensorFlow's C++ start-up chatter would fill every cron mail; errors still show.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+#: The Windows on Earth vocabulary: the 12 tags TERC keeps in XMP and IPTC.
+TERC_TAGS = (
+    "Volcano",
+    "Sunrise Sunset",
+    "ISS Structure",
+    "Stars",
+    "Night",
+    "Aurora",
+    "Movie",
+    "Day",
+    "Moon",
+    "Inside ISS",
+    "Dock Undock",
+    "Cupola",
+)

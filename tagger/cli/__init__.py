@@ -1,0 +1,41 @@
+"""The ``terc-tag`` command line: a thin click layer over the library.
+
+Each command lives in its own module and imports the heavy machinery
+(TensorFlow) only when it runs, so ``--help`` and ``--version`` answer at once.
+"""
+
+from __future__ import annotations
+
+import click
+
+from tagger import __version__
+from tagger.cli import evaluate, labels, tag, train
+
+
+class DefaultToTag(click.Group):
+    """``terc-tag INPUT OUTPUT`` is short for ``terc-tag tag INPUT OUTPUT``."""
+
+    def parse_args(self, ctx, args):
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h", "--version"):
+            args = ["tag", *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group(cls=DefaultToTag, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="terc-tag")
+def main():
+    """Tag photo archives with a trained classifier.
+
+    \b
+    Examples:
+      terc-tag ./incoming ./tagged          tag new photos into a copy (same as `tag`)
+      terc-tag labels ./tagged              show each photo's tags
+      terc-tag evaluate                     the default model on its test split
+      terc-tag train ./labelled --out models/mine
+
+    Exit codes: 0 all good, 1 some files failed, 2 usage error, 3 another run holds the lock.
+    """
+
+
+for module in (tag, labels, evaluate, train):
+    main.add_command(module.command)

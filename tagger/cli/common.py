@@ -1,0 +1,87 @@
+"""Options and helpers shared by the commands."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 3
+
+
+def default_model() -> Path:
+    """The bundled model: ``$TERC_TAG_MODEL``, the source tree's ``models/``, or the installed copy."""
+    if os.environ.get("TERC_TAG_MODEL"):
+        return Path(os.environ["TERC_TAG_MODEL"])
+    for base in (Path(__file__).resolve().parents[2], Path(sys.prefix) / "share" / "terc-tag"):
+        candidate = base / "models" / "terc-iss"
+        if (candidate / "model.json").is_file():
+            return candidate
+    return Path("models/terc-iss")
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> None:
+    """One clear line on stderr, then exit."""
+    click.echo(f"terc-tag: error: {message}", err=True)
+    sys.exit(code)
+
+
+def show_progress(quiet: bool = False) -> bool:
+    """Progress bars only for a person watching a terminal."""
+    return not quiet and sys.stdout.isatty()
+
+
+class ThresholdType(click.ParamType):
+    """A probability in (0, 1), or ``calibrated`` for the model card's per-tag thresholds."""
+
+    name = "THRESHOLD"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, float) or value == "calibrated":
+            return value
+        try:
+            number = float(value)
+        except ValueError:
+            self.fail(f"{value!r} is neither a number nor 'calibrated'", param, ctx)
+        if not 0.0 < number < 1.0:
+            self.fail(f"{value} is not between 0 and 1", param, ctx)
+        return number
+
+
+model_option = click.option(
+    "--model", "model_dir", type=click.Path(path_type=Path), default=None,
+    help="Model bundle folder (model.json + weights.npz). Default: the bundled models/terc-iss.")
+threshold_option = click.option(
+    "--threshold", "--thresholds", "threshold", type=ThresholdType(), default=0.5, show_default=True,
+    help="Tag when probability >= this, or 'calibrated' for the per-tag thresholds in the model card.")
+batch_option = click.option("--batch-size", type=click.IntRange(1, 1024), default=32, show_default=True,
+                            help="Photos per inference batch.")
+workers_option = click.option("--workers", type=click.IntRange(1, 64), default=None,
+                              help="Decoding threads (default: min(4, CPU cores)).")
+
+
+def parse_vocabulary(value: str | None) -> list[str] | None:
+    """``--vocabulary``: a comma-separated list, or a file with one tag per line."""
+    if value is None:
+        return None
+    path = Path(value)
+    words = path.read_text(encoding="utf-8").splitlines() if path.is_file() else value.split(",")
+    words = [w.strip() for w in words if w.strip()]
+    if not words:
+        raise click.BadParameter("empty vocabulary", param_hint="--vocabulary")
+    return words
+
+
+def open_session(model_dir: Path | None):
+    """Load a model bundle, or exit with one line saying why not."""
+    from tagger.model import ModelNotFound, TaggerSession
+
+    path = model_dir or default_model()
+    try:
+        return TaggerSession(path)
+    except ModelNotFound as exc:
+        fail(str(exc))
+    except (OSError, ValueError, KeyError) as exc:
+        fail(f"cannot load model bundle {path}: {exc}")

@@ -1,0 +1,100 @@
+"""``terc-tag evaluate [DIR]``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from tagger.cli.common import (EXIT_OK, batch_option, fail, model_option, open_session, show_progress,
+                               threshold_option, workers_option)
+
+
+@click.command("evaluate")
+@click.argument("folder", metavar="[DIR]", required=False,
+                type=click.Path(exists=True, file_okay=False, path_type=Path))
+@model_option
+@threshold_option
+@click.option("--labels", "labels_file", type=click.Path(path_type=Path, dir_okay=False),
+              help="Read true tags from this file instead of the photos' metadata "
+                   "(CSV 'file,tags', or a 'file class_id' list with classmap.csv beside it).")
+@click.option("--class-map", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="class_id,name CSV for a 'file class_id' labels list.")
+@click.option("--split", type=click.Choice(["all", "train", "validation", "test"]), default=None,
+              help="Only the photos of DIR in this split of the model card (default without DIR: test; with DIR: all).")
+@click.option("--json", "json_file", type=click.Path(path_type=Path, dir_okay=False),
+              help="Write every figure as JSON.")
+@click.option("--markdown", "markdown_file", type=click.Path(path_type=Path, dir_okay=False),
+              help="Write the report as Markdown.")
+@click.option("--figure", "figure_file", type=click.Path(path_type=Path, dir_okay=False),
+              help="Write a PNG: per-tag accuracy against the baseline, and precision-recall curves.")
+@batch_option
+@workers_option
+def command(folder, model_dir, threshold, labels_file, class_map, split, json_file, markdown_file, figure_file,
+            batch_size, workers):
+    """Measure a model on photos whose true tags are known.
+
+    Prints, per tag: support, accuracy, the naive baseline's accuracy (always
+    predicting the tag's majority value), precision, recall, F1, balanced
+    accuracy, MCC and average precision; then exact-match accuracy, Hamming
+    loss and micro/macro F1. Without DIR it measures the model on its own
+    held-out test split, if those photos can be found.
+
+    \b
+    Examples:
+      terc-tag evaluate
+      terc-tag evaluate ./labelled --json report.json --figure report.png
+      terc-tag evaluate ./hirise/images --labels ./hirise/labels.txt --model models/hirise
+    """
+    from tagger.cli.common import default_model
+    from tagger.discover import discover
+    from tagger.evaluate import EvaluateError, evaluate, held_out_photos, read_card
+    from tagger.labels import LabelsError, labels_from_metadata, match_labels, read_labels_file
+    from tagger.report import console as make_console, evaluation_table, figure, markdown, overall_lines
+
+    bundle = model_dir or default_model()
+    console = make_console()
+    try:
+        card = read_card(bundle)
+        if folder is None:
+            folder, photos = held_out_photos(bundle, "test" if split in (None, "all") else split)
+        else:
+            photos = discover(folder).photos
+            if split not in (None, "all"):
+                members = set(card.get("split", {}).get(split, []))
+                photos = [p for p in photos if str(p) in members or p.name in members]
+        if labels_file:
+            labels = match_labels(photos, read_labels_file(labels_file, class_map)[0])
+            read_errors = []
+        else:
+            labels, read_errors = labels_from_metadata(folder, photos, card["vocabulary"])
+    except (EvaluateError, LabelsError) as exc:
+        fail(str(exc))
+    for name, reason in read_errors:
+        click.echo(f"terc-tag: {name}: {reason}", err=True)
+    if not labels:
+        fail(f"no labelled photos to evaluate in {folder}")
+    trained_on = set(card.get("split", {}).get("train", [])) | set(card.get("split", {}).get("validation", []))
+    seen = sum(1 for p in labels if str(p) in trained_on or p.name in trained_on)
+    if seen and split != "train":
+        click.echo(f"terc-tag: warning: {seen} of these photos were used to train this model; the figures "
+                   "overstate its accuracy (use --split test).", err=True)
+
+    session = open_session(bundle)
+    try:
+        report = evaluate(session, folder, labels, threshold, batch_size, workers, show_progress())
+    except ValueError as exc:
+        fail(str(exc))
+    console.print(evaluation_table(report))
+    for line in overall_lines(report):
+        console.print(line)
+    for item in report["failed"]:
+        click.echo(f"terc-tag: {item['file']}: {item['reason']}", err=True)
+    if json_file:
+        json_file.write_text(json.dumps({k: v for k, v in report.items() if k != "curves"}, indent=1))
+    if markdown_file:
+        markdown_file.write_text(markdown(report))
+    if figure_file:
+        figure(report, figure_file)
+    raise SystemExit(EXIT_OK)

@@ -1,0 +1,65 @@
+"""``terc-tag labels DIR``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from tagger.cli.common import EXIT_OK, EXIT_SOME_FAILED, fail, model_option, parse_vocabulary
+
+
+@click.command("labels")
+@click.argument("folder", metavar="DIR", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--csv", "csv_file", type=click.Path(path_type=Path, dir_okay=False),
+              help="Write 'file,tags' rows to this CSV instead of printing them.")
+@click.option("--labels", "labels_file", type=click.Path(path_type=Path, dir_okay=False),
+              help="Read labels from this file instead of the photos' metadata "
+                   "(CSV 'file,tags', or a 'file class_id' list with classmap.csv beside it).")
+@click.option("--class-map", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="class_id,name CSV for a 'file class_id' labels list (default: classmap.csv beside it).")
+@click.option("--vocabulary", help="Tags to keep: comma-separated, or a file with one per line. "
+                                   "Default: the model's vocabulary.")
+@model_option
+def command(folder, csv_file, labels_file, class_map, vocabulary, model_dir):
+    """Print each photo's tags as read from its metadata.
+
+    Reads XMP dc:subject, IPTC Keywords, EXIF XPKeywords and the leaves of
+    lr:hierarchicalSubject (Surface|Volcano gives Volcano), and keeps only
+    the tags of the vocabulary: a model's own (default), or --vocabulary.
+
+    \b
+    Examples:
+      terc-tag labels ./tagged
+      terc-tag labels ./photos --csv labels.csv
+      terc-tag labels ./hirise/images --labels ./hirise/labels.txt
+    """
+    from tagger.cli.common import default_model
+    from tagger.discover import discover
+    from tagger.evaluate import EvaluateError, read_card
+    from tagger.labels import LabelsError, labels_from_metadata, match_labels, read_labels_file
+    from tagger.outputs import atomic_write, csv_bytes
+
+    found = discover(folder)
+    errors = []
+    try:
+        if labels_file:
+            all_labels, file_vocabulary = read_labels_file(labels_file, class_map)
+            labels = match_labels(found.photos, all_labels)
+        else:
+            vocab = parse_vocabulary(vocabulary) or read_card(model_dir or default_model())["vocabulary"]
+            labels, errors = labels_from_metadata(folder, found.photos, vocab)
+    except (LabelsError, EvaluateError) as exc:
+        fail(str(exc))
+    if not found.photos:
+        fail(f"no JPEG, TIFF or PNG photos in {folder}")
+    rows = [[str(p), ";".join(tags)] for p, tags in sorted(labels.items())]
+    if csv_file:
+        atomic_write(csv_file, csv_bytes(["file", "tags"], rows))
+        click.echo(f"{len(rows)} photos written to {csv_file}")
+    else:
+        for name, tags in rows:
+            click.echo(f"{name}\t{tags}")
+    for name, reason in errors:
+        click.echo(f"terc-tag: {name}: {reason}", err=True)
+    raise SystemExit(EXIT_SOME_FAILED if errors else EXIT_OK)

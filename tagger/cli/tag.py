@@ -1,0 +1,93 @@
+"""``terc-tag tag INPUT OUTPUT``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import click
+
+from tagger.cli.common import (EXIT_LOCKED, EXIT_OK, EXIT_SOME_FAILED, batch_option, fail, model_option,
+                               open_session, show_progress, threshold_option, workers_option)
+
+
+@click.command("tag")
+@click.argument("input_dir", metavar="INPUT", type=click.Path(path_type=Path))
+@click.argument("output_dir", metavar="OUTPUT", type=click.Path(path_type=Path))
+@model_option
+@threshold_option
+@click.option("--force", is_flag=True, help="Re-tag every photo, even those an earlier run finished.")
+@click.option("--dry-run", is_flag=True, help="Say what would be tagged; write nothing.")
+@click.option("--review", "review_file", type=click.Path(path_type=Path, dir_okay=False),
+              help="Write photos with a probability near a threshold to this CSV, most uncertain first.")
+@click.option("--review-margin", type=click.FloatRange(0, 0.5), default=0.1, show_default=True,
+              help="How near a threshold counts as uncertain.")
+@batch_option
+@workers_option
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing unless something failed (for cron).")
+@click.option("--log-file", type=click.Path(path_type=Path, dir_okay=False),
+              help="Append a line per run, and one per failed file, to this log.")
+@click.option("--json-summary", type=click.Path(path_type=Path, dir_okay=False),
+              help="Write the run's summary (every failed and skipped file) as JSON.")
+def command(input_dir, output_dir, model_dir, threshold, force, dry_run, review_file, review_margin,
+            batch_size, workers, quiet, log_file, json_summary):
+    """Tag the photos of INPUT into a copy of it at OUTPUT.
+
+    Walks INPUT for JPEG, TIFF and PNG photos, predicts tags, and writes each
+    photo to the same place under OUTPUT with the tags merged into XMP
+    dc:subject, IPTC Keywords and EXIF XPKeywords. Originals are never
+    changed; pixels are never re-encoded. OUTPUT/predictions.csv lists every
+    photo's probabilities. A rerun tags only new or changed photos.
+
+    \b
+    Examples:
+      terc-tag ./incoming ./tagged
+      terc-tag tag ./incoming ./tagged --threshold calibrated --review review.csv
+      terc-tag ./incoming ./tagged --quiet --log-file tagging.log   # from cron
+
+    Exit codes: 0 all good, 1 some files failed, 2 usage error, 3 another run holds the lock.
+    """
+    from tagger.pipeline import FolderError, tag_folder, write_review
+    from tagger.report import console, print_summary
+    from tagger.state import LockHeld
+
+    session = open_session(model_dir)
+    try:
+        summary = tag_folder(input_dir, output_dir, session, threshold=threshold, force=force, dry_run=dry_run,
+                             batch_size=batch_size, workers=workers, review_margin=review_margin,
+                             progress=show_progress(quiet))
+    except FolderError as exc:
+        fail(str(exc))
+    except LockHeld as exc:
+        fail(str(exc), EXIT_LOCKED)
+    except ValueError as exc:  # e.g. 'calibrated' asked of a model without calibrated thresholds
+        fail(str(exc))
+    except OSError as exc:
+        fail(f"cannot write to OUTPUT {output_dir}: {exc.strerror or exc}")
+
+    if review_file and not dry_run:
+        count = write_review(review_file, output_dir, summary.thresholds, review_margin)
+        if not quiet:
+            click.echo(f"{count} photos to review in {review_file}")
+    if json_summary:
+        json_summary.write_text(json.dumps(summary.as_dict(), indent=1))
+    if log_file:
+        _append_log(log_file, summary)
+    if not quiet:
+        print_summary(summary, console())
+    elif summary.failed:
+        for name, reason in summary.failed:
+            click.echo(f"terc-tag: failed: {name}: {reason}", err=True)
+    sys.exit(EXIT_SOME_FAILED if summary.failed else EXIT_OK)
+
+
+def _append_log(path: Path, summary) -> None:
+    stamp = datetime.now().isoformat(timespec="seconds")
+    lines = [f"{stamp} {summary.input} -> {summary.output}: {len(summary.tagged)} tagged, {summary.unchanged} "
+             f"already done, {len(summary.failed)} failed, {len(summary.skipped)} skipped, "
+             f"{summary.photos_per_second:.1f} photos/s"]
+    lines += [f"{stamp} failed {name}: {reason}" for name, reason in summary.failed]
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write("\n".join(lines) + "\n")

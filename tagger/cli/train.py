@@ -1,0 +1,98 @@
+"""``terc-tag train DIR --out models/NAME``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from tagger.cli.common import EXIT_OK, fail, parse_vocabulary
+
+
+def _positive_list(ctx, param, value: str) -> list[float]:
+    """A comma-separated list of positive numbers, such as 0.1,0.01,0.001."""
+    try:
+        numbers = [float(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: give numbers like 0.01 or 0.1,0.01,0.001") from None
+    if not numbers or not all(n > 0 for n in numbers):
+        raise click.BadParameter(f"{value!r}: every value must be positive")
+    return numbers
+
+
+@click.command("train")
+@click.argument("folder", metavar="DIR", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for the new model bundle, e.g. models/mine.")
+@click.option("--labels", "labels_file", type=click.Path(path_type=Path, dir_okay=False),
+              help="Read labels from this file instead of the photos' metadata.")
+@click.option("--class-map", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="class_id,name CSV for a 'file class_id' labels list.")
+@click.option("--vocabulary", help="Tags to learn: comma-separated or a file, one per line "
+                                   "(default: the 12 TERC tags, or the labels file's classes).")
+@click.option("--weights", default="imagenet", show_default=True,
+              help="Backbone start: 'imagenet' (downloads), 'none', or a local .npz/.h5 weights file.")
+@click.option("--input-size", type=click.IntRange(32, 1024), default=224, show_default=True,
+              help="Square input size in pixels.")
+@click.option("--epochs", type=click.IntRange(1, 10000), default=30, show_default=True,
+              help="Most fine-tune epochs; early stopping on validation loss usually ends sooner.")
+@click.option("--batch-size", type=click.IntRange(1, 1024), default=32, show_default=True)
+@click.option("--c", "c_values", default="0.01,0.03,0.1,0.3,1", show_default=True, callback=_positive_list,
+              help="Inverse L2 strength of the logistic head, or a comma-separated sweep; "
+                   "the best validation macro-F1 wins.")
+@click.option("--fine-tune-blocks", type=click.IntRange(0, 5), default=0, show_default=True,
+              help="Then fine-tune this many of the last residual blocks with the head (Adam).")
+@click.option("--lr", "learning_rates", default="0.0001", show_default=True, callback=_positive_list,
+              help="Fine-tune learning rate, or a comma-separated sweep (e.g. 0.1,0.01,0.001,0.0001); "
+                   "the best validation loss wins.")
+@click.option("--views", type=click.IntRange(1, 8), default=1, show_default=True,
+              help="Dihedral views (flips, quarter turns) of each training photo.")
+@click.option("--balance/--no-balance", default=True, show_default=True,
+              help="Weight each tag's positives and negatives equally.")
+@click.option("--sequence-gap", type=click.IntRange(0), default=100, show_default=True,
+              help="Frames at most this far apart form one sequence, kept within one split.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("-q", "--quiet", is_flag=True, help="Print only the final result.")
+def command(folder, out_dir, labels_file, class_map, vocabulary, weights, input_size, epochs, batch_size,
+            c_values, fine_tune_blocks, learning_rates, views, balance, sequence_gap, seed, quiet):
+    """Train a model on the photos of DIR, using the tags in their metadata.
+
+    Splits the photos 60/20/20 by photo sequence, fits a sigmoid head on
+    cached ResNet-50 features (optionally fine-tuning the last blocks),
+    calibrates per-tag thresholds on validation, measures the test split, and
+    writes a model bundle (weights.npz + model.json).
+
+    \b
+    Examples:
+      terc-tag train ./labelled --out models/mine --weights imagenet
+      terc-tag train ./labelled --out models/mine --weights resnet50_conv1-conv4.npz \\
+          --fine-tune-blocks 2 --lr 0.1,0.01,0.001,0.0001
+      terc-tag train ./hirise/images --labels ./hirise/labels.txt --out models/hirise --sequence-gap 100000
+    """
+    from tagger.labels import LabelsError, read_labels_file
+    from tagger.report import console as make_console, evaluation_table, overall_lines
+    from tagger.train import TrainError, train
+    import tagger
+
+    labels = None
+    vocab = parse_vocabulary(vocabulary)
+    try:
+        if labels_file:
+            labels, file_vocabulary = read_labels_file(labels_file, class_map)
+            vocab = vocab or file_vocabulary
+        card = train(folder, out_dir, vocabulary=vocab or tagger.TERC_TAGS, labels=labels, weights=weights,
+                     input_size=input_size, epochs=epochs, batch_size=batch_size, c_values=c_values,
+                     learning_rates=learning_rates,
+                     fine_tune_blocks=fine_tune_blocks, views=views, balance=balance, sequence_gap=sequence_gap,
+                     seed=seed, log=(lambda message: None) if quiet else click.echo)
+    except (TrainError, LabelsError) as exc:
+        fail(str(exc))
+    except OSError as exc:  # e.g. the 'imagenet' download without internet
+        fail(f"{exc}")
+    console = make_console()
+    report = card["metrics"]["test"]["threshold_0.5"]
+    console.print(evaluation_table(report))
+    for line in overall_lines(report):
+        console.print(line)
+    click.echo(f"model bundle written to {out_dir} in {card['training']['seconds']:.0f} s")
+    raise SystemExit(EXIT_OK)

@@ -1,0 +1,126 @@
+"""Stage 2: turn photo bytes into model-sized RGB arrays.
+
+This is the only decode and resize path: ``train``, ``evaluate`` and ``tag``
+all call :func:`decode_photo`, so the model sees exactly the pixels it was
+trained on.  A photo is read the way a person sees it: EXIF orientation is
+applied, CMYK / greyscale / 16-bit / alpha images become 8-bit RGB.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+from PIL import Image, ImageOps
+
+#: Refuse images above this many pixels (4928x3280 is 16 MP): a bigger one is
+#: far more likely a decompression bomb than an ISS photo.
+MAX_PIXELS = 150_000_000
+
+
+class DecodeError(Exception):
+    """A photo that cannot be turned into pixels; the message says why."""
+
+
+def decode_photo(data: bytes, size: tuple[int, int]) -> np.ndarray:
+    """Decode ``data`` into a ``(height, width, 3)`` uint8 array of ``size`` (w, h).
+
+    JPEGs are decoded with DCT scaling (``Image.draft``) to the smallest
+    power-of-two reduction that is still at least ``size``: full-size ISS
+    photos decode about 4x faster and the result is then resized anyway.
+    """
+    if not data:
+        raise DecodeError("empty file (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            width, height = image.size
+            if width * height > MAX_PIXELS:
+                raise DecodeError(f"{width}x{height} pixels is over the {MAX_PIXELS:,} pixel limit (decompression bomb?)")
+            if image.format == "JPEG":
+                image.draft("RGB", size)
+            image = ImageOps.exif_transpose(image)
+            rgb = _to_rgb(image)
+            return np.asarray(rgb.resize(size, Image.BILINEAR), dtype=np.uint8)
+    except DecodeError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise DecodeError(f"decompression bomb refused: {exc}") from None
+    except Image.UnidentifiedImageError:
+        raise DecodeError("not a readable image (unknown or corrupt format)") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise DecodeError(f"corrupt image data: {exc}") from None
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        pixels = np.asarray(image, dtype=np.float64)
+        if pixels.max(initial=0) > 255:  # 16-bit range
+            pixels = pixels / 257.0
+        image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "L")
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        # Composite onto black, the colour of space behind most ISS photos.
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
+        image = Image.alpha_composite(background, rgba)
+    return image.convert("RGB")
+
+
+@dataclass
+class Decoded:
+    """One photo after stage 2: its bytes (for the metadata writer) and pixels."""
+
+    path: Path
+    data: bytes | None
+    pixels: np.ndarray | None
+    error: str | None = None
+
+
+def read_and_decode(path: Path, size: tuple[int, int]) -> Decoded:
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        return Decoded(path, None, None, "vanished before it could be read")
+    except OSError as exc:
+        return Decoded(path, None, None, f"cannot read: {exc.strerror or exc}")
+    try:
+        return Decoded(path, data, decode_photo(data, size))
+    except DecodeError as exc:
+        return Decoded(path, data, None, str(exc))
+
+
+def iter_decoded(paths: Iterable[Path], size: tuple[int, int], workers: int | None = None,
+                 prefetch: int = 64) -> Iterator[Decoded]:
+    """Decode ``paths`` in parallel threads, in order, with at most ``prefetch`` in flight.
+
+    Pillow releases the GIL while decoding, so threads overlap decoding with
+    inference; the bound keeps memory flat however large the folder is.
+    """
+    workers = workers or min(4, os.cpu_count() or 1)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode") as pool:
+        pending: deque = deque()
+        for path in paths:
+            pending.append(pool.submit(read_and_decode, path, size))
+            if len(pending) >= prefetch:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+def batched(items: Iterable, batch_size: int) -> Iterator[list]:
+    batch: list = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == batch_size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

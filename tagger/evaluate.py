@@ -1,0 +1,84 @@
+"""``terc-tag evaluate``: how good is a model on photos whose tags are known?
+
+Predictions go through the same decode and model path as ``tag``; the
+figures come from ``tagger.metrics``, always beside the naive baseline.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from tqdm import tqdm
+
+from tagger.decode import batched, iter_decoded
+from tagger.metrics import confusion_matrix, evaluate_predictions
+
+
+class EvaluateError(Exception):
+    pass
+
+
+def read_card(bundle: str | Path) -> dict:
+    """A bundle's model card, without loading TensorFlow."""
+    path = Path(bundle) / "model.json"
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise EvaluateError(f"{bundle} is not a model bundle (no model.json)") from None
+    except (OSError, ValueError) as exc:
+        raise EvaluateError(f"cannot read {path}: {exc}") from None
+
+
+def held_out_photos(bundle: str | Path, split: str = "test") -> tuple[Path, list[Path]]:
+    """Where the card says its ``split`` photos were, and their names."""
+    card = read_card(bundle)
+    root = (Path(bundle) / card["training"]["data"]["root"]).resolve()
+    names = card.get("split", {}).get(split, [])
+    if not names:
+        raise EvaluateError(f"the model card of {bundle} lists no {split} photos")
+    if not all((root / n).is_file() for n in names):
+        raise EvaluateError(f"the model's {split} photos are not at {root}; pass the folder: terc-tag evaluate DIR")
+    return root, [Path(n) for n in names]
+
+
+def predict_photos(session, root: Path, photos: Sequence[Path], batch_size: int = 32,
+                   workers: int | None = None, progress: bool = False) -> tuple[list[Path], np.ndarray, list]:
+    """Probabilities for ``photos`` (in order); undecodable photos are returned apart."""
+    kept, scores, failed = [], [], []
+    decoded = iter_decoded((root / p for p in photos), session.size, workers)
+    with tqdm(total=len(photos), unit="photo", disable=not progress, leave=False) as bar:
+        for batch in batched(decoded, batch_size):
+            good = [item for item in batch if item.pixels is not None]
+            failed += [(item.path.relative_to(root), item.error) for item in batch if item.pixels is None]
+            if good:
+                scores.append(session.predict(np.stack([item.pixels for item in good])))
+                kept += [item.path.relative_to(root) for item in good]
+            bar.update(len(batch))
+    probabilities = np.concatenate(scores) if scores else np.zeros((0, len(session.vocabulary)), "float32")
+    return kept, probabilities, failed
+
+
+def evaluate(session, root: Path, labels: dict[Path, list[str]], threshold: float | str = 0.5,
+             batch_size: int = 32, workers: int | None = None, progress: bool = False) -> dict:
+    """The full report for the labelled photos of ``root`` (``labels``: relative path -> tags)."""
+    photos = sorted(labels)
+    kept, probabilities, failed = predict_photos(session, root, photos, batch_size, workers, progress)
+    y_true = np.array([[tag in labels[p] for tag in session.vocabulary] for p in kept], dtype=bool).reshape(
+        len(kept), len(session.vocabulary))
+    report = evaluate_predictions(y_true, probabilities, session.thresholds(threshold), session.vocabulary)
+    report["model"] = str(session.path)
+    report["threshold_choice"] = threshold
+    report["failed"] = [{"file": str(p), "reason": r} for p, r in failed]
+    matrix = confusion_matrix(y_true, probabilities)
+    report["confusion_matrix"] = matrix.tolist() if matrix is not None else None
+    report["curves"] = {tag: _pr_points(y_true[:, j], probabilities[:, j]) for j, tag in enumerate(session.vocabulary)}
+    return report
+
+
+def _pr_points(y: np.ndarray, s: np.ndarray) -> dict:
+    from tagger.metrics import precision_recall_curve
+    precision, recall = precision_recall_curve(y, s)
+    return {"precision": np.round(precision, 4).tolist(), "recall": np.round(recall, 4).tolist()}

@@ -1,0 +1,90 @@
+"""Ground truth: which vocabulary tags each photo carries.
+
+Labels come from the photos' own metadata (the way TERC keeps them), or from
+a ``--labels`` file: a CSV of ``file,tags`` (tags separated by ``;``), or a
+HiRISE-style ``file class_id`` list with a ``class_id,name`` class map.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from tagger.metadata import MetadataError, read_keywords, vocabulary_tags
+
+
+class LabelsError(Exception):
+    pass
+
+
+def labels_from_metadata(root: Path, photos: Iterable[Path], vocabulary: Sequence[str]) -> tuple[dict[Path, list[str]], list[tuple[Path, str]]]:
+    """Vocabulary tags of each photo (relative path -> tags), plus unreadable ones."""
+    labels, errors = {}, []
+    for rel in photos:
+        try:
+            labels[rel] = vocabulary_tags(read_keywords((root / rel).read_bytes()), vocabulary)
+        except (OSError, MetadataError) as exc:
+            errors.append((rel, str(exc)))
+    return labels, errors
+
+
+def read_labels_file(path: str | os.PathLike, class_map: str | os.PathLike | None = None) -> tuple[dict[Path, list[str]], list[str]]:
+    """Labels from a file, and the vocabulary it implies (in first-seen order).
+
+    A ``file class_id`` list is recognised by having no header row and two
+    whitespace-separated fields; it needs ``class_map`` (default:
+    ``classmap.csv`` beside it).
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise LabelsError(f"cannot read labels file {path}: {exc.strerror}") from None
+    lines = [line for line in text.splitlines() if line.strip()]
+    if not lines:
+        raise LabelsError(f"labels file {path} is empty")
+    if "," not in lines[0] and len(lines[0].split()) == 2:
+        return _read_class_id_list(path, lines, Path(class_map) if class_map else path.with_name("classmap.csv"))
+    rows = list(csv.reader(lines))
+    header = [h.strip().lower() for h in rows[0]]
+    if len(header) < 2 or header[0] not in ("file", "filename", "path"):
+        raise LabelsError(f"{path}: expected a CSV with a header 'file,tags' (or a 'file class_id' list)")
+    labels: dict[Path, list[str]] = {}
+    vocabulary: list[str] = []
+    for row in rows[1:]:
+        if not row:
+            continue
+        tags = [t.strip() for t in (row[1] if len(row) > 1 else "").split(";") if t.strip()]
+        labels[Path(row[0].strip())] = tags
+        vocabulary += [t for t in tags if t not in vocabulary]
+    return labels, vocabulary
+
+
+def _read_class_id_list(path: Path, lines: list[str], class_map: Path) -> tuple[dict[Path, list[str]], list[str]]:
+    try:
+        names = {}
+        for row in csv.reader(class_map.read_text(encoding="utf-8-sig").splitlines()):
+            if len(row) >= 2 and row[0].strip().isdigit():
+                names[row[0].strip()] = row[1].strip()
+    except OSError as exc:
+        raise LabelsError(f"{path} is a 'file class_id' list and needs a class map; cannot read {class_map}: {exc.strerror}") from None
+    labels = {}
+    for number, line in enumerate(lines, 1):
+        fields = line.split()
+        if len(fields) != 2 or fields[1] not in names:
+            raise LabelsError(f"{path}:{number}: expected 'file class_id' with a class id from {class_map}")
+        labels[Path(fields[0])] = [names[fields[1]]]
+    return labels, [names[k] for k in sorted(names, key=int)]
+
+
+def match_labels(photos: Iterable[Path], labels: dict[Path, list[str]]) -> dict[Path, list[str]]:
+    """Labels for ``photos`` from a labels file, matched by relative path or else by file name."""
+    by_name = {Path(p).name: tags for p, tags in labels.items()}
+    matched = {}
+    for rel in photos:
+        tags = labels.get(rel, by_name.get(rel.name))
+        if tags is not None:
+            matched[rel] = tags
+    return matched

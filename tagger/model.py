@@ -1,0 +1,140 @@
+"""Stage 3: the model. Building it, loading a bundle, predicting.
+
+A model bundle is a folder with two files:
+
+* ``model.json``: the model card (vocabulary, thresholds, input size,
+  preprocessing, backbone and weight provenance, training data, split,
+  metrics); see ``tagger.train``.
+* ``weights.npz``: every weight as ``"<layer name>/<index>"`` (float16 to
+  keep the bundle small), the same layout as the stand-in ImageNet file, so a
+  single loader serves both.
+
+The network is ResNet-50 from ``keras.applications`` cut at
+``feature_layer`` (``conv4_block6_out`` when only stages 1-4 are pretrained),
+then global average pooling, standardization and one sigmoid unit per tag.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+#: ResNet-50's preprocessing ("caffe" mode of keras.applications.resnet50):
+#: RGB -> BGR, then subtract the ImageNet channel means. No scaling.
+IMAGENET_BGR_MEAN = (103.939, 116.779, 123.68)
+PREPROCESSING = "resnet50 caffe: RGB->BGR, minus ImageNet BGR mean (103.939, 116.779, 123.68), input 0..255"
+
+
+class CaffePreprocess(keras.layers.Layer):
+    """Inside the model, so every caller feeds plain 0..255 RGB pixels."""
+
+    def call(self, rgb):
+        return rgb[..., ::-1] - keras.ops.convert_to_tensor(IMAGENET_BGR_MEAN, dtype=rgb.dtype)
+
+
+class Standardize(keras.layers.Layer):
+    """(x - mean) / std with fixed statistics of the training features.
+
+    Pooled ReLU features differ in scale by orders of magnitude; the linear
+    head is fitted on standardized features, and this layer repeats that.
+    """
+
+    def build(self, input_shape):
+        self.mean = self.add_weight(shape=(input_shape[-1],), initializer="zeros", trainable=False, name="mean")
+        self.variance = self.add_weight(shape=(input_shape[-1],), initializer="ones", trainable=False, name="variance")
+
+    def call(self, x):
+        return (x - self.mean) / keras.ops.sqrt(self.variance + 1e-6)
+
+
+def build_model(n_tags: int, input_size: int = 224, feature_layer: str = "conv4_block6_out") -> keras.Model:
+    """ResNet-50 up to ``feature_layer`` plus a new multi-label sigmoid head."""
+    pixels = keras.Input((input_size, input_size, 3), name="rgb")
+    backbone = keras.applications.ResNet50(
+        include_top=False, weights=None, input_tensor=CaffePreprocess(name="preprocess")(pixels))
+    features = backbone.get_layer(feature_layer).output
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(features)
+    x = Standardize(name="standardize")(x)
+    tags = keras.layers.Dense(n_tags, activation="sigmoid", name="tags")(x)
+    return keras.Model(pixels, tags, name="tagger")
+
+
+def load_weights(model: keras.Model, weights: str | os.PathLike | dict) -> list[str]:
+    """Set every layer whose name appears in ``weights``; return the names set.
+
+    ``weights`` is an npz path (or a mapping) keyed ``"<layer>/<index>"``.
+    """
+    arrays = np.load(weights) if not isinstance(weights, dict) else weights
+    names = {key.rsplit("/", 1)[0] for key in arrays.keys()}
+    loaded = []
+    for layer in model.layers:
+        if layer.name in names and layer.weights:
+            current = layer.get_weights()
+            new = [np.asarray(arrays[f"{layer.name}/{i}"]) for i in range(len(current))]
+            for old, value in zip(current, new):
+                if old.shape != value.shape:
+                    raise ValueError(f"layer {layer.name}: weights have shape {value.shape}, model expects {old.shape}")
+            layer.set_weights([v.astype(o.dtype) for o, v in zip(current, new)])
+            loaded.append(layer.name)
+    return loaded
+
+
+def save_weights(model: keras.Model, path: str | os.PathLike) -> None:
+    """Kernels as float16 (half the size), vectors as float32.
+
+    Batch-norm variances can exceed float16's range (65504), and vectors are
+    a tiny share of the bytes, so only kernels are stored in half precision.
+    """
+    arrays = {f"{layer.name}/{i}": w.astype(np.float16 if w.ndim > 1 else np.float32)
+              for layer in model.layers for i, w in enumerate(layer.get_weights())}
+    np.savez_compressed(path, **arrays)
+
+
+class ModelNotFound(Exception):
+    pass
+
+
+class TaggerSession:
+    """A loaded model bundle, ready to predict; build one per bundle and reuse it."""
+
+    def __init__(self, bundle: str | os.PathLike):
+        self.path = Path(bundle)
+        card_path, weights_path = self.path / "model.json", self.path / "weights.npz"
+        if not card_path.is_file() or not weights_path.is_file():
+            raise ModelNotFound(f"{self.path} is not a model bundle (needs model.json and weights.npz)")
+        card_bytes = card_path.read_bytes()
+        self.card = json.loads(card_bytes)
+        self.vocabulary: list[str] = list(self.card["vocabulary"])
+        self.input_size: int = int(self.card["input_size"])
+        self.model = build_model(len(self.vocabulary), self.input_size, self.card["backbone"]["feature_layer"])
+        load_weights(self.model, weights_path)
+        # One traced graph for every batch size: no retracing when the last batch is short.
+        self._forward = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True,
+                                    input_signature=[tf.TensorSpec((None, *self.size[::-1], 3), tf.float32)])
+        digest = hashlib.sha256(card_bytes)
+        digest.update(weights_path.read_bytes())
+        #: Changes whenever the card or the weights change; incremental runs key on it.
+        self.model_id = digest.hexdigest()[:16]
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return (self.input_size, self.input_size)
+
+    def thresholds(self, choice: float | str = 0.5) -> np.ndarray:
+        """Per-tag thresholds: a fixed probability, or ``"calibrated"`` from the card."""
+        if choice == "calibrated":
+            calibrated = self.card.get("thresholds", {}).get("calibrated")
+            if not calibrated:
+                raise ValueError(f"model {self.path} has no calibrated thresholds in its card")
+            return np.array([calibrated[tag] for tag in self.vocabulary], dtype=np.float32)
+        return np.full(len(self.vocabulary), float(choice), dtype=np.float32)
+
+    def predict(self, pixels: np.ndarray) -> np.ndarray:
+        """Tag probabilities, shape ``(n, n_tags)``, for a uint8 batch ``(n, h, w, 3)``."""
+        return self._forward(tf.constant(pixels, dtype=tf.float32)).numpy()

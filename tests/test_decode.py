@@ -1,0 +1,114 @@
+import io
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tagger.decode import DecodeError, decode_photo, iter_decoded
+from conftest import ISS, jpeg_bytes
+
+SIZE = (64, 64)
+
+
+def _png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def _tiff(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "TIFF")
+    return buffer.getvalue()
+
+
+def test_real_photo_becomes_model_sized_rgb():
+    data = next(ISS.glob("*.jpg")).read_bytes()
+    array = decode_photo(data, (224, 224))
+    assert array.shape == (224, 224, 3) and array.dtype == np.uint8
+    assert 10 < array.mean() < 245
+
+
+def test_exif_orientation_is_applied():
+    # A left-half-white picture stored rotated, with orientation 6 ("rotate 90 CW to view").
+    seen = np.zeros((40, 80, 3), np.uint8)
+    seen[:, :40] = 255
+    stored = np.rot90(seen, 1)  # what a camera would store for orientation 6
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    decoded = decode_photo(jpeg_bytes(np.ascontiguousarray(stored), exif=exif.tobytes(), quality=95), (80, 40))
+    assert decoded[:, :30].mean() > 200 and decoded[:, 50:].mean() < 50
+
+
+@pytest.mark.parametrize("make", [
+    lambda: Image.new("CMYK", (50, 30), (0, 255, 255, 0)),  # red in CMYK
+    lambda: Image.new("L", (50, 30), 200),
+    lambda: Image.new("RGBA", (50, 30), (255, 0, 0, 255)),
+    lambda: Image.new("P", (50, 30), 3),
+])
+def test_other_modes_become_rgb(make):
+    image = make()
+    for data in (_png(image) if image.mode != "CMYK" else None, _tiff(image)):
+        if data is not None:
+            assert decode_photo(data, SIZE).shape == (64, 64, 3)
+
+
+def test_cmyk_jpeg_looks_red():
+    buffer = io.BytesIO()
+    Image.new("CMYK", (50, 30), (0, 255, 255, 0)).save(buffer, "JPEG")
+    red = decode_photo(buffer.getvalue(), SIZE)
+    assert red[..., 0].mean() > 200 and red[..., 1].mean() < 60
+
+
+def test_sixteen_bit_greyscale_is_scaled_not_clipped():
+    image = Image.fromarray(np.full((30, 50), 32768, np.uint16))
+    grey = decode_photo(_png(image), SIZE)
+    assert 120 < grey.mean() < 135  # half of 65535 -> half of 255
+
+
+def test_transparent_pixels_are_composited():
+    image = Image.new("RGBA", (50, 30), (255, 255, 255, 0))
+    assert decode_photo(_png(image), SIZE).max() == 0
+
+
+@pytest.mark.parametrize("data, message", [
+    (b"", "empty"),
+    (b"this is a text file, not a photo\n", "not a readable image"),
+])
+def test_garbage_gets_a_reason(data, message):
+    with pytest.raises(DecodeError, match=message):
+        decode_photo(data, SIZE)
+
+
+def test_truncated_jpeg_is_an_error():
+    data = next(ISS.glob("*.jpg")).read_bytes()
+    with pytest.raises(DecodeError):
+        decode_photo(data[: len(data) // 3], SIZE)
+
+
+def bomb_png(width=40000, height=40000) -> bytes:
+    """A tiny PNG file that claims 40000x40000 pixels."""
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 100)) + chunk(b"IEND", b"")
+
+
+def test_decompression_bomb_is_refused():
+    with pytest.raises(DecodeError, match="bomb|pixel limit"):
+        decode_photo(bomb_png(), SIZE)
+
+
+def test_parallel_decoding_keeps_order_and_reports_failures(tmp_path):
+    paths = []
+    for i, source in enumerate(sorted(ISS.glob("*.jpg"))):
+        paths.append(tmp_path / f"{i}.jpg")
+        paths[-1].write_bytes(source.read_bytes())
+    paths.insert(2, tmp_path / "missing.jpg")
+    results = list(iter_decoded(paths, SIZE, workers=3, prefetch=2))
+    assert [r.path for r in results] == paths
+    assert results[2].error.startswith("vanished")
+    assert all(r.pixels is not None for i, r in enumerate(results) if i != 2)

@@ -1,0 +1,39 @@
+import numpy as np
+
+from tagger.logistic import fit_logistic
+
+
+def _gradient(x, y, w, b, c, s):
+    p = 1 / (1 + np.exp(-(x @ w + b)))
+    return x.T @ (s * (p - y)) + w / c, np.sum(s * (p - y))
+
+
+def test_solution_is_the_optimum():
+    """At the optimum the gradient of the regularized, weighted objective vanishes."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 5))
+    y = (x[:, 0] + 0.5 * rng.normal(size=200) > 1.0).astype(float)  # imbalanced, noisy
+    w, b = fit_logistic(x, y, c=0.5, balanced=True)
+    n, positives = len(y), y.sum()
+    s = np.where(y > 0, n / (2 * positives), n / (2 * (n - positives)))
+    gw, gb = _gradient(x, y, w, b, 0.5, s)
+    assert np.abs(gw).max() < 1e-4 and abs(gb) < 1e-4
+    assert w[0] > 1 and np.abs(w[1:]).max() < w[0] / 3  # it found the informative feature
+
+
+def test_stronger_regularization_shrinks_weights():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(100, 3))
+    y = (x[:, 1] > 0).astype(float)
+    assert np.linalg.norm(fit_logistic(x, y, c=0.01)[0]) < np.linalg.norm(fit_logistic(x, y, c=1.0)[0])
+
+
+def test_balancing_raises_recall_of_a_rare_tag():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(300, 2))
+    y = (x[:, 0] + rng.normal(size=300) > 2.2).astype(float)
+    recall = {}
+    for balanced in (False, True):
+        w, b = fit_logistic(x, y, c=1.0, balanced=balanced)
+        recall[balanced] = ((x @ w + b > 0) & (y > 0)).sum() / y.sum()
+    assert recall[True] > recall[False]

@@ -1,0 +1,94 @@
+"""Training at a tiny input size (seconds), and the shared preprocessing path."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from tagger import TERC_TAGS
+from tagger.evaluate import evaluate
+from tagger.labels import labels_from_metadata
+from tagger.model import TaggerSession, build_model, load_weights
+from tagger.pipeline import tag_folder
+from tagger.train import TrainError, _read_photos, initial_weights, train
+from conftest import ISS, ROOT
+
+
+@pytest.fixture
+def labelled(tmp_path):
+    folder = tmp_path / "labelled"
+    shutil.copytree(ROOT / "examples" / "photos", folder)
+    for photo in ISS.glob("*.jpg"):  # the same pictures again, as another mission's sequence
+        shutil.copy(photo, folder / photo.name.replace("iss0", "iss1"))
+    return folder
+
+
+def test_tiny_training_writes_a_complete_bundle(labelled, tmp_path):
+    out = tmp_path / "models" / "tiny"
+    card = train(labelled, out, weights="none", input_size=32, c_values=(0.1, 1.0), fine_tune_blocks=1,
+                 learning_rates=(1e-3,), epochs=2, batch_size=8, log=lambda message: None)
+    assert (out / "weights.npz").is_file()
+    saved = json.loads((out / "model.json").read_text())
+    assert saved == card
+    assert card["vocabulary"] == list(TERC_TAGS) and card["input_size"] == 32
+    split = card["split"]
+    members = [set(split[s]) for s in ("train", "validation", "test")]
+    assert sum(map(len, members)) == 18 and not (members[0] & members[1] or members[0] & members[2]
+                                                  or members[1] & members[2])
+    assert set(card["thresholds"]["calibrated"]) == set(TERC_TAGS)
+    assert {"validation", "test"} <= set(card["metrics"])
+    assert card["metrics"]["test"]["threshold_0.5"]["n_images"] == len(split["test"])
+    assert card["training"]["recipe"]["frozen_head"]["C"] in (0.1, 1.0)
+    assert set(card["training"]["recipe"]["fine_tune"]["validation_loss"]) == {"frozen head", "0.001"}
+    session = TaggerSession(out)
+    assert session.predict(np.zeros((2, 32, 32, 3), np.uint8)).shape == (2, 12)
+
+
+def test_too_few_labelled_photos(tmp_path):
+    (tmp_path / "few").mkdir()
+    shutil.copy(next(ISS.glob("*.jpg")), tmp_path / "few")
+    with pytest.raises(TrainError, match="only 1 photos"):
+        train(tmp_path / "few", tmp_path / "m", weights="none", input_size=32, log=lambda m: None)
+
+
+def test_weights_file_loads_by_layer_name(tmp_path):
+    model = build_model(3, 32, "conv4_block6_out")
+    conv1 = model.get_layer("conv1_conv")
+    arrays = {f"conv1_conv/{i}": np.full(w.shape, 0.5, np.float32) for i, w in enumerate(conv1.get_weights())}
+    np.savez(tmp_path / "w.npz", **arrays)
+    provenance = initial_weights(model, str(tmp_path / "w.npz"))
+    assert provenance["layers_loaded"] == 1 and provenance["file"] == "w.npz"
+    assert np.all(conv1.get_weights()[0] == 0.5)
+    with pytest.raises(TrainError):
+        initial_weights(model, str(tmp_path / "missing.npz"))
+    bad = {"conv1_conv/0": np.zeros((1, 1, 1, 1), np.float32), "conv1_conv/1": np.zeros(64, np.float32)}
+    with pytest.raises(ValueError, match="shape"):
+        load_weights(model, bad)
+
+
+class Spy:
+    """A session that records the pixels it is asked to predict."""
+
+    def __init__(self, session):
+        self.session, self.seen = session, []
+
+    def __getattr__(self, name):
+        return getattr(self.session, name)
+
+    def predict(self, pixels):
+        self.seen.extend(pixels)
+        return self.session.predict(pixels)
+
+
+def test_one_preprocessing_for_train_evaluate_and_tag(iss_photos, tmp_path, session):
+    names = sorted(p.name for p in iss_photos.glob("*.jpg"))
+    _, trained_on = _read_photos(iss_photos, names, session.input_size, log=print)
+    tagging, evaluating = Spy(session), Spy(session)
+    tag_folder(iss_photos, tmp_path / "out", tagging)
+    labels, _ = labels_from_metadata(iss_photos, [p.relative_to(iss_photos) for p in iss_photos.glob("*.jpg")],
+                                     session.vocabulary)
+    evaluate(evaluating, iss_photos, labels)
+    assert len(tagging.seen) == len(evaluating.seen) == len(trained_on) == 6
+    for a, b, c in zip(trained_on, tagging.seen, evaluating.seen):
+        assert np.array_equal(a, b) and np.array_equal(b, c)
