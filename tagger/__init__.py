@@ -13,8 +13,8 @@ import os
 
 __version__ = "0.1.0"
 
-# TensorFlow's C++ start-up chatter would fill every cron mail; errors still show.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# TensorFlow's C++ warnings would fill every cron mail; errors still show (see also tagger._tf).
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 #: The Windows on Earth vocabulary: the 12 tags TERC keeps in XMP and IPTC.
 TERC_TAGS = (

@@ -103,4 +103,4 @@ def add_keywords(data: bytes, tags: Sequence[str]) -> bytes:
                     changed = True
             return image.get_bytes() if changed else data
     except Exception as exc:
-        raise MetadataError(f"cannot write metadata: {exc}") from None
+        raise MetadataError(f"cannot write tags, exiv2 rejects this photo's metadata: {exc}") from None

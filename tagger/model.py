@@ -21,9 +21,9 @@ import json
 import os
 from pathlib import Path
 
-import keras
 import numpy as np
-import tensorflow as tf
+
+from tagger._tf import keras, tf
 
 #: ResNet-50's preprocessing ("caffe" mode of keras.applications.resnet50):
 #: RGB -> BGR, then subtract the ImageNet channel means. No scaling.

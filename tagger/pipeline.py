@@ -123,7 +123,10 @@ def tag_folder(input_dir, output_dir, session, *, threshold: float | str = 0.5, 
                     records = _tag_batch(batch, session, thresholds, input_dir, output_dir, stats, run_key, summary)
                     state.save(records)
                     bar.update(len(batch))
-            _write_predictions(output_dir, state, session.vocabulary, thresholds, review_margin)
+            try:
+                _write_predictions(output_dir, state, session.vocabulary, thresholds, review_margin)
+            except OSError as exc:  # the state is safe; the next run writes it again
+                summary.failed.append((PREDICTIONS_CSV, f"cannot write to OUTPUT: {_error_text(exc)}"))
         finally:
             state.close()
     summary.seconds = time.perf_counter() - started
@@ -172,6 +175,8 @@ def _tag_batch(batch, session, thresholds, input_dir, output_dir, stats, run_key
         if output is not None:  # copy even a failed photo, so OUTPUT holds every photo
             try:
                 atomic_write(output_dir / rel, output)
+                if error:
+                    error += " (copied unchanged)"
             except OSError as exc:
                 error = f"cannot write to OUTPUT: {_error_text(exc)}"
         if error:

@@ -28,9 +28,9 @@ def print_summary(summary, console: Console) -> None:
         console.print(f"Dry run: {s.pending} photos would be tagged, {s.unchanged} are already done, "
                       f"{len(s.skipped)} files skipped. Nothing was written.")
         return
+    speed = f" ({s.photos_per_second:.1f} photos/s over {s.seconds:.1f} s)" if s.tagged or s.failed else ""
     console.print(f"[bold]{len(s.tagged)}[/] photos tagged into {s.output}, {s.unchanged} already done, "
-                  f"{len(s.failed)} failed, {len(s.skipped)} skipped "
-                  f"({s.photos_per_second:.1f} photos/s over {s.seconds:.1f} s).")
+                  f"{len(s.failed)} failed, {len(s.skipped)} skipped{speed}.")
     if s.tag_counts:
         table = Table("tag", "photos", title="Tags written this run", title_justify="left")
         for tag, count in s.tag_counts.most_common():

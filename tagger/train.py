@@ -28,10 +28,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Sequence
 
-import keras
 import numpy as np
 
 import tagger
+from tagger._tf import keras
 from tagger.decode import DecodeError, decode_photo
 from tagger.discover import discover
 from tagger.labels import labels_from_metadata, match_labels

@@ -1,0 +1,57 @@
+"""What each ingredient of the training recipe gains, measured in one run.
+
+Trains the default recipe and variants that drop or add one ingredient, on the
+same sequence-grouped split, and prints validation and test figures for each.
+Choose ingredients by the validation columns; the test columns are the report.
+
+    python benchmarks/recipe_ablation.py ../shared/data/iss-terc/images \
+        --weights ../shared/weights/resnet50_imagenet_msra_conv1-conv4.npz
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+from tagger.train import train
+
+VARIANTS = {
+    "linear probe (one C=1, unbalanced)": dict(c_values=(1.0,), balance=False),
+    "+ class balance": dict(c_values=(1.0,), balance=True),
+    "+ C sweep on validation (default recipe)": dict(),
+    "+ 4 dihedral views": dict(views=4),
+    "+ fine-tune last 2 blocks, lr sweep": dict(fine_tune_blocks=2, learning_rates=(1e-3, 1e-4), epochs=15),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("images")
+    parser.add_argument("--weights", required=True)
+    parser.add_argument("--only", nargs="*", help="run only variants whose name contains one of these words")
+    args = parser.parse_args()
+    rows = []
+    for name, options in VARIANTS.items():
+        if args.only and not any(word in name for word in args.only):
+            continue
+        started = time.perf_counter()
+        with tempfile.TemporaryDirectory() as out:
+            card = train(args.images, Path(out) / "model", weights=args.weights, log=lambda message: None, **options)
+        seconds = time.perf_counter() - started
+        m = card["metrics"]
+        figures = [m[s][t]["overall"] for s in ("validation", "test") for t in ("threshold_0.5", "calibrated")]
+        rows.append((name, seconds, figures, m["test"]["threshold_0.5"]["overall"]["tags_at_or_above_baseline"]))
+        print(f"{name}: {seconds:.0f} s", flush=True)
+    print("\n| variant | val macro-F1 | val exact | val macro-F1 (cal.) | test macro-F1 | test exact "
+          "| test macro-F1 (cal.) | test exact (cal.) | tags >= baseline | seconds |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for name, seconds, (v5, vc, t5, tc), beats in rows:
+        print(f"| {name} | {v5['macro_f1']:.3f} | {v5['exact_match']:.3f} | {vc['macro_f1']:.3f} | "
+              f"{t5['macro_f1']:.3f} | {t5['exact_match']:.3f} | {tc['macro_f1']:.3f} | {tc['exact_match']:.3f} | "
+              f"{beats}/12 | {seconds:.0f} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,173 @@
+"""Cron safety: hostile inputs, a full disk, kill -9 mid-run, and a concurrent run."""
+
+import csv
+import errno
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import tagger.pipeline
+from tagger.pipeline import tag_folder
+from conftest import ISS
+import hostile
+
+
+def photo_names(folder: Path) -> set[str]:
+    return {str(p.relative_to(folder)) for p in folder.rglob("*")
+            if p.is_file() and p.suffix.lower() in (".jpg", ".png", ".tif") and ".terc-tag" not in p.parts}
+
+
+def assert_consistent(src: Path, out: Path, tagged: set[str]) -> None:
+    """Every photo of src is in out, complete; predictions.csv lists each tagged photo exactly once."""
+    assert photo_names(out) == photo_names(src)
+    assert not list(out.rglob(".terc-tmp-*"))
+    for name in tagged:
+        with Image.open(out / name) as copy, Image.open(src / name) as original:
+            assert np.array_equal(np.asarray(copy), np.asarray(original)), name  # complete, same pixels
+    rows = [r["file"] for r in csv.DictReader((out / "predictions.csv").open(encoding="utf-8"))]
+    assert len(rows) == len(set(rows)) and set(rows) == tagged
+
+
+def test_hostile_folder(tmp_path, session):
+    src = hostile.build(tmp_path / "in")
+    before = {name: (src / name).read_bytes() for name in photo_names(src)}
+    summary = tag_folder(src, tmp_path / "out", session)
+    failed = dict(summary.failed)
+    assert set(failed) == set(hostile.BAD)
+    for name, words in hostile.BAD.items():
+        assert words in failed[name], (name, failed[name])
+    valid = {p.name for p in ISS.glob("*.jpg")} | set(hostile.VALID_ODD)
+    assert set(summary.tagged) == valid
+    assert "readme.txt" in dict(summary.skipped) and "sub/loop" in dict(summary.skipped)
+    assert {name: (src / name).read_bytes() for name in photo_names(src)} == before  # originals untouched
+    assert_consistent(src, tmp_path / "out", valid)
+
+
+def test_odd_photos_are_read_as_a_person_sees_them(tmp_path, session):
+    src = hostile.build(tmp_path / "in")
+    tag_folder(src, tmp_path / "out", session)
+    rows = {r["file"]: r for r in csv.DictReader((tmp_path / "out" / "predictions.csv").open(encoding="utf-8"))}
+    upright = rows["iss038e040838.jpg"]
+    for name in ("rotated-6.jpg", "rotated-8.jpg", "Über die Erde ☄.jpg"):
+        assert rows[name]["tags"] == upright["tags"]  # the same aurora, however it is stored
+        assert abs(float(rows[name]["Aurora"]) - float(upright["Aurora"])) < 0.05
+
+
+def test_full_disk_fails_those_files_and_the_next_run_finishes(tmp_path, session, monkeypatch):
+    src = tmp_path / "in"
+    src.mkdir()
+    for photo in ISS.glob("*.jpg"):
+        (src / photo.name).write_bytes(photo.read_bytes())
+    real_write, calls = tagger.pipeline.atomic_write, []
+
+    def disk_fills_up(path, data):
+        calls.append(path)
+        if len(calls) > 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_write(path, data)
+
+    monkeypatch.setattr(tagger.pipeline, "atomic_write", disk_fills_up)
+    summary = tag_folder(src, tmp_path / "out", session)
+    assert len(summary.tagged) == 3 and len(summary.failed) == 4  # three photos and predictions.csv
+    assert all("OUTPUT is full" in reason for _, reason in summary.failed)
+    assert "predictions.csv" in dict(summary.failed)
+    monkeypatch.setattr(tagger.pipeline, "atomic_write", real_write)
+    again = tag_folder(src, tmp_path / "out", session)
+    assert len(again.tagged) == 3 and again.unchanged == 3
+    assert_consistent(src, tmp_path / "out", photo_names(src))
+
+
+def test_a_photo_that_vanishes_mid_run(tmp_path, session, monkeypatch):
+    src = tmp_path / "in"
+    src.mkdir()
+    for photo in ISS.glob("*.jpg"):
+        (src / photo.name).write_bytes(photo.read_bytes())
+    real_discover = tagger.pipeline.discover
+
+    def discover_then_delete(root):
+        found = real_discover(root)
+        (root / found.photos[2]).unlink()
+        return found
+
+    monkeypatch.setattr(tagger.pipeline, "discover", discover_then_delete)
+    summary = tag_folder(src, tmp_path / "out", session)
+    assert len(summary.failed) == 1 and "No such file" in summary.failed[0][1]
+    assert len(summary.tagged) == 5
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
+def test_unreadable_file(tmp_path, session):
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "secret.jpg").write_bytes((ISS / "iss038e040838.jpg").read_bytes())
+    (src / "secret.jpg").chmod(0)
+    summary = tag_folder(src, tmp_path / "out", session)
+    assert "cannot read" in dict(summary.failed)["secret.jpg"]
+
+
+def _start(src: Path, out: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "tagger", str(src), str(out), "--quiet", "--batch-size", "4"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_rows(out: Path, process: subprocess.Popen, at_least: int, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    db = out / ".terc-tag" / "state.sqlite"
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()
+        if db.exists():
+            try:
+                with sqlite3.connect(db) as connection:
+                    if connection.execute("SELECT COUNT(*) FROM photos").fetchone()[0] >= at_least:
+                        return
+            except sqlite3.OperationalError:
+                pass
+        time.sleep(0.05)
+    raise AssertionError("the run made no progress")
+
+
+def test_kill_9_mid_run_then_a_concurrent_run_then_complete(tmp_path):
+    src = hostile.build(tmp_path / "in")
+    many = src / "many"
+    many.mkdir()
+    for i in range(150):
+        (many / f"iss099e{100000 + i * 1000}.jpg").write_bytes((ISS / "iss052e033191.jpg").read_bytes())
+    out = tmp_path / "out"
+
+    first = _start(src, out)
+    _wait_for_rows(out, first, at_least=8)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    visible = photo_names(out) - {n for n in photo_names(out) if Path(n).name.startswith(".terc-tmp-")}
+    assert visible  # the killed run got somewhere
+    for name in visible:  # and whatever it left visible is complete
+        if name in hostile.BAD:
+            assert (out / name).read_bytes() == (src / name).read_bytes()
+        else:
+            with Image.open(out / name) as copy, Image.open(src / name) as original:
+                assert np.array_equal(np.asarray(copy), np.asarray(original)), name
+
+    second = _start(src, out)
+    _wait_for_rows(out, second, at_least=1)  # the state exists already, so wait for the lock instead
+    deadline = time.monotonic() + 60
+    while not (out / ".terc-tag" / "lock").read_text().strip() == str(second.pid):
+        assert time.monotonic() < deadline and second.poll() is None
+        time.sleep(0.05)
+    started = time.monotonic()
+    third = subprocess.run([sys.executable, "-m", "tagger", str(src), str(out)], capture_output=True, text=True)
+    assert third.returncode == 3 and "another terc-tag run" in third.stderr
+    assert time.monotonic() - started < 30
+
+    _, errors = second.communicate(timeout=300)
+    assert second.returncode == 1  # the hostile files fail, everything else is tagged
+    assert all(line.startswith("terc-tag: failed: ") for line in errors.splitlines()), errors  # nothing else
+    assert {line.split(": ")[2] for line in errors.splitlines()} == set(hostile.BAD)
+    assert_consistent(src, out, photo_names(src) - set(hostile.BAD))
