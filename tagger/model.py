@@ -100,10 +100,30 @@ class ModelNotFound(Exception):
     pass
 
 
+#: Inference backends: TensorFlow fp32 (the reference), and OpenVINO in fp32 or bf16.
+BACKENDS = ("tf", "openvino", "openvino-bf16")
+
+
+def openvino_forward(tf_forward, bf16: bool):
+    """Compile the traced TensorFlow graph with OpenVINO for this CPU.
+
+    bf16 uses the CPU's bfloat16 units (AVX512_BF16, AMX) where it has them;
+    probabilities then differ from fp32 by a few thousandths.
+    """
+    try:
+        import openvino
+    except ImportError:
+        raise ValueError("the openvino backend needs OpenVINO: pip install 'terc-tag[openvino]'") from None
+    compiled = openvino.Core().compile_model(
+        openvino.convert_model(tf_forward.get_concrete_function()), "CPU",
+        {"INFERENCE_PRECISION_HINT": "bf16" if bf16 else "f32", "PERFORMANCE_HINT": "LATENCY"})
+    return lambda pixels: compiled(pixels)[0]
+
+
 class TaggerSession:
     """A loaded model bundle, ready to predict; build one per bundle and reuse it."""
 
-    def __init__(self, bundle: str | os.PathLike):
+    def __init__(self, bundle: str | os.PathLike, backend: str = "tf"):
         self.path = Path(bundle)
         card_path, weights_path = self.path / "model.json", self.path / "weights.npz"
         if not card_path.is_file() or not weights_path.is_file():
@@ -115,11 +135,19 @@ class TaggerSession:
         self.model = build_model(len(self.vocabulary), self.input_size, self.card["backbone"]["feature_layer"])
         load_weights(self.model, weights_path)
         # One traced graph for every batch size: no retracing when the last batch is short.
-        self._forward = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True,
-                                    input_signature=[tf.TensorSpec((None, *self.size[::-1], 3), tf.float32)])
+        traced = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True,
+                             input_signature=[tf.TensorSpec((None, *self.size[::-1], 3), tf.float32)])
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+        self.backend = backend
+        if backend == "tf":
+            self._forward = lambda pixels: traced(tf.constant(pixels)).numpy()
+        else:
+            self._forward = openvino_forward(traced, bf16=backend.endswith("bf16"))
         digest = hashlib.sha256(card_bytes)
         digest.update(weights_path.read_bytes())
-        #: Changes whenever the card or the weights change; incremental runs key on it.
+        digest.update(backend.encode())
+        #: Changes whenever the card, the weights or the backend change; incremental runs key on it.
         self.model_id = digest.hexdigest()[:16]
 
     @property
@@ -137,4 +165,4 @@ class TaggerSession:
 
     def predict(self, pixels: np.ndarray) -> np.ndarray:
         """Tag probabilities, shape ``(n, n_tags)``, for a uint8 batch ``(n, h, w, 3)``."""
-        return self._forward(tf.constant(pixels, dtype=tf.float32)).numpy()
+        return np.asarray(self._forward(pixels.astype(np.float32)))

@@ -1,7 +1,8 @@
 """The core of ``terc-tag tag``: a tagged copy of a folder, incrementally.
 
-discover -> decode (parallel threads) -> predict (batched) -> write
-metadata into an atomic copy -> record the outcome -> predictions.csv.
+discover -> decode (parallel threads) -> predict (batched, main thread) ->
+write metadata into an atomic copy (a writer thread) -> record the outcome
+(main thread) -> predictions.csv.
 
 Originals are only ever read.  A photo that cannot be decoded or tagged is
 still copied, byte for byte, so OUTPUT holds every photo of INPUT; the
@@ -14,6 +15,7 @@ import errno
 import os
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -116,13 +118,20 @@ def tag_folder(input_dir, output_dir, session, *, threshold: float | str = 0.5, 
             pending = _pending(found.photos, input_dir, output_dir, state, run_key, force, summary)
             summary.pending = len(pending)
             remove_stale_temporaries(output_dir)
-            stats = dict(pending)
+            writer = _BatchWriter(session.vocabulary, thresholds, input_dir, output_dir, dict(pending), run_key,
+                                  summary)
             decoded = iter_decoded((input_dir / rel for rel, _ in pending), session.size, workers)
-            with tqdm(total=len(pending), unit="photo", disable=not progress, leave=False) as bar:
+            # Batch k is written (metadata, fsync) in a thread while batch k+1 is predicted.
+            with ThreadPoolExecutor(1, thread_name_prefix="write") as pool, \
+                    tqdm(total=len(pending), unit="photo", disable=not progress, leave=False) as bar:
+                in_flight = None
                 for batch in batched(decoded, batch_size):
-                    records = _tag_batch(batch, session, thresholds, input_dir, output_dir, stats, run_key, summary)
-                    state.save(records)
-                    bar.update(len(batch))
+                    probabilities = _predict(session, batch)
+                    if in_flight:
+                        bar.update(_save(state, in_flight))
+                    in_flight = pool.submit(writer.write, batch, probabilities)
+                if in_flight:
+                    bar.update(_save(state, in_flight))
             try:
                 _write_predictions(output_dir, state, session.vocabulary, thresholds, review_margin)
             except OSError as exc:  # the state is safe; the next run writes it again
@@ -155,39 +164,62 @@ def _pending(photos, input_dir, output_dir, state, run_key, force, summary) -> l
     return pending
 
 
-def _tag_batch(batch, session, thresholds, input_dir, output_dir, stats, run_key, summary) -> list[Record]:
-    good = [item for item in batch if item.pixels is not None]
-    probabilities = session.predict(np.stack([item.pixels for item in good])) if good else []
-    by_path = {item.path: p for item, p in zip(good, probabilities)}
-    records = []
-    for item in batch:
-        rel = item.path.relative_to(input_dir)
-        st = stats[rel]
-        p = by_path.get(item.path)
-        tags, error = [], item.error
-        output = item.data
+def _predict(session, batch) -> list:
+    """Probabilities for each decoded photo of ``batch``; None where it could not be decoded."""
+    good = [i for i, item in enumerate(batch) if item.pixels is not None]
+    result = [None] * len(batch)
+    if good:
+        for i, p in zip(good, session.predict(np.stack([batch[i].pixels for i in good]))):
+            result[i] = p
+    return result
+
+
+def _save(state: State, written) -> int:
+    records = written.result()
+    state.save(records)
+    return len(records)
+
+
+@dataclass
+class _BatchWriter:
+    """Stage 4 for one batch: merge tags into each photo's bytes and write the copy."""
+
+    vocabulary: list[str]
+    thresholds: np.ndarray
+    input_dir: Path
+    output_dir: Path
+    stats: dict
+    run_key: str
+    summary: Summary
+
+    def write(self, batch, probabilities) -> list[Record]:
+        return [self._write_one(item, p) for item, p in zip(batch, probabilities)]
+
+    def _write_one(self, item, p) -> Record:
+        rel = item.path.relative_to(self.input_dir)
+        tags, error, output = [], item.error, item.data
         if p is not None:
-            tags = [tag for tag, prob, t in zip(session.vocabulary, p, thresholds) if prob >= t]
+            tags = [tag for tag, prob, t in zip(self.vocabulary, p, self.thresholds) if prob >= t]
             try:
                 output = add_keywords(item.data, tags)
             except MetadataError as exc:
                 error = str(exc)
         if output is not None:  # copy even a failed photo, so OUTPUT holds every photo
             try:
-                atomic_write(output_dir / rel, output)
+                atomic_write(self.output_dir / rel, output)
                 if error:
                     error += " (copied unchanged)"
             except OSError as exc:
                 error = f"cannot write to OUTPUT: {_error_text(exc)}"
         if error:
-            summary.failed.append((str(rel), error))
+            self.summary.failed.append((str(rel), error))
         else:
-            summary.tagged.append(str(rel))
-            summary.tag_counts.update(tags)
-        records.append(Record(str(rel), st.st_size, st.st_mtime_ns, run_key, "failed" if error else "tagged",
-                              dict(zip(session.vocabulary, map(float, p))) if p is not None else None,
-                              tags if not error else [], error))
-    return records
+            self.summary.tagged.append(str(rel))
+            self.summary.tag_counts.update(tags)
+        st = self.stats[rel]
+        return Record(str(rel), st.st_size, st.st_mtime_ns, self.run_key, "failed" if error else "tagged",
+                      dict(zip(self.vocabulary, map(float, p))) if p is not None else None,
+                      tags if not error else [], error)
 
 
 def uncertain_tags(probabilities: dict[str, float], thresholds: dict[str, float], margin: float) -> list[tuple[str, float]]:

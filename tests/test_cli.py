@@ -47,6 +47,13 @@ def test_help_and_version_do_not_import_tensorflow():
     assert out.strip() == "False False"
 
 
+def test_backend_names_match_the_library():
+    from tagger.cli.common import BACKEND_CHOICES
+    from tagger.model import BACKENDS
+
+    assert BACKEND_CHOICES == BACKENDS
+
+
 def test_version():
     result = run("--version")
     assert result.exit_code == 0 and re.search(r"terc-tag, version \d+\.\d+", result.output)
@@ -145,3 +152,14 @@ def test_evaluate_warns_about_training_photos(tmp_path):
     (tmp_path / train_photo).write_bytes(source.read_bytes())
     result = run("evaluate", tmp_path)
     assert "used to train this model" in result.output
+
+
+def test_evaluate_leaves_out_unlabelled_photos(iss_photos, tmp_path):
+    from PIL import Image
+
+    Image.new("RGB", (64, 48), (10, 20, 30)).save(iss_photos / "untagged.jpg")
+    report_file = tmp_path / "r.json"
+    result = run("evaluate", iss_photos, "--json", report_file)
+    assert result.exit_code == 0
+    assert "1 photos carry no tag of the vocabulary" in result.output
+    assert json.loads(report_file.read_text())["n_images"] == 6

@@ -74,13 +74,19 @@ def parse_vocabulary(value: str | None) -> list[str] | None:
     return words
 
 
-def open_session(model_dir: Path | None):
+BACKEND_CHOICES = ("tf", "openvino", "openvino-bf16")  # tagger.model.BACKENDS, without importing TensorFlow
+backend_option = click.option(
+    "--backend", type=click.Choice(BACKEND_CHOICES), default="tf", show_default=True,
+    help="Inference backend: TensorFlow fp32, or OpenVINO in fp32 or bf16 (needs the openvino extra).")
+
+
+def open_session(model_dir: Path | None, backend: str = "tf"):
     """Load a model bundle, or exit with one line saying why not."""
     from tagger.model import ModelNotFound, TaggerSession
 
     path = model_dir or default_model()
     try:
-        return TaggerSession(path)
+        return TaggerSession(path, backend)
     except ModelNotFound as exc:
         fail(str(exc))
     except (OSError, ValueError, KeyError) as exc:

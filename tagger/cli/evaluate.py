@@ -7,14 +7,15 @@ from pathlib import Path
 
 import click
 
-from tagger.cli.common import (EXIT_OK, batch_option, fail, model_option, open_session, show_progress,
-                               threshold_option, workers_option)
+from tagger.cli.common import (EXIT_OK, backend_option, batch_option, fail, model_option, open_session,
+                               show_progress, threshold_option, workers_option)
 
 
 @click.command("evaluate")
 @click.argument("folder", metavar="[DIR]", required=False,
                 type=click.Path(exists=True, file_okay=False, path_type=Path))
 @model_option
+@backend_option
 @threshold_option
 @click.option("--labels", "labels_file", type=click.Path(path_type=Path, dir_okay=False),
               help="Read true tags from this file instead of the photos' metadata "
@@ -31,7 +32,7 @@ from tagger.cli.common import (EXIT_OK, batch_option, fail, model_option, open_s
               help="Write a PNG: per-tag accuracy against the baseline, and precision-recall curves.")
 @batch_option
 @workers_option
-def command(folder, model_dir, threshold, labels_file, class_map, split, json_file, markdown_file, figure_file,
+def command(folder, model_dir, backend, threshold, labels_file, class_map, split, json_file, markdown_file, figure_file,
             batch_size, workers):
     """Measure a model on photos whose true tags are known.
 
@@ -73,6 +74,10 @@ def command(folder, model_dir, threshold, labels_file, class_map, split, json_fi
         fail(str(exc))
     for name, reason in read_errors:
         click.echo(f"terc-tag: {name}: {reason}", err=True)
+    unlabelled = [p for p, tags in labels.items() if not tags]
+    if unlabelled:  # as in training: a photo without any vocabulary tag is unlabelled, not negative
+        click.echo(f"terc-tag: {len(unlabelled)} photos carry no tag of the vocabulary and were left out", err=True)
+        labels = {p: tags for p, tags in labels.items() if tags}
     if not labels:
         fail(f"no labelled photos to evaluate in {folder}")
     trained_on = set(card.get("split", {}).get("train", [])) | set(card.get("split", {}).get("validation", []))
@@ -81,7 +86,7 @@ def command(folder, model_dir, threshold, labels_file, class_map, split, json_fi
         click.echo(f"terc-tag: warning: {seen} of these photos were used to train this model; the figures "
                    "overstate its accuracy (use --split test).", err=True)
 
-    session = open_session(bundle)
+    session = open_session(bundle, backend)
     try:
         report = evaluate(session, folder, labels, threshold, batch_size, workers, show_progress())
     except ValueError as exc:

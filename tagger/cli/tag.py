@@ -9,14 +9,15 @@ from pathlib import Path
 
 import click
 
-from tagger.cli.common import (EXIT_LOCKED, EXIT_OK, EXIT_SOME_FAILED, batch_option, fail, model_option,
-                               open_session, show_progress, threshold_option, workers_option)
+from tagger.cli.common import (EXIT_LOCKED, EXIT_OK, EXIT_SOME_FAILED, backend_option, batch_option, fail,
+                               model_option, open_session, show_progress, threshold_option, workers_option)
 
 
 @click.command("tag")
 @click.argument("input_dir", metavar="INPUT", type=click.Path(path_type=Path))
 @click.argument("output_dir", metavar="OUTPUT", type=click.Path(path_type=Path))
 @model_option
+@backend_option
 @threshold_option
 @click.option("--force", is_flag=True, help="Re-tag every photo, even those an earlier run finished.")
 @click.option("--dry-run", is_flag=True, help="Say what would be tagged; write nothing.")
@@ -31,7 +32,7 @@ from tagger.cli.common import (EXIT_LOCKED, EXIT_OK, EXIT_SOME_FAILED, batch_opt
               help="Append a line per run, and one per failed file, to this log.")
 @click.option("--json-summary", type=click.Path(path_type=Path, dir_okay=False),
               help="Write the run's summary (every failed and skipped file) as JSON.")
-def command(input_dir, output_dir, model_dir, threshold, force, dry_run, review_file, review_margin,
+def command(input_dir, output_dir, model_dir, backend, threshold, force, dry_run, review_file, review_margin,
             batch_size, workers, quiet, log_file, json_summary):
     """Tag the photos of INPUT into a copy of it at OUTPUT.
 
@@ -53,7 +54,7 @@ def command(input_dir, output_dir, model_dir, threshold, force, dry_run, review_
     from tagger.report import console, print_summary
     from tagger.state import LockHeld
 
-    session = open_session(model_dir)
+    session = open_session(model_dir, backend)
     try:
         summary = tag_folder(input_dir, output_dir, session, threshold=threshold, force=force, dry_run=dry_run,
                              batch_size=batch_size, workers=workers, review_margin=review_margin,

@@ -1,0 +1,29 @@
+"""The OpenVINO backends against the TensorFlow fp32 reference, on real photos."""
+
+import numpy as np
+import pytest
+
+from tagger.decode import decode_photo
+from tagger.model import TaggerSession
+from conftest import DEFAULT_MODEL, ISS
+
+pytest.importorskip("openvino")
+
+
+@pytest.fixture(scope="module")
+def pixels():
+    return np.stack([decode_photo(p.read_bytes(), (224, 224)) for p in sorted(ISS.glob("*.jpg"))])
+
+
+@pytest.mark.parametrize("backend, tolerance", [("openvino", 1e-4), ("openvino-bf16", 0.05)])
+def test_backend_matches_tensorflow(session, pixels, backend, tolerance):
+    other = TaggerSession(DEFAULT_MODEL, backend=backend)
+    reference, probabilities = session.predict(pixels), other.predict(pixels)
+    assert probabilities.shape == reference.shape
+    assert np.abs(probabilities - reference).max() < tolerance
+    assert other.model_id != session.model_id  # switching backend re-tags on the next run
+
+
+def test_unknown_backend():
+    with pytest.raises(ValueError, match="unknown backend"):
+        TaggerSession(DEFAULT_MODEL, backend="abacus")
