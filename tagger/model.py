@@ -113,7 +113,7 @@ def openvino_forward(tf_forward, bf16: bool):
     try:
         import openvino
     except ImportError:
-        raise ValueError("the openvino backend needs OpenVINO: pip install 'terc-tag[openvino]'") from None
+        raise ValueError("the openvino backends need OpenVINO: pip install openvino") from None
     compiled = openvino.Core().compile_model(
         openvino.convert_model(tf_forward.get_concrete_function()), "CPU",
         {"INFERENCE_PRECISION_HINT": "bf16" if bf16 else "f32", "PERFORMANCE_HINT": "LATENCY"})

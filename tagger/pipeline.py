@@ -67,7 +67,8 @@ class Summary:
         }
 
 
-def check_folders(input_dir: Path, output_dir: Path) -> None:
+def check_folders(input_dir: Path, output_dir: Path, create: bool = True) -> None:
+    """Refuse unusable folders with one clear line; create OUTPUT unless ``create`` is False (dry runs)."""
     if not input_dir.exists():
         raise FolderError(f"INPUT {input_dir} does not exist")
     if not input_dir.is_dir():
@@ -78,6 +79,8 @@ def check_folders(input_dir: Path, output_dir: Path) -> None:
         raise FolderError(f"INPUT {input_dir} is inside OUTPUT {output_dir}; choose a folder outside it")
     if output_dir.exists() and not output_dir.is_dir():
         raise FolderError(f"OUTPUT {output_dir} exists and is not a folder")
+    if not create:
+        return
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -101,7 +104,7 @@ def tag_folder(input_dir, output_dir, session, *, threshold: float | str = 0.5, 
     summary = Summary(input_dir, output_dir, str(session.path),
                       dict(zip(session.vocabulary, map(float, thresholds))), dry_run=dry_run)
     started = time.perf_counter()
-    (check_folders_readonly if dry_run else check_folders)(input_dir, output_dir)
+    check_folders(input_dir, output_dir, create=not dry_run)
     found = discover(input_dir)
     summary.skipped = [(str(p), reason) for p, reason in found.skipped]
     run_key = f"{session.model_id}:{threshold}"
@@ -140,13 +143,6 @@ def tag_folder(input_dir, output_dir, session, *, threshold: float | str = 0.5, 
             state.close()
     summary.seconds = time.perf_counter() - started
     return summary
-
-
-def check_folders_readonly(input_dir: Path, output_dir: Path) -> None:
-    if not input_dir.is_dir():
-        raise FolderError(f"INPUT {input_dir} is not a folder")
-    if is_inside(output_dir, input_dir) or is_inside(input_dir, output_dir):
-        raise FolderError(f"INPUT {input_dir} and OUTPUT {output_dir} must not contain each other")
 
 
 def _pending(photos, input_dir, output_dir, state, run_key, force, summary) -> list[tuple[Path, os.stat_result]]:

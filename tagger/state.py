@@ -37,14 +37,7 @@ class RunLock:
     def __enter__(self) -> "RunLock":
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
-            os.close(fd)
-            if exc.errno in (errno.EAGAIN, errno.EACCES):
-                raise LockHeld(f"another terc-tag run (pid {holder}) is writing to {self.path.parent.parent}") from None
-            raise
+        self._take(fd)
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
         self._fd = fd
@@ -54,6 +47,28 @@ class RunLock:
         if self._fd is not None:
             os.close(self._fd)  # closing releases the flock
             self._fd = None
+
+    def check(self) -> None:
+        """Raise LockHeld now if another run holds the lock; writes and creates nothing.
+
+        A fast path for the command line, which calls it before loading the
+        model: the run itself still takes the lock when it starts writing.
+        """
+        if self.path.exists():
+            fd = os.open(self.path, os.O_RDONLY)
+            self._take(fd)
+            os.close(fd)
+
+    def _take(self, fd: int) -> None:
+        """flock ``fd`` without waiting; on failure close it and say who holds the lock."""
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            if exc.errno in (errno.EAGAIN, errno.EACCES):
+                raise LockHeld(f"another terc-tag run (pid {holder}) is writing to {self.path.parent.parent}") from None
+            raise
 
 
 @dataclass

@@ -18,6 +18,7 @@ BAD = {
     "text.jpg": "not a readable image",
     "bomb.png": "pixel",
     "bad-exif.jpg": "exiv2 rejects this photo's metadata",
+    "oversized-xmp.jpg": "larger than 65535 bytes",
 }
 #: Awkward but valid photos: they must be tagged.
 VALID_ODD = ["cmyk.jpg", "grey.jpg", "sixteen-bit.tif", "alpha.png", "rotated-6.jpg", "rotated-8.jpg",
@@ -45,6 +46,17 @@ def with_bad_exif(jpeg: bytes) -> bytes:
     return jpeg[:2] + segment + jpeg[2:]
 
 
+def with_oversized_xmp(jpeg: bytes) -> bytes:
+    """The photo with an extra XMP segment of nearly 64 KB, the most a JPEG segment can hold."""
+    packet = ('<?xpacket begin="" id="W5M0MpCehiHzreSzNTczkc9d"?><x:xmpmeta xmlns:x="adobe:ns:meta/">'
+              '<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description rdf:about="" '
+              'xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:description><rdf:Alt><rdf:li xml:lang="x-default">'
+              + "y" * 65000 + '</rdf:li></rdf:Alt></dc:description></rdf:Description></rdf:RDF></x:xmpmeta>'
+              '<?xpacket end="w"?>').encode()
+    body = b"http://ns.adobe.com/xap/1.0/\0" + packet
+    return jpeg[:2] + b"\xff\xe1" + struct.pack(">H", len(body) + 2) + body + jpeg[2:]
+
+
 def build(folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     source = (ISS / "iss038e040838.jpg").read_bytes()
@@ -70,6 +82,8 @@ def build(folder: Path) -> Path:
     (folder / "Über die Erde ☄.jpg").write_bytes(source)
     (folder / "name with spaces.JPG").write_bytes(source)
     (folder / "bad-exif.jpg").write_bytes(with_bad_exif(source))
+    (folder / "oversized-xmp.jpg").write_bytes(with_oversized_xmp(source))
+    os.mkfifo(folder / "pipe.jpg")  # reading it would block forever
     (folder / "readme.txt").write_text("not a photo")
     (folder / "sub").mkdir(exist_ok=True)
     os.symlink("..", folder / "sub" / "loop")

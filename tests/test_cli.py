@@ -163,3 +163,23 @@ def test_evaluate_leaves_out_unlabelled_photos(iss_photos, tmp_path):
     assert result.exit_code == 0
     assert "1 photos carry no tag of the vocabulary" in result.output
     assert json.loads(report_file.read_text())["n_images"] == 6
+
+
+def test_evaluate_without_dir_says_what_to_pass_when_test_photos_are_elsewhere(tmp_path):
+    import shutil
+
+    moved = tmp_path / "moved-model"
+    shutil.copytree(ROOT / "models" / "terc-iss", moved)
+    result = run("evaluate", "--model", moved)
+    assert result.exit_code == 2
+    assert "pass the folder: terc-tag evaluate DIR" in result.output
+
+
+def test_evaluate_split_selects_card_members(tmp_path):
+    card = json.loads((ROOT / "models" / "terc-iss" / "model.json").read_text())
+    test_photos = {p.name for p in ISS.glob("*.jpg")} & set(card["split"]["test"])
+    assert len(test_photos) == 6  # the fixtures come from the test split
+    report_file = tmp_path / "r.json"
+    assert run("evaluate", ISS, "--split", "train", "--json", report_file).exit_code == 2  # none are training photos
+    assert run("evaluate", ISS, "--split", "test", "--json", report_file).exit_code == 0
+    assert json.loads(report_file.read_text())["n_images"] == 6

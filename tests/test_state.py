@@ -16,6 +16,12 @@ def test_second_lock_is_refused_with_the_holder(tmp_path):
                 pass
     with RunLock(tmp_path):  # released on exit
         pass
+    RunLock(tmp_path).check()  # free: no error
+
+
+def test_check_creates_nothing(tmp_path):
+    RunLock(tmp_path / "out").check()
+    assert not (tmp_path / "out").exists()
 
 
 def test_lock_of_a_killed_process_is_not_stale(tmp_path):

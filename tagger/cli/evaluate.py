@@ -15,7 +15,7 @@ from tagger.cli.common import (EXIT_OK, backend_option, batch_option, fail, mode
 @click.argument("folder", metavar="[DIR]", required=False,
                 type=click.Path(exists=True, file_okay=False, path_type=Path))
 @model_option
-@backend_option
+@backend_option("tf")
 @threshold_option
 @click.option("--labels", "labels_file", type=click.Path(path_type=Path, dir_okay=False),
               help="Read true tags from this file instead of the photos' metadata "

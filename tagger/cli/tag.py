@@ -17,7 +17,7 @@ from tagger.cli.common import (EXIT_LOCKED, EXIT_OK, EXIT_SOME_FAILED, backend_o
 @click.argument("input_dir", metavar="INPUT", type=click.Path(path_type=Path))
 @click.argument("output_dir", metavar="OUTPUT", type=click.Path(path_type=Path))
 @model_option
-@backend_option
+@backend_option("openvino-bf16")
 @threshold_option
 @click.option("--force", is_flag=True, help="Re-tag every photo, even those an earlier run finished.")
 @click.option("--dry-run", is_flag=True, help="Say what would be tagged; write nothing.")
@@ -52,8 +52,12 @@ def command(input_dir, output_dir, model_dir, backend, threshold, force, dry_run
     """
     from tagger.pipeline import FolderError, tag_folder, write_review
     from tagger.report import console, print_summary
-    from tagger.state import LockHeld
+    from tagger.state import LockHeld, RunLock
 
+    try:
+        RunLock(output_dir).check()  # before spending seconds on loading the model
+    except LockHeld as exc:
+        fail(str(exc), EXIT_LOCKED)
     session = open_session(model_dir, backend)
     try:
         summary = tag_folder(input_dir, output_dir, session, threshold=threshold, force=force, dry_run=dry_run,
