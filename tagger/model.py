@@ -124,6 +124,8 @@ class TaggerSession:
     """A loaded model bundle, ready to predict; build one per bundle and reuse it."""
 
     def __init__(self, bundle: str | os.PathLike, backend: str = "tf"):
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
         self.path = Path(bundle)
         card_path, weights_path = self.path / "model.json", self.path / "weights.npz"
         if not card_path.is_file() or not weights_path.is_file():
@@ -137,8 +139,6 @@ class TaggerSession:
         # One traced graph for every batch size: no retracing when the last batch is short.
         traced = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True,
                              input_signature=[tf.TensorSpec((None, *self.size[::-1], 3), tf.float32)])
-        if backend not in BACKENDS:
-            raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
         self.backend = backend
         if backend == "tf":
             self._forward = lambda pixels: traced(tf.constant(pixels)).numpy()

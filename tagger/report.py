@@ -56,6 +56,16 @@ def evaluation_table(report: dict) -> Table:
     return table
 
 
+def confusion_table(report: dict) -> Table | None:
+    """For single-label vocabularies: true tag against highest-probability tag."""
+    if not report.get("confusion_matrix"):
+        return None
+    table = Table("true \\ predicted", *report["vocabulary"], title="Confusion matrix", title_justify="left")
+    for i, (tag, row) in enumerate(zip(report["vocabulary"], report["confusion_matrix"])):
+        table.add_row(tag, *(f"[bold]{n}[/]" if i == j else str(n) for j, n in enumerate(row)))
+    return table
+
+
 def overall_lines(report: dict) -> list[str]:
     o = report["overall"]
     return [

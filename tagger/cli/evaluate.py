@@ -52,7 +52,8 @@ def command(folder, model_dir, backend, threshold, labels_file, class_map, split
     from tagger.discover import discover
     from tagger.evaluate import EvaluateError, evaluate, held_out_photos, read_card
     from tagger.labels import LabelsError, labels_from_metadata, match_labels, read_labels_file
-    from tagger.report import console as make_console, evaluation_table, figure, markdown, overall_lines
+    from tagger.report import (confusion_table, console as make_console, evaluation_table, figure, markdown,
+                               overall_lines)
 
     bundle = model_dir or default_model()
     console = make_console()
@@ -94,6 +95,8 @@ def command(folder, model_dir, backend, threshold, labels_file, class_map, split
     console.print(evaluation_table(report))
     for line in overall_lines(report):
         console.print(line)
+    if confusion_table(report):
+        console.print(confusion_table(report))
     for item in report["failed"]:
         click.echo(f"terc-tag: {item['file']}: {item['reason']}", err=True)
     if json_file:
