@@ -62,7 +62,11 @@ def initial_weights(model: keras.Model, weights: str) -> dict:
     if weights == "none":
         return {"source": "none (random initialisation)", "layers_loaded": 0}
     if weights == "imagenet":
-        reference = keras.applications.ResNet50(include_top=False, weights="imagenet")
+        try:
+            reference = keras.applications.ResNet50(include_top=False, weights="imagenet")
+        except Exception as exc:  # Keras reports a failed download as a bare Exception
+            raise TrainError(f"cannot download the ImageNet weights ({exc}); without internet, copy "
+                             "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5 here and pass --weights FILE") from None
         arrays = {f"{l.name}/{i}": w for l in reference.layers for i, w in enumerate(l.get_weights())}
         return {"source": "imagenet (keras.applications download)", "layers_loaded": len(load_weights(model, arrays))}
     path = Path(weights)
