@@ -14,7 +14,7 @@ import numpy as np
 from tqdm import tqdm
 
 from tagger.decode import batched, iter_decoded
-from tagger.metrics import confusion_matrix, evaluate_predictions
+from tagger.metrics import confusion_matrix, evaluate_predictions, precision_recall_curve
 
 
 class EvaluateError(Exception):
@@ -79,6 +79,5 @@ def evaluate(session, root: Path, labels: dict[Path, list[str]], threshold: floa
 
 
 def _pr_points(y: np.ndarray, s: np.ndarray) -> dict:
-    from tagger.metrics import precision_recall_curve
     precision, recall = precision_recall_curve(y, s)
     return {"precision": np.round(precision, 4).tolist(), "recall": np.round(recall, 4).tolist()}

@@ -86,6 +86,13 @@ def test_tag_exit_code_1_names_the_failed_file(iss_photos, tmp_path):
     assert "broken.jpg" in result.output
 
 
+def test_unwritable_report_is_one_more_failure_not_a_crash(iss_photos, tmp_path):
+    result = run(iss_photos, tmp_path / "out", "--json-summary", tmp_path / "no" / "such" / "dir" / "s.json")
+    assert result.exit_code == 1
+    assert "s.json: cannot write" in result.output
+    assert len(list((tmp_path / "out").glob("*.jpg"))) == 6
+
+
 def test_tag_exit_code_3_when_another_run_holds_the_lock(iss_photos, tmp_path):
     out = tmp_path / "out"
     with RunLock(out):

@@ -33,7 +33,8 @@ def main():
       terc-tag evaluate                     the default model on its test split
       terc-tag train ./labelled --out models/mine
 
-    Exit codes: 0 all good, 1 some files failed, 2 usage error, 3 another run holds the lock.
+    Exit codes: 0 all good, 1 some files failed, 2 usage error, 3 another run holds the lock,
+    130 interrupted.
     """
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from tagger.cli.common import (EXIT_LOCKED, EXIT_OK, EXIT_SOME_FAILED, backend_option, batch_option, fail,
+from tagger.cli.common import (EXIT_INTERRUPTED, EXIT_LOCKED, EXIT_OK, EXIT_SOME_FAILED, backend_option, batch_option, fail,
                                model_option, open_session, show_progress, threshold_option, workers_option)
 
 
@@ -48,7 +48,8 @@ def command(input_dir, output_dir, model_dir, backend, threshold, force, dry_run
       terc-tag tag ./incoming ./tagged --threshold calibrated --review review.csv
       terc-tag ./incoming ./tagged --quiet --log-file tagging.log   # from cron
 
-    Exit codes: 0 all good, 1 some files failed, 2 usage error, 3 another run holds the lock.
+    Exit codes: 0 all good, 1 some files failed, 2 usage error, 3 another run holds the lock,
+    130 interrupted.
     """
     from tagger.pipeline import FolderError, tag_folder, write_review
     from tagger.report import console, print_summary
@@ -71,15 +72,23 @@ def command(input_dir, output_dir, model_dir, backend, threshold, force, dry_run
         fail(str(exc))
     except OSError as exc:
         fail(f"cannot write to OUTPUT {output_dir}: {exc.strerror or exc}")
+    except KeyboardInterrupt:
+        fail("interrupted; every photo finished so far is kept, and a rerun goes on from there", EXIT_INTERRUPTED)
 
+    reports = []
     if review_file and not dry_run:
-        count = write_review(review_file, output_dir, summary.thresholds, review_margin)
-        if not quiet:
-            click.echo(f"{count} photos to review in {review_file}")
+        reports.append((review_file, lambda: write_review(review_file, output_dir, summary.thresholds, review_margin)))
     if json_summary:
-        json_summary.write_text(json.dumps(summary.as_dict(), indent=1))
+        reports.append((json_summary, lambda: json_summary.write_text(json.dumps(summary.as_dict(), indent=1))))
     if log_file:
-        _append_log(log_file, summary)
+        reports.append((log_file, lambda: _append_log(log_file, summary)))
+    for path, write in reports:  # the photos are done; a report that cannot be written is one failure more
+        try:
+            count = write()
+            if path == review_file and not quiet:
+                click.echo(f"{count} photos to review in {review_file}")
+        except OSError as exc:
+            summary.failed.append((str(path), f"cannot write: {exc.strerror or exc}"))
     if not quiet:
         print_summary(summary, console())
     elif summary.failed:
