@@ -10,26 +10,20 @@ TensorFlow fp32 over every photo in --images.
 from __future__ import annotations
 
 import argparse
-import time
+import sys
 from pathlib import Path
 
 import numpy as np
 
-from tagger.cli.common import default_model
-from tagger.decode import batched, iter_decoded
-from tagger.discover import discover
-from tagger.model import BACKENDS, TaggerSession
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import model_only  # noqa: E402
+
+from tagger.cli.common import default_model  # noqa: E402
+from tagger.decode import batched, iter_decoded  # noqa: E402
+from tagger.discover import discover  # noqa: E402
+from tagger.model import BACKENDS, TaggerSession  # noqa: E402
 
 DEFAULT_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "data" / "iss-terc" / "images"
-
-
-def throughput(session: TaggerSession, batch_size: int, batches: int = 12) -> float:
-    pixels = np.random.default_rng(0).integers(0, 256, (batch_size, *session.size, 3), dtype=np.uint8)
-    session.predict(pixels)
-    started = time.perf_counter()
-    for _ in range(batches):
-        session.predict(pixels)
-    return batch_size * batches / (time.perf_counter() - started)
 
 
 def main() -> None:
@@ -43,7 +37,7 @@ def main() -> None:
     probabilities = {b: np.concatenate([s.predict(np.stack(chunk)) for chunk in batched(pixels, args.batch_size)])
                      for b, s in sessions.items()}
     reference = probabilities["tf"] >= 0.5
-    speeds = {b: throughput(s, args.batch_size) for b, s in sessions.items()}
+    speeds = {b: model_only(s, args.batch_size, batches=12) for b, s in sessions.items()}
     print(f"{len(pixels)} photos, batch {args.batch_size}")
     print("| backend | photos/s (model only) | vs tf | decisions agreeing with tf | max |p - p_tf| |")
     print("|---|---:|---:|---:|---:|")

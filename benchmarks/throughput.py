@@ -25,20 +25,11 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _photos import DEFAULT_SOURCE, many_photos  # noqa: E402
+from _common import DEFAULT_SOURCE, many_photos, model_only  # noqa: E402
 
 from tagger.cli.common import default_model  # noqa: E402
 from tagger.model import TaggerSession  # noqa: E402
 from tagger.pipeline import tag_folder  # noqa: E402
-
-
-def model_only(session: TaggerSession, batch_size: int, batches: int) -> float:
-    pixels = np.random.default_rng(0).integers(0, 256, (batch_size, *session.size, 3), dtype=np.uint8)
-    session.predict(pixels)  # warm up
-    started = time.perf_counter()
-    for _ in range(batches):
-        session.predict(pixels)
-    return batch_size * batches / (time.perf_counter() - started)
 
 
 def naive(session: TaggerSession, photos: list[Path], out: Path) -> float:

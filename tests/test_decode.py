@@ -1,6 +1,4 @@
 import io
-import struct
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -9,19 +7,14 @@ from PIL import Image
 
 from tagger.decode import DecodeError, decode_photo, iter_decoded
 from conftest import ISS, jpeg_bytes
+from hostile import bomb_png
 
 SIZE = (64, 64)
 
 
-def _png(image: Image.Image) -> bytes:
+def _encode(image: Image.Image, fmt: str) -> bytes:
     buffer = io.BytesIO()
-    image.save(buffer, "PNG")
-    return buffer.getvalue()
-
-
-def _tiff(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, "TIFF")
+    image.save(buffer, fmt)
     return buffer.getvalue()
 
 
@@ -51,7 +44,7 @@ def test_exif_orientation_is_applied():
 ])
 def test_other_modes_become_rgb(make):
     image = make()
-    for data in (_png(image) if image.mode != "CMYK" else None, _tiff(image)):
+    for data in (_encode(image, "PNG") if image.mode != "CMYK" else None, _encode(image, "TIFF")):
         if data is not None:
             assert decode_photo(data, SIZE).shape == (64, 64, 3)
 
@@ -65,13 +58,13 @@ def test_cmyk_jpeg_looks_red():
 
 def test_sixteen_bit_greyscale_is_scaled_not_clipped():
     image = Image.fromarray(np.full((30, 50), 32768, np.uint16))
-    grey = decode_photo(_png(image), SIZE)
+    grey = decode_photo(_encode(image, "PNG"), SIZE)
     assert 120 < grey.mean() < 135  # half of 65535 -> half of 255
 
 
 def test_transparent_pixels_are_composited():
     image = Image.new("RGBA", (50, 30), (255, 255, 255, 0))
-    assert decode_photo(_png(image), SIZE).max() == 0
+    assert decode_photo(_encode(image, "PNG"), SIZE).max() == 0
 
 
 @pytest.mark.parametrize("data, message", [
@@ -87,14 +80,6 @@ def test_truncated_jpeg_is_an_error():
     data = next(ISS.glob("*.jpg")).read_bytes()
     with pytest.raises(DecodeError):
         decode_photo(data[: len(data) // 3], SIZE)
-
-
-def bomb_png(width=40000, height=40000) -> bytes:
-    """A tiny PNG file that claims 40000x40000 pixels."""
-    def chunk(kind, body):
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 100)) + chunk(b"IEND", b"")
 
 
 def test_decompression_bomb_is_refused():

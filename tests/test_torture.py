@@ -3,6 +3,7 @@
 import csv
 import errno
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -64,10 +65,7 @@ def test_odd_photos_are_read_as_a_person_sees_them(tmp_path, session):
 
 
 def test_full_disk_fails_those_files_and_the_next_run_finishes(tmp_path, session, monkeypatch):
-    src = tmp_path / "in"
-    src.mkdir()
-    for photo in ISS.glob("*.jpg"):
-        (src / photo.name).write_bytes(photo.read_bytes())
+    src = shutil.copytree(ISS, tmp_path / "in")
     real_write, calls = tagger.pipeline.atomic_write, []
 
     def disk_fills_up(path, data):
@@ -88,10 +86,7 @@ def test_full_disk_fails_those_files_and_the_next_run_finishes(tmp_path, session
 
 
 def test_a_photo_that_vanishes_mid_run(tmp_path, session, monkeypatch):
-    src = tmp_path / "in"
-    src.mkdir()
-    for photo in ISS.glob("*.jpg"):
-        (src / photo.name).write_bytes(photo.read_bytes())
+    src = shutil.copytree(ISS, tmp_path / "in")
     real_discover = tagger.pipeline.discover
 
     def discover_then_delete(root):

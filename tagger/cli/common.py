@@ -56,6 +56,13 @@ model_option = click.option(
 threshold_option = click.option(
     "--threshold", "--thresholds", "threshold", type=ThresholdType(), default=0.5, show_default=True,
     help="Tag when probability >= this, or 'calibrated' for the per-tag thresholds in the model card.")
+labels_option = click.option(
+    "--labels", "labels_file", type=click.Path(path_type=Path, dir_okay=False),
+    help="Read labels from this file instead of the photos' metadata "
+         "(CSV 'file,tags', or a 'file class_id' list with classmap.csv beside it).")
+class_map_option = click.option(
+    "--class-map", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="class_id,name CSV for a 'file class_id' labels list (default: classmap.csv beside it).")
 batch_option = click.option("--batch-size", type=click.IntRange(1, 1024), default=32, show_default=True,
                             help="Photos per inference batch.")
 workers_option = click.option("--workers", type=click.IntRange(1, 64), default=None,

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from tagger.cli.common import (EXIT_OK, backend_option, batch_option, fail, model_option, open_session,
-                               show_progress, threshold_option, workers_option)
+from tagger.cli.common import (EXIT_OK, backend_option, batch_option, class_map_option, fail, labels_option,
+                               model_option, open_session, show_progress, threshold_option, workers_option)
 
 
 @click.command("evaluate")
@@ -17,11 +17,8 @@ from tagger.cli.common import (EXIT_OK, backend_option, batch_option, fail, mode
 @model_option
 @backend_option("tf")
 @threshold_option
-@click.option("--labels", "labels_file", type=click.Path(path_type=Path, dir_okay=False),
-              help="Read true tags from this file instead of the photos' metadata "
-                   "(CSV 'file,tags', or a 'file class_id' list with classmap.csv beside it).")
-@click.option("--class-map", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="class_id,name CSV for a 'file class_id' labels list.")
+@labels_option
+@class_map_option
 @click.option("--split", type=click.Choice(["all", "train", "validation", "test"]), default=None,
               help="Only the photos of DIR in this split of the model card (default without DIR: test; with DIR: all).")
 @click.option("--json", "json_file", type=click.Path(path_type=Path, dir_okay=False),

@@ -6,18 +6,16 @@ from pathlib import Path
 
 import click
 
-from tagger.cli.common import EXIT_OK, EXIT_SOME_FAILED, fail, model_option, parse_vocabulary
+from tagger.cli.common import (EXIT_OK, EXIT_SOME_FAILED, class_map_option, fail, labels_option, model_option,
+                               parse_vocabulary)
 
 
 @click.command("labels")
 @click.argument("folder", metavar="DIR", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--csv", "csv_file", type=click.Path(path_type=Path, dir_okay=False),
               help="Write 'file,tags' rows to this CSV instead of printing them.")
-@click.option("--labels", "labels_file", type=click.Path(path_type=Path, dir_okay=False),
-              help="Read labels from this file instead of the photos' metadata "
-                   "(CSV 'file,tags', or a 'file class_id' list with classmap.csv beside it).")
-@click.option("--class-map", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="class_id,name CSV for a 'file class_id' labels list (default: classmap.csv beside it).")
+@labels_option
+@class_map_option
 @click.option("--vocabulary", help="Tags to keep: comma-separated, or a file with one per line. "
                                    "Default: the model's vocabulary.")
 @model_option

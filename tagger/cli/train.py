@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from tagger.cli.common import EXIT_OK, fail, parse_vocabulary
+from tagger.cli.common import EXIT_OK, class_map_option, fail, labels_option, parse_vocabulary
 
 
 def _positive_list(ctx, param, value: str) -> list[float]:
@@ -24,10 +24,8 @@ def _positive_list(ctx, param, value: str) -> list[float]:
 @click.argument("folder", metavar="DIR", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder for the new model bundle, e.g. models/mine.")
-@click.option("--labels", "labels_file", type=click.Path(path_type=Path, dir_okay=False),
-              help="Read labels from this file instead of the photos' metadata.")
-@click.option("--class-map", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="class_id,name CSV for a 'file class_id' labels list.")
+@labels_option
+@class_map_option
 @click.option("--vocabulary", help="Tags to learn: comma-separated or a file, one per line "
                                    "(default: the 12 TERC tags, or the labels file's classes).")
 @click.option("--weights", default="imagenet", show_default=True,

@@ -1,9 +1,12 @@
-"""A folder of many full-size ISS photos, for the benchmarks."""
+"""What the benchmarks share: a folder of many full-size ISS photos, and model-only speed."""
 
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
+
+import numpy as np
 
 DEFAULT_SOURCE = Path(__file__).resolve().parents[2] / "shared" / "data" / "iss-fullres"
 
@@ -26,3 +29,13 @@ def many_photos(folder: Path, count: int, source: Path = DEFAULT_SOURCE) -> list
             os.link(originals[i % len(originals)], target)
         made.append(target)
     return made
+
+
+def model_only(session, batch_size: int, batches: int) -> float:
+    """Photos per second of ``session.predict`` alone, on ready-made batches (no decoding, no I/O)."""
+    pixels = np.random.default_rng(0).integers(0, 256, (batch_size, *session.size, 3), dtype=np.uint8)
+    session.predict(pixels)  # warm up
+    started = time.perf_counter()
+    for _ in range(batches):
+        session.predict(pixels)
+    return batch_size * batches / (time.perf_counter() - started)
