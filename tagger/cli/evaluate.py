@@ -29,8 +29,8 @@ from tagger.cli.common import (EXIT_OK, backend_option, batch_option, class_map_
               help="Write a PNG: per-tag accuracy against the baseline, and precision-recall curves.")
 @batch_option
 @workers_option
-def command(folder, model_dir, backend, threshold, labels_file, class_map, split, json_file, markdown_file, figure_file,
-            batch_size, workers):
+def command(folder, model_dir, backend, threshold, labels_file, class_map, split, json_file, markdown_file,
+            figure_file, batch_size, workers):
     """Measure a model on photos whose true tags are known.
 
     Prints, per tag: support, accuracy, the naive baseline's accuracy (always
@@ -92,8 +92,9 @@ def command(folder, model_dir, backend, threshold, labels_file, class_map, split
     console.print(evaluation_table(report))
     for line in overall_lines(report):
         console.print(line)
-    if confusion_table(report):
-        console.print(confusion_table(report))
+    confusion = confusion_table(report)
+    if confusion:
+        console.print(confusion)
     for item in report["failed"]:
         click.echo(f"terc-tag: {item['file']}: {item['reason']}", err=True)
     if json_file:

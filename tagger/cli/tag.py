@@ -9,8 +9,9 @@ from pathlib import Path
 
 import click
 
-from tagger.cli.common import (EXIT_INTERRUPTED, EXIT_LOCKED, EXIT_OK, EXIT_SOME_FAILED, backend_option, batch_option, fail,
-                               model_option, open_session, show_progress, threshold_option, workers_option)
+from tagger.cli.common import (EXIT_INTERRUPTED, EXIT_LOCKED, EXIT_OK, EXIT_SOME_FAILED, backend_option,
+                               batch_option, fail, model_option, open_session, show_progress, threshold_option,
+                               workers_option)
 
 
 @click.command("tag")
@@ -75,26 +76,30 @@ def command(input_dir, output_dir, model_dir, backend, threshold, force, dry_run
     except KeyboardInterrupt:
         fail("interrupted; every photo finished so far is kept, and a rerun goes on from there", EXIT_INTERRUPTED)
 
-    reports = []
     if review_file and not dry_run:
-        reports.append((review_file, lambda: write_review(review_file, output_dir, summary.thresholds, review_margin)))
+        count = _write_report(summary, review_file,
+                              lambda: write_review(review_file, output_dir, summary.thresholds, review_margin))
+        if count is not None and not quiet:
+            click.echo(f"{count} photos to review in {review_file}")
     if json_summary:
-        reports.append((json_summary, lambda: json_summary.write_text(json.dumps(summary.as_dict(), indent=1))))
+        _write_report(summary, json_summary, lambda: json_summary.write_text(json.dumps(summary.as_dict(), indent=1)))
     if log_file:
-        reports.append((log_file, lambda: _append_log(log_file, summary)))
-    for path, write in reports:  # the photos are done; a report that cannot be written is one failure more
-        try:
-            count = write()
-            if path == review_file and not quiet:
-                click.echo(f"{count} photos to review in {review_file}")
-        except OSError as exc:
-            summary.failed.append((str(path), f"cannot write: {exc.strerror or exc}"))
+        _write_report(summary, log_file, lambda: _append_log(log_file, summary))
     if not quiet:
         print_summary(summary, console())
     elif summary.failed:
         for name, reason in summary.failed:
             click.echo(f"terc-tag: failed: {name}: {reason}", err=True)
     sys.exit(EXIT_SOME_FAILED if summary.failed else EXIT_OK)
+
+
+def _write_report(summary, path: Path, write):
+    """Run ``write``; the photos are done, so a report that cannot be written is one failed file more."""
+    try:
+        return write()
+    except OSError as exc:
+        summary.failed.append((str(path), f"cannot write: {exc.strerror or exc}"))
+        return None
 
 
 def _append_log(path: Path, summary) -> None:
