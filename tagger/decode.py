@@ -20,9 +20,18 @@ from typing import Iterable, Iterator
 import numpy as np
 from PIL import Image, ImageOps
 
-#: Refuse images above this many pixels (4928x3280 is 16 MP): a bigger one is
-#: far more likely a decompression bomb than an ISS photo.
-MAX_PIXELS = 150_000_000
+#: Refuse images above this many pixels (Pillow's own bomb limit, about 89 MP;
+#: 4928x3280 is 16 MP): a bigger one is far more likely a decompression bomb
+#: than an ISS photo.
+MAX_PIXELS = Image.MAX_IMAGE_PIXELS
+
+# Warning filters are process-wide, and decoding runs in several threads, so
+# they are set once here: a per-call warnings.catch_warnings() would race, one
+# thread restoring the filters while another decodes.  Both warnings are
+# handled by this module: the size limit is checked below, and a photo with
+# corrupt EXIF is used as stored.
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+warnings.filterwarnings("ignore", message="Corrupt EXIF data", category=UserWarning, module=r"PIL\.")
 
 
 class DecodeError(Exception):
@@ -39,21 +48,18 @@ def decode_photo(data: bytes, size: tuple[int, int]) -> np.ndarray:
     if not data:
         raise DecodeError("empty file (0 bytes)")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            warnings.simplefilter("ignore", UserWarning)  # "Corrupt EXIF data": the photo is used as stored
-            image = Image.open(io.BytesIO(data))
-            width, height = image.size
-            if width * height > MAX_PIXELS:
-                raise DecodeError(f"{width}x{height} pixels is over the {MAX_PIXELS:,} pixel limit (decompression bomb?)")
-            if image.format == "JPEG":
-                image.draft("RGB", size)
-            image = ImageOps.exif_transpose(image)
-            rgb = _to_rgb(image)
-            return np.asarray(rgb.resize(size, Image.BILINEAR), dtype=np.uint8)
+        image = Image.open(io.BytesIO(data))
+        width, height = image.size
+        if width * height > MAX_PIXELS:
+            raise DecodeError(f"{width}x{height} pixels is over the {MAX_PIXELS:,} pixel limit (decompression bomb?)")
+        if image.format == "JPEG":
+            image.draft("RGB", size)
+        image = ImageOps.exif_transpose(image)
+        rgb = _to_rgb(image)
+        return np.asarray(rgb.resize(size, Image.BILINEAR), dtype=np.uint8)
     except DecodeError:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+    except Image.DecompressionBombError as exc:
         raise DecodeError(f"decompression bomb refused: {exc}") from None
     except Image.UnidentifiedImageError:
         raise DecodeError("not a readable image (unknown or corrupt format)") from None

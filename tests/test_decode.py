@@ -1,4 +1,6 @@
 import io
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -97,3 +99,21 @@ def test_parallel_decoding_keeps_order_and_reports_failures(tmp_path):
     assert [r.path for r in results] == paths
     assert results[2].error.startswith("vanished")
     assert all(r.pixels is not None for i, r in enumerate(results) if i != 2)
+
+
+def test_a_bomb_between_pillows_warning_and_error_limits_is_refused_too():
+    with pytest.raises(DecodeError, match="bomb"):
+        decode_photo(bomb_png(10000, 10000), SIZE)  # 100 MP: Pillow only warns
+
+
+def test_corrupt_exif_prints_nothing_even_from_many_threads(tmp_path):
+    """What cron would mail: a fresh process's stderr, decoding in parallel threads."""
+    from hostile import with_bad_exif
+
+    for i in range(200):
+        (tmp_path / f"{i}.jpg").write_bytes(with_bad_exif((ISS / "iss038e040838.jpg").read_bytes()))
+    code = ("import sys; from pathlib import Path; from tagger.decode import iter_decoded;"
+            "results = list(iter_decoded(sorted(Path(sys.argv[1]).glob('*.jpg')), (64, 64), workers=8, prefetch=16));"
+            "print(sum(r.pixels is not None for r in results))")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "200" and done.stderr == ""
