@@ -12,6 +12,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 ISS = FIXTURES / "iss"
 HIRISE = FIXTURES / "hirise"
 ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples" / "photos"
 DEFAULT_MODEL = ROOT / "models" / "terc-iss"
 
 

@@ -7,8 +7,8 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from PIL import Image
 
 from tagger import TERC_TAGS
-from tagger.metadata import MetadataError, add_keywords, merge, read_keywords, vocabulary_tags
-from conftest import ISS, as_list, exiftool, exiftool_write, jpeg_scan_offset, pixels
+from tagger.metadata import MetadataError, _add_keywords, add_keywords, merge, read_keywords, vocabulary_tags
+from conftest import EXAMPLES, ISS, as_list, exiftool, exiftool_write, jpeg_scan_offset, pixels
 
 PHOTO = ISS / "iss040e092721.jpg"  # tagged Volcano, Day by TERC
 
@@ -84,6 +84,31 @@ def test_png_and_tiff(tmp_path, fmt):
     assert "Aurora" in as_list(info.get("XMP-dc:Subject"))
     assert vocabulary_tags(read_keywords(out.read_bytes()), TERC_TAGS) == ["Aurora"]
     assert np.array_equal(pixels(out), np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")))
+
+
+@pytest.mark.parametrize("photo", sorted(ISS.glob("*.jpg")) + sorted(EXAMPLES.glob("*.jpg")), ids=lambda p: p.name)
+def test_header_only_edit_gives_the_bytes_of_a_whole_file_edit(photo):
+    """add_keywords sends only a JPEG's header through exiv2; the result must not differ."""
+    data = photo.read_bytes()
+    assert add_keywords(data, ["Night", "Moon"]) == _add_keywords(data, ["Night", "Moon"])
+
+
+def test_bytes_after_the_image_are_kept():
+    data = PHOTO.read_bytes() + b"TRAILER: a camera maker's extra data"
+    tagged = add_keywords(data, ["Aurora"])
+    assert tagged.endswith(b"TRAILER: a camera maker's extra data")
+    assert tagged == _add_keywords(data, ["Aurora"])
+
+
+def test_a_header_cut_short_is_edited_like_the_whole_file():
+    cut = PHOTO.read_bytes()[:jpeg_scan_offset(PHOTO.read_bytes()) // 2]
+    outcomes = []
+    for edit in (add_keywords, _add_keywords):
+        try:
+            outcomes.append(edit(cut, ["Day"]))
+        except MetadataError as exc:
+            outcomes.append(type(exc))
+    assert outcomes[0] == outcomes[1]
 
 
 def test_garbage_raises_metadata_error():
