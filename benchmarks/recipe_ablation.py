@@ -17,10 +17,13 @@ from pathlib import Path
 
 from tagger.train import train
 
+INDEPENDENT_AVERAGE = dict(pooling="average", label_sets=False)
 VARIANTS = {
-    "linear probe (one C=1, unbalanced)": dict(c_values=(1.0,), balance=False),
-    "+ class balance": dict(c_values=(1.0,), balance=True),
-    "+ C sweep on validation (default recipe)": dict(),
+    "linear probe (average pooling, one C=1, unbalanced)": dict(c_values=(1.0,), balance=False, **INDEPENDENT_AVERAGE),
+    "+ class balance": dict(c_values=(1.0,), balance=True, **INDEPENDENT_AVERAGE),
+    "+ C sweep": dict(**INDEPENDENT_AVERAGE),
+    "+ GeM pooling": dict(label_sets=False),
+    "+ label sets (default recipe)": dict(),
     "+ 4 dihedral views": dict(views=4),
     "+ fine-tune last 2 blocks, lr sweep": dict(fine_tune_blocks=2, learning_rates=(1e-3, 1e-4), epochs=15),
 }

@@ -2,7 +2,9 @@
 
 With the backbone frozen, training the sigmoid head is a convex problem, so
 Newton's method finds its optimum in a few steps, with no learning rate
-to tune and no early stopping to trust.  On cached ResNet-50 features of the
+to tune and no early stopping to trust.  With fewer photos than features,
+the optimum lies in the span of the photos' features, so the solver works in
+that smaller space (same optimum, a fraction of the cost).  On cached ResNet-50 features of the
 ISS photos it beat the same head trained by Adam by about 0.1 macro-F1.
 """
 
@@ -27,6 +29,10 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, c: float = 0.1, balanced: bool = 
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     n, d = x.shape
+    if d > n:  # the optimal w lies in the row space of x: solve the same problem in n dimensions
+        u, s, vt = np.linalg.svd(x, full_matrices=False)
+        w, b = fit_logistic(u * s, y, c, balanced, iterations, tolerance)
+        return vt.T @ w, b
     positives = y.sum()
     if balanced and 0 < positives < n:
         s = np.where(y > 0, n / (2 * positives), n / (2 * (n - positives)))

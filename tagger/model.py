@@ -11,7 +11,10 @@ A model bundle is a folder with two files:
 
 The network is ResNet-50 from ``keras.applications`` cut at
 ``feature_layer`` (``conv4_block6_out`` when only stages 1-4 are pretrained),
-then global average pooling, standardization and one sigmoid unit per tag.
+then generalized-mean pooling, standardization, one sigmoid unit per tag and,
+optionally, the label-set layer that turns the independent per-tag
+probabilities into the marginals of a posterior over the tag combinations seen
+in training.  The model card's ``head`` says which (``head_config``).
 """
 
 from __future__ import annotations
@@ -53,16 +56,77 @@ class Standardize(keras.layers.Layer):
         return (x - self.mean) / keras.ops.sqrt(self.variance + 1e-6)
 
 
-def build_model(n_tags: int, input_size: int = 224, feature_layer: str = "conv4_block6_out") -> keras.Model:
+class GeMPool(keras.layers.Layer):
+    """Generalized-mean pooling, (mean of x^p)^(1/p) over the feature map.
+
+    Between average (p=1) and max pooling: a small bright object (the Moon,
+    a docking spacecraft) is not averaged away by the dark frame around it.
+    On the ISS photos it beat average pooling in grouped cross-validation
+    (benchmarks/head_cv.py).
+    """
+
+    def __init__(self, p: float = 3.0, **kwargs):
+        super().__init__(**kwargs)
+        self.p = float(p)
+
+    def call(self, x):
+        return keras.ops.power(keras.ops.mean(keras.ops.power(keras.ops.maximum(x, 1e-6), self.p), axis=(1, 2)),
+                               1.0 / self.p)
+
+
+class LabelSetMarginals(keras.layers.Layer):
+    """Per-tag probabilities, made consistent with the tag combinations seen in training.
+
+    Takes the head's logits z.  The independent sigmoids score each
+    combination S by their log-likelihood sum_j log p_j^S_j (1-p_j)^(1-S_j),
+    written with softplus so that it stays finite in bfloat16; a softmax over
+    the combinations gives a posterior, and the output for tag j is the
+    posterior mass of the combinations holding j.  So a photo whose tags all
+    fall short is rarely left with none, and "Cupola" without "Inside ISS"
+    needs strong evidence.  Thresholding stays per tag (>= 0.5 by default).
+    """
+
+    def __init__(self, label_sets, **kwargs):
+        super().__init__(**kwargs)
+        self.label_sets = np.asarray(label_sets, dtype="float32")  # (combinations, tags), 0/1
+
+    def call(self, logits):
+        sets = keras.ops.convert_to_tensor(self.label_sets, dtype=logits.dtype)
+        log_p, log_not_p = -keras.ops.softplus(-logits), -keras.ops.softplus(logits)
+        log_likelihood = keras.ops.matmul(log_p, keras.ops.transpose(sets)) + \
+            keras.ops.matmul(log_not_p, keras.ops.transpose(1 - sets))
+        return keras.ops.matmul(keras.ops.softmax(log_likelihood, axis=-1), sets)
+
+
+def build_model(n_tags: int, input_size: int = 224, feature_layer: str = "conv4_block6_out", pooling: str = "gem",
+                label_sets=None) -> keras.Model:
     """ResNet-50 up to ``feature_layer`` plus a new multi-label sigmoid head."""
     pixels = keras.Input((input_size, input_size, 3), name="rgb")
     backbone = keras.applications.ResNet50(
         include_top=False, weights=None, input_tensor=CaffePreprocess(name="preprocess")(pixels))
     features = backbone.get_layer(feature_layer).output
-    x = keras.layers.GlobalAveragePooling2D(name="pool")(features)
-    x = Standardize(name="standardize")(x)
-    tags = keras.layers.Dense(n_tags, activation="sigmoid", name="tags")(x)
+    pool = GeMPool(3.0, name="pool") if pooling == "gem" else keras.layers.GlobalAveragePooling2D(name="pool")
+    x = Standardize(name="standardize")(pool(features))
+    if label_sets is None:
+        tags = keras.layers.Dense(n_tags, activation="sigmoid", name="tags")(x)
+    else:
+        tags = LabelSetMarginals(label_sets, name="label_sets")(keras.layers.Dense(n_tags, name="tags")(x))
     return keras.Model(pixels, tags, name="tagger")
+
+
+def head_config(card: dict) -> dict:
+    """``pooling`` and ``label_sets`` (a 0/1 matrix or None) from a model card.
+
+    Cards written before these options (``head`` a plain string) mean average
+    pooling and independent tags.
+    """
+    head = card.get("head")
+    if not isinstance(head, dict):
+        return {"pooling": "average", "label_sets": None}
+    vocabulary = card["vocabulary"]
+    sets = head.get("label_sets")
+    return {"pooling": head["pooling"],
+            "label_sets": None if sets is None else [[tag in combo for tag in vocabulary] for combo in sets]}
 
 
 def load_weights(model: keras.Model, weights: str | os.PathLike | dict) -> list[str]:
@@ -134,7 +198,8 @@ class TaggerSession:
         self.card = json.loads(card_bytes)
         self.vocabulary: list[str] = list(self.card["vocabulary"])
         self.input_size: int = int(self.card["input_size"])
-        self.model = build_model(len(self.vocabulary), self.input_size, self.card["backbone"]["feature_layer"])
+        self.model = build_model(len(self.vocabulary), self.input_size, self.card["backbone"]["feature_layer"],
+                                 **head_config(self.card))
         load_weights(self.model, weights_path)
         # One traced graph for every batch size: no retracing when the last batch is short.
         traced = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True,

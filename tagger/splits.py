@@ -43,7 +43,19 @@ def sequence_groups(names: Sequence[str], max_gap: int = 100) -> dict[str, str]:
 
 def split_by_group(labels: Mapping[str, Sequence[str]], groups: Mapping[str, str],
                    fractions: Sequence[float] = (0.6, 0.2, 0.2), seed: int = 0) -> dict[str, str]:
-    """Assign whole groups to splits, balancing every tag (rarest first).
+    """Assign whole groups to the train, validation and test splits (see ``assign_groups``)."""
+    return {name: SPLITS[i] for name, i in assign_groups(labels, groups, fractions, seed).items()}
+
+
+def group_folds(labels: Mapping[str, Sequence[str]], groups: Mapping[str, str], k: int = 5,
+                seed: int = 0) -> dict[str, int]:
+    """Cross-validation folds 0..k-1 of whole groups, balancing every tag."""
+    return assign_groups(labels, groups, [1 / k] * k, seed)
+
+
+def assign_groups(labels: Mapping[str, Sequence[str]], groups: Mapping[str, str], fractions: Sequence[float],
+                  seed: int = 0) -> dict[str, int]:
+    """Assign whole groups to parts of the given sizes, balancing every tag (rarest first).
 
     A greedy form of iterative stratification (Sechidis et al., 2011) at the
     group level: each group goes to the split that most lacks the group's
@@ -76,7 +88,7 @@ def split_by_group(labels: Mapping[str, Sequence[str]], groups: Mapping[str, str
 
         best = max(range(len(fractions)), key=need)
         for name in members[group]:
-            assignment[name] = SPLITS[best]
+            assignment[name] = best
             have[best].update(labels[name])
         size[best] += len(members[group])
     return assignment

@@ -37,3 +37,14 @@ def test_balancing_raises_recall_of_a_rare_tag():
         w, b = fit_logistic(x, y, c=1.0, balanced=balanced)
         recall[balanced] = ((x @ w + b > 0) & (y > 0)).sum() / y.sum()
     assert recall[True] > recall[False]
+
+
+def test_more_features_than_photos_still_reaches_the_optimum():
+    """With d > n the solver works in the span of the photos; the full gradient must still vanish."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(40, 300))
+    y = (x[:, 0] + 0.3 * rng.normal(size=40) > 0.3).astype(float)
+    w, b = fit_logistic(x, y, c=0.1, balanced=False)
+    assert w.shape == (300,)
+    gw, gb = _gradient(x, y, w, b, 0.1, np.ones(40))
+    assert np.abs(gw).max() < 1e-4 and abs(gb) < 1e-4

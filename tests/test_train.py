@@ -2,6 +2,7 @@
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ from tagger.evaluate import evaluate
 from tagger.labels import labels_from_metadata
 from tagger.model import TaggerSession, build_model, load_weights
 from tagger.pipeline import tag_folder
-from tagger.train import TrainError, _read_photos, initial_weights, train
+from tagger.train import TrainError, read_photos, initial_weights, train
 from conftest import ISS, ROOT
 
 
@@ -39,7 +40,13 @@ def test_tiny_training_writes_a_complete_bundle(labelled, tmp_path):
     assert set(card["thresholds"]["calibrated"]) == set(TERC_TAGS)
     assert {"validation", "test"} <= set(card["metrics"])
     assert card["metrics"]["test"]["threshold_0.5"]["n_images"] == len(split["test"])
-    assert card["training"]["recipe"]["frozen_head"]["C"] in (0.1, 1.0)
+    head = card["training"]["recipe"]["frozen_head"]
+    assert head["C"] in (0.1, 1.0) and set(head["C_sweep_macro_f1"]) == {"0.1", "1"}
+    assert card["head"]["pooling"] == "gem"
+    labels, _ = labels_from_metadata(labelled, [Path(n) for n in split["train"]], TERC_TAGS)
+    combinations = [tuple(sorted(c)) for c in card["head"]["label_sets"]]
+    assert len(set(combinations)) == len(combinations)
+    assert set(combinations) == {tuple(sorted(tags)) for tags in labels.values()}
     assert set(card["training"]["recipe"]["fine_tune"]["validation_loss"]) == {"frozen head", "0.001"}
     session = TaggerSession(out)
     assert session.predict(np.zeros((2, 32, 32, 3), np.uint8)).shape == (2, 12)
@@ -83,7 +90,7 @@ class Spy:
 
 def test_one_preprocessing_for_train_evaluate_and_tag(iss_photos, tmp_path, session):
     names = sorted(p.name for p in iss_photos.glob("*.jpg"))
-    _, trained_on = _read_photos(iss_photos, names, session.input_size, log=print)
+    _, trained_on = read_photos(iss_photos, names, session.input_size, log=print)
     tagging, evaluating = Spy(session), Spy(session)
     tag_folder(iss_photos, tmp_path / "out", tagging)
     labels, _ = labels_from_metadata(iss_photos, [p.relative_to(iss_photos) for p in iss_photos.glob("*.jpg")],

@@ -47,16 +47,23 @@ def _positive_list(ctx, param, value: str) -> list[float]:
               help="Dihedral views (flips, quarter turns) of each training photo.")
 @click.option("--balance/--no-balance", default=True, show_default=True,
               help="Weight each tag's positives and negatives equally.")
+@click.option("--pooling", type=click.Choice(["gem", "average"]), default="gem", show_default=True,
+              help="Pool the backbone's feature map by generalized mean (p=3) or by plain average.")
+@click.option("--label-sets/--independent-tags", default=True, show_default=True,
+              help="Weigh each photo's tags as a whole, toward the tag combinations seen in training, "
+                   "or decide every tag on its own.")
 @click.option("--sequence-gap", type=click.IntRange(0), default=100, show_default=True,
               help="Frames at most this far apart form one sequence, kept within one split.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("-q", "--quiet", is_flag=True, help="Print only the final result.")
 def command(folder, out_dir, labels_file, class_map, vocabulary, weights, input_size, epochs, batch_size,
-            c_values, fine_tune_blocks, learning_rates, views, balance, sequence_gap, seed, quiet):
+            c_values, fine_tune_blocks, learning_rates, views, balance, pooling, label_sets, sequence_gap, seed,
+            quiet):
     """Train a model on the photos of DIR, using the tags in their metadata.
 
     Splits the photos 60/20/20 by photo sequence, fits a sigmoid head on
-    cached ResNet-50 features (optionally fine-tuning the last blocks),
+    cached, GeM-pooled ResNet-50 features (optionally fine-tuning the last
+    blocks), weighs each photo's tags toward the combinations seen in training,
     calibrates per-tag thresholds on validation, measures the test split, and
     writes a model bundle (weights.npz + model.json).
 
@@ -81,7 +88,8 @@ def command(folder, out_dir, labels_file, class_map, vocabulary, weights, input_
         card = train(folder, out_dir, vocabulary=vocab or tagger.TERC_TAGS, labels=labels, weights=weights,
                      input_size=input_size, epochs=epochs, batch_size=batch_size, c_values=c_values,
                      learning_rates=learning_rates,
-                     fine_tune_blocks=fine_tune_blocks, views=views, balance=balance, sequence_gap=sequence_gap,
+                     fine_tune_blocks=fine_tune_blocks, views=views, balance=balance, pooling=pooling,
+                     label_sets=label_sets, sequence_gap=sequence_gap,
                      seed=seed, log=(lambda message: None) if quiet else click.echo)
     except (TrainError, LabelsError) as exc:
         fail(str(exc))
