@@ -41,7 +41,7 @@ def test_tiny_training_writes_a_complete_bundle(labelled, tmp_path):
     assert {"validation", "test"} <= set(card["metrics"])
     assert card["metrics"]["test"]["threshold_0.5"]["n_images"] == len(split["test"])
     head = card["training"]["recipe"]["frozen_head"]
-    assert head["C"] in (0.1, 1.0) and set(head["C_sweep_macro_f1"]) == {"0.1", "1"}
+    assert head["C"] in (0.1, 1.0) and set(head["C_sweep"]) == {"0.1", "1"}
     assert card["head"]["pooling"] == "gem"
     labels, _ = labels_from_metadata(labelled, [Path(n) for n in split["train"]], TERC_TAGS)
     combinations = [tuple(sorted(c)) for c in card["head"]["label_sets"]]
