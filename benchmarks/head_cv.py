@@ -22,11 +22,11 @@ import tagger
 from tagger._tf import keras
 from tagger.discover import discover
 from tagger.labels import labels_from_metadata
-from tagger.logistic import fit_logistic
 from tagger.metrics import evaluate_predictions
-from tagger.model import LabelSetMarginals, build_model
+from tagger.model import build_model
 from tagger.splits import group_folds, sequence_groups
-from tagger.train import initial_weights, pretrained_feature_layer, read_photos, tag_combinations
+from tagger.train import (fit_head, head_output, initial_weights, pretrained_feature_layer, read_photos,
+                          tag_combinations)
 
 
 def pooled_features(pixels: np.ndarray, weights: str, pooling: str) -> np.ndarray:
@@ -43,10 +43,8 @@ def cross_validate(x, y, folds, c, label_sets: bool) -> np.ndarray:
         train, held = folds != fold, folds == fold
         mean, std = x[train].mean(axis=0), np.sqrt(x[train].var(axis=0) + 1e-6)
         z_train, z_held = (x[train] - mean) / std, (x[held] - mean) / std
-        logits = np.stack([z_held @ w + b for w, b in (fit_logistic(z_train, y[train, j], c)
-                                                        for j in range(y.shape[1]))], axis=1).astype("float32")
-        scores[held] = (np.asarray(LabelSetMarginals(tag_combinations(y[train]))(logits)) if label_sets
-                        else 1 / (1 + np.exp(-logits)))
+        kernel, bias = fit_head(z_train, y[train], c)
+        scores[held] = head_output(z_held @ kernel + bias, tag_combinations(y[train]) if label_sets else None)
     return scores
 
 

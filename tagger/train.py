@@ -12,9 +12,9 @@ The recipe, each step cheap enough for a 2-core machine:
    the ``C`` whose held-out predictions (validation photos, plus the
    training photos' out-of-fold predictions in 5 folds grouped by sequence)
    keep the most tags at or above their baseline accuracy, then the best
-   mean of macro-F1 and exact match.  With ``label_sets`` the head ends in ``LabelSetMarginals`` over
-   the tag combinations of the training photos, and the sweep scores its
-   output.
+   mean of macro-F1 and exact match.  With ``label_sets`` the head ends in
+   ``LabelSetMarginals`` over the tag combinations of the training photos,
+   and the sweep scores its output.
 4. Optional fine-tune phase (``fine_tune_blocks`` > 0): unfreeze the last
    residual blocks and train them with the head by Adam, once per learning
    rate of the sweep, with early stopping on validation loss; keep it only if
@@ -98,6 +98,20 @@ def pretrained_feature_layer(weights: str) -> str:
     return "conv5_block3_out" if any(k.startswith("conv5_") for k in keys) else "conv4_block6_out"
 
 
+def fit_head(z: np.ndarray, y: np.ndarray, c: float, balanced: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """One exact logistic regression per tag on standardized features: kernel (features, tags), bias (tags,)."""
+    fitted = [fit_logistic(z, y[:, j], c, balanced) for j in range(y.shape[1])]
+    return np.stack([w for w, _ in fitted], axis=1), np.array([b for _, b in fitted])
+
+
+def head_output(logits: np.ndarray, label_sets=None) -> np.ndarray:
+    """What the model outputs for the head's logits: sigmoids, or marginals over ``label_sets``."""
+    logits = np.asarray(logits, dtype="float32")
+    if label_sets is None:
+        return 1 / (1 + np.exp(-logits))
+    return np.asarray(LabelSetMarginals(label_sets)(logits))
+
+
 def fit_frozen_head(model: keras.Model, x_train, y_train, folds, x_val, y_val, c_values: Sequence[float],
                     balanced: bool, log, label_sets=None) -> tuple[float, dict]:
     """Set ``standardize`` and ``tags`` to the best exact logistic head; return its C and the sweep.
@@ -118,26 +132,25 @@ def fit_frozen_head(model: keras.Model, x_train, y_train, folds, x_val, y_val, c
     tags = [str(j) for j in range(y_train.shape[1])]
 
     def head(rows, c):
-        fitted = [fit_logistic(z_train[rows], y_train[rows, j], c, balanced) for j in range(y_train.shape[1])]
-        return np.stack([w for w, _ in fitted], axis=1), np.array([b for _, b in fitted])
+        return fit_head(z_train[rows], y_train[rows], c, balanced)
 
-    def probabilities(z, kernel, bias):  # what the model outputs: sigmoids, or label-set marginals
-        logits = (z @ kernel + bias).astype("float32")
-        return 1 / (1 + np.exp(-logits)) if label_sets is None else np.asarray(LabelSetMarginals(label_sets)(logits))
+    def probabilities(z, kernel, bias):
+        return head_output(z @ kernel + bias, label_sets)
 
     def judge(y, scores):
         overall = evaluate_predictions(y, scores, np.full(len(tags), 0.5), tags)["overall"]
         return (overall["tags_at_or_above_baseline"], (overall["macro_f1"] + overall["exact_match"]) / 2,
                 overall["macro_f1"], overall["exact_match"])
 
+    fold_ids = np.unique(folds)
     sweep, best = {}, None
     for c in c_values:
         kernel, bias = head(slice(None), c)
         on_val = probabilities(z_val, kernel, bias)
         y_held, held = [y_val], [on_val]
-        if len(np.unique(folds)) > 1:  # a single training sequence has no folds to hold out
+        if len(fold_ids) > 1:  # a single training sequence has no folds to hold out
             out_of_fold = np.zeros(y_train.shape, "float32")
-            for fold in np.unique(folds):
+            for fold in fold_ids:
                 out_of_fold[folds == fold] = probabilities(z_train[folds == fold], *head(folds != fold, c))
             y_held.append(y_train)
             held.append(out_of_fold)
