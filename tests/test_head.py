@@ -7,7 +7,7 @@ from tagger._tf import keras
 
 from tagger.model import GeMPool, LabelSetMarginals, build_model, head_config
 from tagger.splits import group_folds
-from tagger.train import tag_combinations
+from tagger.train import fit_frozen_head, fit_head, tag_combinations
 
 
 def test_gem_is_the_power_mean_between_average_and_max():
@@ -91,3 +91,22 @@ def test_group_folds_keep_sequences_whole():
 @pytest.mark.parametrize("pooling", ["gem", "average"])
 def test_both_poolings_build(pooling):
     assert build_model(2, 32, "conv3_block4_out", pooling).output.shape[-1] == 2
+
+
+@pytest.mark.parametrize("refit", [False, True])
+def test_frozen_head_is_judged_held_out_and_kept_fit_on_the_photos_fit(refit):
+    rng = np.random.default_rng(0)
+    y = (rng.random((100, 2)) < 0.4).astype("float32")
+    x = rng.normal(size=(100, 512)).astype("float32") + 2 * y @ rng.normal(size=(2, 512)).astype("float32")
+    (x_train, x_val), (y_train, y_val) = (x[:80], x[80:]), (y[:80], y[80:])
+    model = build_model(2, 32, "conv3_block4_out", "gem", tag_combinations(y if refit else y_train))
+    c, sweep, (y_held, p_held) = fit_frozen_head(
+        model, x_train, y_train, np.arange(80) % 5, x_val, y_val, (0.01, 1.0), True, lambda m: None,
+        label_sets=True, refit_with=(x_val, y_val) if refit else None)
+    assert c in (0.01, 1.0) and set(sweep) == {"0.01", "1"}
+    assert len(y_held) == len(p_held) == 100 and np.all((p_held >= 0) & (p_held <= 1))
+    x_fit, y_fit = (x, y) if refit else (x_train, y_train)
+    mean, variance = model.get_layer("standardize").get_weights()
+    assert np.allclose(mean, x_fit.mean(axis=0), atol=1e-4)
+    kernel, bias = fit_head((x_fit - x_fit.mean(axis=0)) / np.sqrt(x_fit.var(axis=0) + 1e-6), y_fit, c)
+    assert np.allclose(model.get_layer("tags").get_weights()[0], kernel, atol=1e-4)

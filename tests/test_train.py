@@ -48,8 +48,21 @@ def test_tiny_training_writes_a_complete_bundle(labelled, tmp_path):
     assert len(set(combinations)) == len(combinations)
     assert set(combinations) == {tuple(sorted(tags)) for tags in labels.values()}
     assert set(card["training"]["recipe"]["fine_tune"]["validation_loss"]) == {"frozen head", "0.001"}
+    assert head["fit_on"] == "training photos"  # fine-tuning stops early on validation: no refit
     session = TaggerSession(out)
     assert session.predict(np.zeros((2, 32, 32, 3), np.uint8)).shape == (2, 12)
+
+
+def test_default_training_refits_the_head_on_training_and_validation_photos(labelled, tmp_path):
+    card = train(labelled, tmp_path / "m", weights="none", input_size=32, c_values=(0.1,), batch_size=8,
+                 log=lambda message: None)
+    assert card["training"]["recipe"]["frozen_head"]["fit_on"] == "training + validation photos"
+    assert set(card["metrics"]) == {"test"}  # the validation photos are no longer unseen
+    fit = card["split"]["train"] + card["split"]["validation"]
+    labels, _ = labels_from_metadata(labelled, [Path(n) for n in fit], TERC_TAGS)
+    combinations = {tuple(sorted(c)) for c in card["head"]["label_sets"]}
+    assert combinations == {tuple(sorted(tags)) for tags in labels.values()}
+    assert card["thresholds"]["calibrated_on"].startswith("the held-out predictions")
 
 
 def test_too_few_labelled_photos(tmp_path):

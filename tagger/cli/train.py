@@ -37,14 +37,15 @@ def _positive_list(ctx, param, value: str) -> list[float]:
 @click.option("--batch-size", type=click.IntRange(1, 1024), default=32, show_default=True)
 @click.option("--c", "c_values", default="0.01,0.03,0.1,0.3,1", show_default=True, callback=_positive_list,
               help="Inverse L2 strength of the logistic head, or a comma-separated sweep; "
-                   "the best validation macro-F1 wins.")
+                   "judged on the validation photos plus the training photos' out-of-fold predictions.")
 @click.option("--fine-tune-blocks", type=click.IntRange(0, 5), default=0, show_default=True,
               help="Then fine-tune this many of the last residual blocks with the head (Adam).")
 @click.option("--lr", "learning_rates", default="0.0001", show_default=True, callback=_positive_list,
               help="Fine-tune learning rate, or a comma-separated sweep (e.g. 0.1,0.01,0.001,0.0001); "
                    "the best validation loss wins.")
-@click.option("--views", type=click.IntRange(1, 8), default=1, show_default=True,
-              help="Dihedral views (flips, quarter turns) of each training photo.")
+@click.option("--views", type=click.IntRange(1, 8), default=2, show_default=True,
+              help="Dihedral views of each photo fit: 2 adds its mirror image; 4 and 8 add vertical flips "
+                   "and quarter turns.")
 @click.option("--balance/--no-balance", default=True, show_default=True,
               help="Weight each tag's positives and negatives equally.")
 @click.option("--pooling", type=click.Choice(["gem", "average"]), default="gem", show_default=True,
@@ -52,20 +53,24 @@ def _positive_list(ctx, param, value: str) -> list[float]:
 @click.option("--label-sets/--independent-tags", default=True, show_default=True,
               help="Weigh each photo's tags as a whole, toward the tag combinations seen in training, "
                    "or decide every tag on its own.")
+@click.option("--refit/--no-refit", default=True, show_default=True,
+              help="Once C is chosen, fit the head again on training + validation photos (not with "
+                   "--fine-tune-blocks, which stops early on validation).")
 @click.option("--sequence-gap", type=click.IntRange(0), default=100, show_default=True,
               help="Frames at most this far apart form one sequence, kept within one split.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("-q", "--quiet", is_flag=True, help="Print only the final result.")
 def command(folder, out_dir, labels_file, class_map, vocabulary, weights, input_size, epochs, batch_size,
-            c_values, fine_tune_blocks, learning_rates, views, balance, pooling, label_sets, sequence_gap, seed,
-            quiet):
+            c_values, fine_tune_blocks, learning_rates, views, balance, pooling, label_sets, refit, sequence_gap,
+            seed, quiet):
     """Train a model on the photos of DIR, using the tags in their metadata.
 
     Splits the photos 60/20/20 by photo sequence, fits a sigmoid head on
     cached, GeM-pooled ResNet-50 features (optionally fine-tuning the last
     blocks), weighs each photo's tags toward the combinations seen in training,
-    calibrates per-tag thresholds on validation, measures the test split, and
-    writes a model bundle (weights.npz + model.json).
+    refits the head on training + validation photos, calibrates per-tag
+    thresholds on held-out predictions, measures the test split, and writes a
+    model bundle (weights.npz + model.json).
 
     \b
     Examples:
@@ -89,7 +94,7 @@ def command(folder, out_dir, labels_file, class_map, vocabulary, weights, input_
                      input_size=input_size, epochs=epochs, batch_size=batch_size, c_values=c_values,
                      learning_rates=learning_rates,
                      fine_tune_blocks=fine_tune_blocks, views=views, balance=balance, pooling=pooling,
-                     label_sets=label_sets, sequence_gap=sequence_gap,
+                     label_sets=label_sets, refit=refit, sequence_gap=sequence_gap,
                      seed=seed, log=(lambda message: None) if quiet else click.echo)
     except (TrainError, LabelsError) as exc:
         fail(str(exc))
