@@ -229,5 +229,9 @@ class TaggerSession:
         return np.full(len(self.vocabulary), float(choice), dtype=np.float32)
 
     def predict(self, pixels: np.ndarray) -> np.ndarray:
-        """Tag probabilities, shape ``(n, n_tags)``, for a uint8 batch ``(n, h, w, 3)``."""
-        return np.asarray(self._forward(pixels.astype(np.float32)))
+        """Tag probabilities, shape ``(n, n_tags)``, for a uint8 batch ``(n, h, w, 3)``.
+
+        Clipped to [0, 1]: in bfloat16 a sum of label-set posterior masses can
+        round a few thousandths past 1, which predictions.csv must not show.
+        """
+        return np.clip(np.asarray(self._forward(pixels.astype(np.float32))), 0.0, 1.0)
