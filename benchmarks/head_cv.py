@@ -35,7 +35,7 @@ from tagger.metrics import evaluate_predictions
 from tagger.model import build_model
 from tagger.splits import group_folds, sequence_groups
 from tagger.train import (VIEWS, fit_head, head_output, initial_weights, pretrained_feature_layer, read_photos,
-                          tag_combinations)
+                          standardize, tag_combinations)
 
 
 def pooled_features(pixels: np.ndarray, weights: str, pooling: str, views: int) -> np.ndarray:
@@ -54,8 +54,8 @@ def cross_validate(x, y, folds, c, label_sets: bool, train_folds: int = 4) -> np
     for i, fold in enumerate(ids):
         train, held = np.isin(folds, ids[(i + 1 + np.arange(train_folds)) % len(ids)]), folds == fold
         x_fit = x[:, train].reshape(-1, x.shape[-1])
-        mean, std = x_fit.mean(axis=0), np.sqrt(x_fit.var(axis=0) + 1e-6)
-        z_train, z_held = (x_fit - mean) / std, (x[0, held] - mean) / std
+        mean, variance = x_fit.mean(axis=0), x_fit.var(axis=0)
+        z_train, z_held = standardize(x_fit, mean, variance), standardize(x[0, held], mean, variance)
         kernel, bias = fit_head(z_train, np.tile(y[train], (len(x), 1)), c)
         scores[held] = head_output(z_held @ kernel + bias, tag_combinations(y[train]) if label_sets else None)
     return scores

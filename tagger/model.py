@@ -45,15 +45,18 @@ class Standardize(keras.layers.Layer):
     """(x - mean) / std with fixed statistics of the training features.
 
     Pooled ReLU features differ in scale by orders of magnitude; the linear
-    head is fitted on standardized features, and this layer repeats that.
+    head is fitted on standardized features, and this layer repeats that
+    (``tagger.train.standardize`` is the same in numpy).
     """
+
+    epsilon = 1e-6
 
     def build(self, input_shape):
         self.mean = self.add_weight(shape=(input_shape[-1],), initializer="zeros", trainable=False, name="mean")
         self.variance = self.add_weight(shape=(input_shape[-1],), initializer="ones", trainable=False, name="variance")
 
     def call(self, x):
-        return (x - self.mean) / keras.ops.sqrt(self.variance + 1e-6)
+        return (x - self.mean) / keras.ops.sqrt(self.variance + self.epsilon)
 
 
 class GeMPool(keras.layers.Layer):

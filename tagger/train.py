@@ -46,7 +46,8 @@ from tagger.discover import discover
 from tagger.labels import labels_from_metadata, match_labels
 from tagger.logistic import fit_logistic
 from tagger.metrics import calibrate_thresholds, evaluate_predictions
-from tagger.model import PREPROCESSING, LabelSetMarginals, TaggerSession, build_model, load_weights, save_weights
+from tagger.model import (PREPROCESSING, LabelSetMarginals, Standardize, TaggerSession, build_model, load_weights,
+                          save_weights)
 from tagger.splits import SPLITS, group_folds, sequence_groups, split_by_group
 
 #: Dihedral views of a square image: identity, flips, quarter turns, transposes.
@@ -102,6 +103,11 @@ def pretrained_feature_layer(weights: str) -> str:
     return "conv5_block3_out" if any(k.startswith("conv5_") for k in keys) else "conv4_block6_out"
 
 
+def standardize(x: np.ndarray, mean: np.ndarray, variance: np.ndarray) -> np.ndarray:
+    """What the model's ``Standardize`` layer computes, in numpy."""
+    return (x - mean) / np.sqrt(variance + Standardize.epsilon)
+
+
 def fit_head(z: np.ndarray, y: np.ndarray, c: float, balanced: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """One exact logistic regression per tag on standardized features: kernel (features, tags), bias (tags,)."""
     fitted = [fit_logistic(z, y[:, j], c, balanced) for j in range(y.shape[1])]
@@ -141,7 +147,7 @@ def fit_frozen_head(model: keras.Model, x_train, y_train, folds, x_val, y_val, c
     at that C, on which thresholds can be calibrated.
     """
     mean, variance = x_train.mean(axis=0), x_train.var(axis=0)
-    z_train, z_val = ((x - mean) / np.sqrt(variance + 1e-6) for x in (x_train, x_val))
+    z_train, z_val = (standardize(x, mean, variance) for x in (x_train, x_val))
     tags = [str(j) for j in range(y_train.shape[1])]
 
     def held_out_probabilities(rows, z_held, c):
@@ -177,7 +183,7 @@ def fit_frozen_head(model: keras.Model, x_train, y_train, folds, x_val, y_val, c
     x_fit, y_fit = (x_train, y_train) if refit_with is None else (
         np.concatenate([x_train, refit_with[0]]), np.concatenate([y_train, refit_with[1]]))
     mean, variance = x_fit.mean(axis=0), x_fit.var(axis=0)
-    kernel, bias = fit_head((x_fit - mean) / np.sqrt(variance + 1e-6), y_fit, best[1], balanced)
+    kernel, bias = fit_head(standardize(x_fit, mean, variance), y_fit, best[1], balanced)
     model.get_layer("standardize").set_weights([mean, variance])
     model.get_layer("tags").set_weights([kernel.astype("float32"), bias.astype("float32")])
     return best[1], sweep, best[2]
