@@ -26,21 +26,17 @@ from pathlib import Path
 import numpy as np
 
 import tagger
-from head_cv import cross_validate
+from head_cv import cv_cells, fold_assignments, labelled_photos
 from tagger._tf import keras
-from tagger.discover import discover
-from tagger.labels import labels_from_metadata
-from tagger.metrics import evaluate_predictions
-from tagger.model import build_model
-from tagger.splits import group_folds, sequence_groups
+from tagger.model import GeMPool, build_model
 from tagger.train import VIEWS, initial_weights, read_photos
 
 VIEW_COUNT = 2  # the photo and its mirror image, as `train` fits by default
 
 
-def gem(maps: np.ndarray, p: float = 3.0) -> np.ndarray:
-    """GeMPool in numpy: (photos, h, w, channels) -> (photos, channels)."""
-    return np.mean(np.maximum(maps.astype("float32"), 1e-6) ** p, axis=(1, 2)) ** (1 / p)
+def gem(maps: np.ndarray) -> np.ndarray:
+    """The default model's pooling: (photos, h, w, channels) -> (photos, channels)."""
+    return np.asarray(GeMPool(3.0)(maps))
 
 
 def quarters(maps: np.ndarray) -> np.ndarray:
@@ -78,17 +74,14 @@ def main() -> None:
     parser.add_argument("--c", type=float, nargs="+", default=[0.1, 1.0])
     parser.add_argument("--seeds", type=int, default=3)
     args = parser.parse_args()
-    vocabulary = tagger.TERC_TAGS
-    labelled, _ = labels_from_metadata(args.images, discover(args.images).photos, vocabulary)
-    labels = {str(p): tags for p, tags in labelled.items() if tags}
-    names, pixels = read_photos(args.images, sorted(labels), 224, print)
+    labels, names, pixels, y = labelled_photos(args.images)
     _, pixels_448 = read_photos(args.images, names, 448, print)
-    y = np.array([[t in labels[n] for t in vocabulary] for n in names], "float32")
 
     def per_view(pool, maps, index=0):
         return np.stack([pool(m[index]) for m in maps])
 
-    resnet, mobilenet = resnet_maps(pixels, args.weights, ("conv4_block6_out", "conv4_block3_out")), mobilenet_maps(pixels, args.mobilenet)
+    resnet = resnet_maps(pixels, args.weights, ("conv4_block6_out", "conv4_block3_out"))
+    mobilenet = mobilenet_maps(pixels, args.mobilenet)
     end, middle = per_view(gem, resnet), per_view(gem, resnet, 1)
     grid, mobile = per_view(quarters, resnet), per_view(gem, mobilenet)
     del resnet, mobilenet
@@ -102,21 +95,15 @@ def main() -> None:
         "448 px alone": large,
         "+ 448 px": np.concatenate([end, large], -1),
     }
-    groups = sequence_groups(names)
-    fold_sets = [np.array([group_folds(labels, groups, 5, seed)[n] for n in names]) for seed in range(args.seeds)]
+    fold_sets = fold_assignments(labels, names, args.seeds)
     print(f"{len(names)} photos; {args.seeds} x 5 grouped folds, heads fit on 80% and the mirror images")
     print("\n| features | dims | C | macro-F1 | exact match | ISS Structure F1 | Movie F1 | Volcano F1 | "
           "tags >= baseline |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name, x in variants.items():
         for c in args.c:
-            results = [evaluate_predictions(y, cross_validate(x, y, folds, c, label_sets=True), np.full(12, 0.5),
-                                            vocabulary) for folds in fold_sets]
-            figures = [np.mean([r["overall"][k] for r in results]) for k in ("macro_f1", "exact_match")] + [
-                np.mean([r["tags"][t]["f1"] for r in results]) for t in ("ISS Structure", "Movie", "Volcano")]
-            beats = sum(r["overall"]["tags_at_or_above_baseline"] for r in results)
-            print(f"| {name} | {x.shape[-1]} | {c:g} | " + " | ".join(f"{v:.3f}" for v in figures)
-                  + f" | {beats}/{12 * args.seeds} |", flush=True)
+            print(f"| {name} | {x.shape[-1]} | {c:g} | "
+                  + cv_cells(x, y, fold_sets, c, True, tags=("ISS Structure", "Movie", "Volcano")), flush=True)
 
 
 if __name__ == "__main__":
