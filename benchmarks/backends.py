@@ -32,8 +32,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     args = parser.parse_args()
     sessions = {backend: TaggerSession(default_model(), backend=backend) for backend in BACKENDS}
-    photos = [args.images / p for p in discover(args.images).photos]
-    pixels = np.stack([d.pixels for d in iter_decoded(photos, sessions["tf"].size) if d.pixels is not None])
+    photos = discover(args.images).photos
+    pixels = np.stack([d.pixels for d in iter_decoded(args.images, photos, sessions["tf"].size) if d.pixels is not None])
     probabilities = {b: np.concatenate([s.predict(np.stack(chunk)) for chunk in batched(pixels, args.batch_size)])
                      for b, s in sessions.items()}
     reference = probabilities["tf"] >= 0.5

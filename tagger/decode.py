@@ -20,6 +20,8 @@ from typing import Iterable, Iterator
 import numpy as np
 from PIL import Image, ImageOps
 
+from tagger.discover import read_inside
+
 #: Refuse images above this many pixels (Pillow's own bomb limit, about 89 MP;
 #: 4928x3280 is 16 MP): a bigger one is far more likely a decompression bomb
 #: than an ISS photo.
@@ -83,30 +85,32 @@ def _to_rgb(image: Image.Image) -> Image.Image:
 
 @dataclass
 class Decoded:
-    """One photo after stage 2: its bytes (for the metadata writer) and pixels."""
+    """One photo after stage 2: its bytes and ``fstat`` (for the writer) and pixels."""
 
-    path: Path
+    path: Path  # relative to the folder read
     data: bytes | None
     pixels: np.ndarray | None
     error: str | None = None
+    stat: os.stat_result | None = None
 
 
-def read_and_decode(path: Path, size: tuple[int, int]) -> Decoded:
+def read_and_decode(root: Path, rel: Path, size: tuple[int, int], follow_symlinks: bool = False) -> Decoded:
+    """Read ``root/rel`` (a regular file inside ``root`` only: :func:`read_inside`) and decode it."""
     try:
-        data = Path(path).read_bytes()
+        data, st = read_inside(root, rel, follow_symlinks)
     except FileNotFoundError:
-        return Decoded(path, None, None, "vanished before it could be read")
+        return Decoded(rel, None, None, "vanished before it could be read")
     except OSError as exc:
-        return Decoded(path, None, None, f"cannot read: {exc.strerror or exc}")
+        return Decoded(rel, None, None, f"cannot read: {exc.strerror or exc}")
     try:
-        return Decoded(path, data, decode_photo(data, size))
+        return Decoded(rel, data, decode_photo(data, size), stat=st)
     except DecodeError as exc:
-        return Decoded(path, data, None, str(exc))
+        return Decoded(rel, data, None, str(exc), st)
 
 
-def iter_decoded(paths: Iterable[Path], size: tuple[int, int], workers: int | None = None,
-                 prefetch: int = 64) -> Iterator[Decoded]:
-    """Decode ``paths`` in parallel threads, in order, with at most ``prefetch`` in flight.
+def iter_decoded(root: Path, photos: Iterable[Path], size: tuple[int, int], workers: int | None = None,
+                 prefetch: int = 64, follow_symlinks: bool = False) -> Iterator[Decoded]:
+    """Decode ``root/rel`` for each of ``photos`` in parallel threads, in order, at most ``prefetch`` in flight.
 
     Pillow releases the GIL while decoding, so threads overlap decoding with
     inference; the bound keeps memory flat however large the folder is.
@@ -114,8 +118,8 @@ def iter_decoded(paths: Iterable[Path], size: tuple[int, int], workers: int | No
     workers = workers or min(4, os.cpu_count() or 1)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode") as pool:
         pending: deque = deque()
-        for path in paths:
-            pending.append(pool.submit(read_and_decode, path, size))
+        for rel in photos:
+            pending.append(pool.submit(read_and_decode, Path(root), Path(rel), size, follow_symlinks))
             if len(pending) >= prefetch:
                 yield pending.popleft().result()
         while pending:

@@ -45,27 +45,30 @@ def held_out_photos(bundle: str | Path, split: str = "test") -> tuple[Path, list
 
 
 def predict_photos(session, root: Path, photos: Sequence[Path], batch_size: int = 32,
-                   workers: int | None = None, progress: bool = False) -> tuple[list[Path], np.ndarray, list]:
+                   workers: int | None = None, progress: bool = False,
+                   follow_symlinks: bool = False) -> tuple[list[Path], np.ndarray, list]:
     """Probabilities for ``photos`` (in order); undecodable photos are returned apart."""
     kept, scores, failed = [], [], []
-    decoded = iter_decoded((root / p for p in photos), session.size, workers)
+    decoded = iter_decoded(root, photos, session.size, workers, follow_symlinks=follow_symlinks)
     with tqdm(total=len(photos), unit="photo", disable=not progress, leave=False) as bar:
         for batch in batched(decoded, batch_size):
             good = [item for item in batch if item.pixels is not None]
-            failed += [(item.path.relative_to(root), item.error) for item in batch if item.pixels is None]
+            failed += [(item.path, item.error) for item in batch if item.pixels is None]
             if good:
                 scores.append(session.predict(np.stack([item.pixels for item in good])))
-                kept += [item.path.relative_to(root) for item in good]
+                kept += [item.path for item in good]
             bar.update(len(batch))
     probabilities = np.concatenate(scores) if scores else np.zeros((0, len(session.vocabulary)), "float32")
     return kept, probabilities, failed
 
 
 def evaluate(session, root: Path, labels: dict[Path, list[str]], threshold: float | str = 0.5,
-             batch_size: int = 32, workers: int | None = None, progress: bool = False) -> dict:
+             batch_size: int = 32, workers: int | None = None, progress: bool = False,
+             follow_symlinks: bool = False) -> dict:
     """The full report for the labelled photos of ``root`` (``labels``: relative path -> tags)."""
     photos = sorted(labels)
-    kept, probabilities, failed = predict_photos(session, root, photos, batch_size, workers, progress)
+    kept, probabilities, failed = predict_photos(session, root, photos, batch_size, workers, progress,
+                                                 follow_symlinks)
     y_true = np.array([[tag in labels[p] for tag in session.vocabulary] for p in kept], dtype=bool).reshape(
         len(kept), len(session.vocabulary))
     report = evaluate_predictions(y_true, probabilities, session.thresholds(threshold), session.vocabulary)

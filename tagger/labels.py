@@ -12,20 +12,25 @@ import os
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from tagger.discover import read_inside
 from tagger.metadata import MetadataError, read_keywords, vocabulary_tags
+from tagger.outputs import from_spreadsheet_text
 
 
 class LabelsError(Exception):
     pass
 
 
-def labels_from_metadata(root: Path, photos: Iterable[Path], vocabulary: Sequence[str]) -> tuple[dict[Path, list[str]], list[tuple[Path, str]]]:
+def labels_from_metadata(root: Path, photos: Iterable[Path], vocabulary: Sequence[str],
+                         follow_symlinks: bool = False) -> tuple[dict[Path, list[str]], list[tuple[Path, str]]]:
     """Vocabulary tags of each photo (relative path -> tags), plus unreadable ones."""
     labels, errors = {}, []
     for rel in photos:
         try:
-            labels[rel] = vocabulary_tags(read_keywords((root / rel).read_bytes()), vocabulary)
-        except (OSError, MetadataError) as exc:
+            labels[rel] = vocabulary_tags(read_keywords(read_inside(root, rel, follow_symlinks)[0]), vocabulary)
+        except OSError as exc:
+            errors.append((rel, exc.strerror or str(exc)))
+        except MetadataError as exc:
             errors.append((rel, str(exc)))
     return labels, errors
 
@@ -56,8 +61,9 @@ def read_labels_file(path: str | os.PathLike, class_map: str | os.PathLike | Non
     for row in rows[1:]:
         if not row:
             continue
+        row = [from_spreadsheet_text(cell.strip()) for cell in row]  # our own CSVs escape formula-like cells
         tags = [t.strip() for t in (row[1] if len(row) > 1 else "").split(";") if t.strip()]
-        labels[Path(row[0].strip())] = tags
+        labels[Path(row[0])] = tags
         vocabulary += [t for t in tags if t not in vocabulary]
     return labels, vocabulary
 

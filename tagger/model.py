@@ -19,14 +19,12 @@ in training.  The model card's ``head`` says which (``head_config``).
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-from pathlib import Path
 
 import numpy as np
 
 from tagger._tf import keras, tf
+from tagger.bundle import Bundle, BundleError
 
 #: ResNet-50's preprocessing ("caffe" mode of keras.applications.resnet50):
 #: RGB -> BGR, then subtract the ImageNet channel means. No scaling.
@@ -163,10 +161,6 @@ def save_weights(model: keras.Model, path: str | os.PathLike) -> None:
     np.savez_compressed(path, **arrays)
 
 
-class ModelNotFound(Exception):
-    pass
-
-
 #: Inference backends: TensorFlow fp32 (the reference), and OpenVINO in fp32 or bf16.
 BACKENDS = ("tf", "openvino", "openvino-bf16")
 
@@ -187,49 +181,29 @@ def openvino_forward(tf_forward, bf16: bool):
     return lambda pixels: compiled(pixels)[0]
 
 
-class TaggerSession:
+class TaggerSession(Bundle):
     """A loaded model bundle, ready to predict; build one per bundle and reuse it."""
 
     def __init__(self, bundle: str | os.PathLike, backend: str = "tf"):
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-        self.path = Path(bundle)
-        card_path, weights_path = self.path / "model.json", self.path / "weights.npz"
-        if not card_path.is_file() or not weights_path.is_file():
-            raise ModelNotFound(f"{self.path} is not a model bundle (needs model.json and weights.npz)")
-        card_bytes = card_path.read_bytes()
-        self.card = json.loads(card_bytes)
-        self.vocabulary: list[str] = list(self.card["vocabulary"])
-        self.input_size: int = int(self.card["input_size"])
-        self.model = build_model(len(self.vocabulary), self.input_size, self.card["backbone"]["feature_layer"],
-                                 **head_config(self.card))
-        load_weights(self.model, weights_path)
+        super().__init__(bundle, backend)
+        try:
+            self.model = build_model(len(self.vocabulary), self.input_size, self.feature_layer,
+                                     **head_config(self.card))
+            load_weights(self.model, self.weights())
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BundleError(f"{self.path} does not describe a model terc-tag can build: {exc}") from None
         # One traced graph for every batch size: no retracing when the last batch is short.
         traced = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True,
                              input_signature=[tf.TensorSpec((None, *self.size[::-1], 3), tf.float32)])
-        self.backend = backend
         if backend == "tf":
             self._forward = lambda pixels: traced(tf.constant(pixels)).numpy()
         else:
             self._forward = openvino_forward(traced, bf16=backend.endswith("bf16"))
-        digest = hashlib.sha256(card_bytes)
-        digest.update(weights_path.read_bytes())
-        digest.update(backend.encode())
-        #: Changes whenever the card, the weights or the backend change; incremental runs key on it.
-        self.model_id = digest.hexdigest()[:16]
 
-    @property
-    def size(self) -> tuple[int, int]:
-        return (self.input_size, self.input_size)
-
-    def thresholds(self, choice: float | str = 0.5) -> np.ndarray:
-        """Per-tag thresholds: a fixed probability, or ``"calibrated"`` from the card."""
-        if choice == "calibrated":
-            calibrated = self.card.get("thresholds", {}).get("calibrated")
-            if not calibrated:
-                raise ValueError(f"model {self.path} has no calibrated thresholds in its card")
-            return np.array([calibrated[tag] for tag in self.vocabulary], dtype=np.float32)
-        return np.full(len(self.vocabulary), float(choice), dtype=np.float32)
+    def load(self) -> "TaggerSession":
+        return self
 
     def predict(self, pixels: np.ndarray) -> np.ndarray:
         """Tag probabilities, shape ``(n, n_tags)``, for a uint8 batch ``(n, h, w, 3)``.

@@ -1,26 +1,60 @@
-"""Stage 4b: put files into OUTPUT so that no half-written file is ever visible.
+"""Stage 4b: put files into OUTPUT so that no half-written file is ever visible, and none says more than it should.
 
-Every file is written to a temporary name in the same folder, flushed to
-disk with ``fsync``, then renamed over its final name (atomic on POSIX).
-Leftover temporaries from a killed run are removed by the next run.
+Every file is written to a temporary file, flushed to disk with ``fsync``,
+then renamed over its final name (atomic on POSIX).  OUTPUT's temporaries
+live in ``OUTPUT/.terc-tag/tmp/``, never among the published photos, so
+clearing a killed run's leftovers is one small folder to list, however large
+the archive.
+
+OUTPUT is what gets published, so nothing in it grants more than its source:
+a copy gets at most its original's permission bits, a folder at most its
+INPUT folder's (both less the process umask), and a CSV cell that a
+spreadsheet would run as a formula is written as text.
 """
 
 from __future__ import annotations
 
 import csv
+import errno
 import io
+import itertools
 import os
 from pathlib import Path
 from typing import Sequence
 
+from tagger.discover import STATE_DIR_NAME
+
 TEMP_PREFIX = ".terc-tmp-"
+_serial = itertools.count()
 
 
-def atomic_write(path: Path, data: bytes) -> None:
+def temp_folder(output: Path) -> Path:
+    return Path(output) / STATE_DIR_NAME / "tmp"
+
+
+def atomic_write(path: Path, data: bytes, mode: int = 0o666, temp_dir: Path | None = None) -> None:
+    """Write ``data`` to ``path`` atomically, as a new file of ``mode`` less the umask.
+
+    The temporary file goes in ``temp_dir`` (same filesystem as ``path``), or
+    beside ``path``; a mount point inside OUTPUT falls back to beside.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f"{TEMP_PREFIX}{os.getpid()}-{path.name}")
+    if temp_dir is not None:
+        temp_dir.mkdir(parents=True, exist_ok=True)
     try:
-        with open(temp, "wb") as handle:
+        _write_then_rename(path, data, mode, temp_dir or path.parent)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        _write_then_rename(path, data, mode, path.parent)
+    _fsync_dir(path.parent)
+
+
+def _write_then_rename(path: Path, data: bytes, mode: int, folder: Path) -> None:
+    temp = folder / f"{TEMP_PREFIX}{os.getpid()}-{next(_serial)}"
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), mode)
+    try:
+        with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
@@ -28,7 +62,6 @@ def atomic_write(path: Path, data: bytes) -> None:
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -39,7 +72,19 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def remove_stale_temporaries(output: Path) -> int:
+def clear_temporaries(output: Path) -> int:
+    """Remove what a killed run left in OUTPUT's temporary folder; return how many."""
+    try:
+        leftovers = list(os.scandir(temp_folder(output)))
+    except FileNotFoundError:
+        return 0
+    for entry in leftovers:
+        Path(entry.path).unlink(missing_ok=True)
+    return len(leftovers)
+
+
+def clear_scattered_temporaries(output: Path) -> int:
+    """Versions before 0.2 left temporaries beside the photos; one walk of OUTPUT clears them, once."""
     removed = 0
     for temp in Path(output).rglob(f"{TEMP_PREFIX}*"):
         temp.unlink(missing_ok=True)
@@ -47,11 +92,47 @@ def remove_stale_temporaries(output: Path) -> int:
     return removed
 
 
+def folder_mode(source: Path) -> int:
+    """The mode for an OUTPUT folder mirroring ``source``: no more than it grants, and writable by us."""
+    try:
+        return (os.stat(source).st_mode & 0o777) | 0o700
+    except OSError:
+        return 0o700
+
+
+def make_folders(output: Path, rel_folder: Path, input_dir: Path) -> None:
+    """Create the missing folders of ``output/rel_folder``, each with its INPUT folder's :func:`folder_mode`."""
+    target, source = Path(output), Path(input_dir)
+    for part in Path(rel_folder).parts:
+        target, source = target / part, source / part
+        if not target.is_dir():
+            try:
+                os.mkdir(target, folder_mode(source))
+            except FileExistsError:
+                pass
+
+
+#: A cell starting with one of these may run as a formula in a spreadsheet (OWASP, "CSV injection");
+#: the apostrophe is escaped too, so that reading back is unambiguous.
+_ESCAPED_STARTS = ("=", "+", "-", "@", "\t", "\r", "'")
+
+
+def spreadsheet_text(cell) -> str:
+    """``cell`` as text a spreadsheet shows but never runs: a risky first character gets a leading ``'``."""
+    text = str(cell)
+    return "'" + text if text.startswith(_ESCAPED_STARTS) else text
+
+
+def from_spreadsheet_text(text: str) -> str:
+    """Undo :func:`spreadsheet_text`, for reading our own CSVs back."""
+    return text[1:] if text.startswith("'") and text[1:].startswith(_ESCAPED_STARTS) else text
+
+
 def csv_bytes(header: Sequence[str], rows: Sequence[Sequence]) -> bytes:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows(rows)
+    writer.writerow([spreadsheet_text(cell) for cell in header])
+    writer.writerows([spreadsheet_text(cell) for cell in row] for row in rows)
     return buffer.getvalue().encode("utf-8")
 
 

@@ -1,22 +1,29 @@
 """The core of ``terc-tag tag``: a tagged copy of a folder, incrementally.
 
-discover -> decode (parallel threads) -> predict (batched, main thread) ->
-write metadata into an atomic copy (a writer thread) -> record the outcome
-(main thread) -> predictions.csv.
+discover -> plan (what is new or changed) -> decode (parallel threads) ->
+predict (batched, main thread) -> write metadata into an atomic copy (a
+writer thread) -> record the outcome (main thread) -> predictions.csv.
 
 Originals are only ever read.  A photo that cannot be decoded or tagged is
 still copied, byte for byte, so OUTPUT holds every photo of INPUT; the
-summary names it with the reason.
+summary names it with the reason.  It is then a *known failure*: until the
+file changes (size or modification time), later runs neither retry nor
+report it as new, so a cron job mails about it once.
+
+A run that finds nothing new loads no model and writes nothing: the plan
+is first made from a read-only look at the state.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import sqlite3
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -25,8 +32,9 @@ from tqdm import tqdm
 from tagger.decode import batched, iter_decoded
 from tagger.discover import discover
 from tagger.metadata import MetadataError, add_keywords
-from tagger.outputs import atomic_write, csv_bytes, is_inside, remove_stale_temporaries
-from tagger.state import Record, RunLock, State
+from tagger.outputs import (atomic_write, clear_scattered_temporaries, clear_temporaries, csv_bytes, folder_mode,
+                            is_inside, make_folders, temp_folder)
+from tagger.state import Record, RunLock, Seen, State
 
 PREDICTIONS_CSV = "predictions.csv"
 
@@ -44,6 +52,7 @@ class Summary:
     tagged: list[str] = field(default_factory=list)
     unchanged: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)
+    known_failures: list[tuple[str, str, str]] = field(default_factory=list)  # file, reason, first failed
     skipped: list[tuple[str, str]] = field(default_factory=list)
     tag_counts: Counter = field(default_factory=Counter)
     pending: int = 0
@@ -61,6 +70,7 @@ class Summary:
             "thresholds": self.thresholds, "dry_run": self.dry_run,
             "tagged": len(self.tagged), "unchanged": self.unchanged, "pending": self.pending,
             "failed": [{"file": f, "reason": r} for f, r in self.failed],
+            "known_failures": [{"file": f, "reason": r, "first_failed": t} for f, r, t in self.known_failures],
             "skipped": [{"file": f, "reason": r} for f, r in self.skipped],
             "tag_counts": dict(self.tag_counts), "seconds": round(self.seconds, 3),
             "photos_per_second": round(self.photos_per_second, 2),
@@ -82,7 +92,10 @@ def check_folders(input_dir: Path, output_dir: Path, create: bool = True) -> Non
     if not create:
         return
     try:
-        output_dir.mkdir(parents=True, exist_ok=True)
+        output_dir.parent.mkdir(parents=True, exist_ok=True)
+        os.mkdir(output_dir, folder_mode(input_dir))  # at most what INPUT grants
+    except FileExistsError:
+        pass
     except OSError as exc:
         raise FolderError(f"cannot create OUTPUT {output_dir}: {exc.strerror}") from None
     if not os.access(output_dir, os.W_OK | os.X_OK):
@@ -95,48 +108,72 @@ def _error_text(exc: OSError) -> str:
     return exc.strerror or str(exc)
 
 
-def tag_folder(input_dir, output_dir, session, *, threshold: float | str = 0.5, force: bool = False,
-               dry_run: bool = False, batch_size: int = 32, workers: int | None = None,
-               review_margin: float = 0.1, progress: bool = False) -> Summary:
-    """Tag every new or changed photo of ``input_dir`` into a copy under ``output_dir``."""
+@dataclass
+class Job:
+    """A photo to tag in this run."""
+
+    rel: Path
+    stat: os.stat_result
+    first_failed: str | None = None  # when this same version of the file failed before (--retry-failed)
+
+
+@dataclass
+class Plan:
+    jobs: list[Job] = field(default_factory=list)
+    unchanged: int = 0
+    known_failures: list[tuple[str, str, str]] = field(default_factory=list)
+    unreadable: list[tuple[str, str]] = field(default_factory=list)
+    predictions_missing: bool = False
+
+    @property
+    def has_work(self) -> bool:
+        return bool(self.jobs or self.predictions_missing)
+
+
+def tag_folder(input_dir, output_dir, model, *, threshold: float | str = 0.5, force: bool = False,
+               retry_failed: bool = False, dry_run: bool = False, follow_symlinks: bool = False,
+               batch_size: int = 32, workers: int | None = None, review_margin: float = 0.1,
+               progress: bool = False) -> Summary:
+    """Tag every new or changed photo of ``input_dir`` into a copy under ``output_dir``.
+
+    ``model`` is a :class:`tagger.bundle.Bundle`, loaded only if some photo
+    needs tagging, or an already loaded :class:`tagger.model.TaggerSession`.
+    """
     input_dir, output_dir = Path(input_dir), Path(output_dir)
-    thresholds = session.thresholds(threshold)
-    summary = Summary(input_dir, output_dir, str(session.path),
-                      dict(zip(session.vocabulary, map(float, thresholds))), dry_run=dry_run)
+    thresholds = model.thresholds(threshold)
+    summary = Summary(input_dir, output_dir, str(model.path),
+                      dict(zip(model.vocabulary, map(float, thresholds))), dry_run=dry_run)
     started = time.perf_counter()
     check_folders(input_dir, output_dir, create=not dry_run)
-    found = discover(input_dir)
+    found = discover(input_dir, follow_symlinks)
     summary.skipped = [(str(p), reason) for p, reason in found.skipped]
-    run_key = f"{session.model_id}:{threshold}"
-    if dry_run:  # read what earlier runs did, write nothing
-        state = State.existing(output_dir)
-        summary.pending = len(_pending(found.photos, input_dir, output_dir, state, run_key, force, summary))
-        if state:
-            state.close()
+    run_key = f"{model.model_id}:{threshold}"
+
+    def plan_with(seen: dict[str, Seen]) -> Plan:
+        plan = _plan(found.photos, input_dir, output_dir, seen, run_key,
+                     force=force, retry_failed=retry_failed, follow_symlinks=follow_symlinks)
+        summary.pending, summary.unchanged = len(plan.jobs), plan.unchanged
+        summary.known_failures, summary.failed = plan.known_failures, list(plan.unreadable)
+        return plan
+
+    plan = plan_with(_read_only_index(output_dir))
+    if dry_run or not plan.has_work:  # nothing new: no model, no lock, no write
+        summary.seconds = time.perf_counter() - started
         return summary
 
     with RunLock(output_dir):
         state = State(output_dir)
         try:
-            pending = _pending(found.photos, input_dir, output_dir, state, run_key, force, summary)
-            summary.pending = len(pending)
-            remove_stale_temporaries(output_dir)
-            writer = _BatchWriter(session.vocabulary, thresholds, input_dir, output_dir, dict(pending), run_key,
-                                  summary)
-            decoded = iter_decoded((input_dir / rel for rel, _ in pending), session.size, workers)
-            # Batch k is written (metadata, fsync) in a thread while batch k+1 is predicted.
-            with ThreadPoolExecutor(1, thread_name_prefix="write") as pool, \
-                    tqdm(total=len(pending), unit="photo", disable=not progress, leave=False) as bar:
-                in_flight = None
-                for batch in batched(decoded, batch_size):
-                    probabilities = _predict(session, batch)
-                    if in_flight:
-                        bar.update(_save(state, in_flight))
-                    in_flight = pool.submit(writer.write, batch, probabilities)
-                if in_flight:
-                    bar.update(_save(state, in_flight))
+            if state.migrated_from is not None:
+                clear_scattered_temporaries(output_dir)
+            clear_temporaries(output_dir)
+            plan = plan_with(state.index())  # again, under the lock: another run may have finished meanwhile
+            if plan.jobs:
+                _tag_jobs(plan.jobs, model.load(), thresholds, input_dir, output_dir, state, run_key, summary,
+                          follow_symlinks=follow_symlinks, batch_size=batch_size, workers=workers,
+                          progress=progress)
             try:
-                _write_predictions(output_dir, state, session.vocabulary, thresholds, review_margin)
+                _write_predictions(output_dir, state, model.vocabulary, thresholds, review_margin)
             except OSError as exc:  # the state is safe; the next run writes it again
                 summary.failed.append((PREDICTIONS_CSV, f"cannot write to OUTPUT: {_error_text(exc)}"))
         finally:
@@ -145,19 +182,78 @@ def tag_folder(input_dir, output_dir, session, *, threshold: float | str = 0.5, 
     return summary
 
 
-def _pending(photos, input_dir, output_dir, state, run_key, force, summary) -> list[tuple[Path, os.stat_result]]:
-    pending = []
+def _read_only_index(output_dir: Path) -> dict[str, Seen]:
+    """What earlier runs did, read without writing; empty if unknown, so that the run plans again under the lock."""
+    try:
+        state = State.reader(output_dir)
+        if state is None:
+            return {}
+        try:
+            return state.index()
+        finally:
+            state.close()
+    except sqlite3.DatabaseError:  # e.g. read while another run checkpoints
+        return {}
+
+
+def _tag_jobs(jobs, session, thresholds, input_dir, output_dir, state, run_key, summary, *, follow_symlinks,
+              batch_size, workers, progress) -> None:
+    writer = _BatchWriter(session.vocabulary, thresholds, input_dir, output_dir, {job.rel: job for job in jobs},
+                          run_key, summary)
+    decoded = iter_decoded(input_dir, [job.rel for job in jobs], session.size, workers,
+                           follow_symlinks=follow_symlinks)
+    # Batch k is written (metadata, fsync) in a thread while batch k+1 is predicted.
+    with ThreadPoolExecutor(1, thread_name_prefix="write") as pool, \
+            tqdm(total=len(jobs), unit="photo", disable=not progress, leave=False) as bar:
+        in_flight = None
+        for batch in batched(decoded, batch_size):
+            probabilities = _predict(session, batch)
+            if in_flight:
+                bar.update(_save(state, in_flight))
+            in_flight = pool.submit(writer.write, batch, probabilities)
+        if in_flight:
+            bar.update(_save(state, in_flight))
+
+
+def _plan(photos, input_dir: Path, output_dir: Path, seen: dict[str, Seen], run_key: str, *, force: bool,
+          retry_failed: bool, follow_symlinks: bool) -> Plan:
+    """Which photos to tag: new ones, changed ones (size or mtime), and those tagged by another model."""
+    plan = Plan(predictions_missing=any(s.status == "tagged" for s in seen.values())
+                and not (output_dir / PREDICTIONS_CSV).is_file())
     for rel in photos:
         try:
-            st = (input_dir / rel).stat()
+            st = os.stat(input_dir / rel, follow_symlinks=follow_symlinks)
         except OSError as exc:
-            summary.failed.append((str(rel), f"cannot read: {exc.strerror}"))
+            plan.unreadable.append((str(rel), f"cannot read: {exc.strerror}"))
             continue
-        if not force and state and state.is_done(str(rel), st.st_size, st.st_mtime_ns, run_key) and (output_dir / rel).exists():
-            summary.unchanged += 1
-        else:
-            pending.append((rel, st))
-    return pending
+        before = seen.get(str(rel))
+        same_file = before is not None and (before.size, before.mtime_ns) == (st.st_size, st.st_mtime_ns)
+        if same_file and not force:
+            if before.status == "tagged" and before.run_key == run_key and _copy_kept(output_dir / rel, st):
+                plan.unchanged += 1
+                continue
+            if before.status == "failed" and before.first_failed and not retry_failed:
+                _copy_kept(output_dir / rel, st)
+                plan.known_failures.append((str(rel), before.error or "", before.first_failed))
+                continue
+        failed_before = same_file and before.status == "failed"
+        plan.jobs.append(Job(rel, st, before.first_failed if failed_before else None))
+    return plan
+
+
+def _copy_kept(copy: Path, source: os.stat_result) -> bool:
+    """Whether OUTPUT still holds ``copy``, with no permission its original lacks (narrowed here if it had).
+
+    Copies written before terc-tag 0.2, or before their original was made
+    private, may grant more; a copy that cannot be narrowed is redone.
+    """
+    try:
+        mode = os.lstat(copy).st_mode & 0o777
+        if mode & ~source.st_mode:
+            os.chmod(copy, mode & source.st_mode & 0o777)
+        return True
+    except OSError:
+        return False
 
 
 def _predict(session, batch) -> list:
@@ -172,7 +268,7 @@ def _predict(session, batch) -> list:
 
 def _save(state: State, written) -> int:
     records = written.result()
-    state.save(records)
+    state.save([record for record in records if record is not None])
     return len(records)
 
 
@@ -184,15 +280,16 @@ class _BatchWriter:
     thresholds: np.ndarray
     input_dir: Path
     output_dir: Path
-    stats: dict
+    jobs: dict[Path, Job]
     run_key: str
     summary: Summary
 
-    def write(self, batch, probabilities) -> list[Record]:
+    def write(self, batch, probabilities) -> list[Record | None]:
         return [self._write_one(item, p) for item, p in zip(batch, probabilities)]
 
-    def _write_one(self, item, p) -> Record:
-        rel = item.path.relative_to(self.input_dir)
+    def _write_one(self, item, p) -> Record | None:
+        """The photo's record; None when OUTPUT could not take it (not the photo's fault: retried next run)."""
+        rel, job = item.path, self.jobs[item.path]
         tags, error, output = [], item.error, item.data
         if p is not None:
             tags = [tag for tag, prob, t in zip(self.vocabulary, p, self.thresholds) if prob >= t]
@@ -202,20 +299,23 @@ class _BatchWriter:
                 error = str(exc)
         if output is not None:  # copy even a failed photo, so OUTPUT holds every photo
             try:
-                atomic_write(self.output_dir / rel, output)
-                if error:
-                    error += " (copied unchanged)"
+                make_folders(self.output_dir, rel.parent, self.input_dir)
+                atomic_write(self.output_dir / rel, output, item.stat.st_mode & 0o777, temp_folder(self.output_dir))
             except OSError as exc:
-                error = f"cannot write to OUTPUT: {_error_text(exc)}"
+                self.summary.failed.append((str(rel), f"cannot write to OUTPUT: {_error_text(exc)}"))
+                return None
+            if error:
+                error += " (copied unchanged)"
+        st = item.stat or job.stat  # the version actually read, where it was read
+        probabilities = dict(zip(self.vocabulary, map(float, p))) if p is not None else None
         if error:
             self.summary.failed.append((str(rel), error))
-        else:
-            self.summary.tagged.append(str(rel))
-            self.summary.tag_counts.update(tags)
-        st = self.stats[rel]
-        return Record(str(rel), st.st_size, st.st_mtime_ns, self.run_key, "failed" if error else "tagged",
-                      dict(zip(self.vocabulary, map(float, p))) if p is not None else None,
-                      tags if not error else [], error)
+            first = job.first_failed or datetime.now(timezone.utc).isoformat(timespec="seconds")
+            return Record(str(rel), st.st_size, st.st_mtime_ns, self.run_key, "failed", probabilities, [], error,
+                          first)
+        self.summary.tagged.append(str(rel))
+        self.summary.tag_counts.update(tags)
+        return Record(str(rel), st.st_size, st.st_mtime_ns, self.run_key, "tagged", probabilities, tags, None)
 
 
 def uncertain_tags(probabilities: dict[str, float], thresholds: dict[str, float], margin: float) -> list[tuple[str, float]]:
@@ -235,20 +335,22 @@ def _write_predictions(output_dir, state, vocabulary, thresholds, margin) -> Non
         near = uncertain_tags(probs, limits, margin)
         rows.append([record.path] + [f"{probs[t]:.4f}" if t in probs else "" for t in vocabulary]
                     + [";".join(record.tags), ";".join(t for t, _ in near)])
-    atomic_write(output_dir / PREDICTIONS_CSV, csv_bytes(["file", *vocabulary, "tags", "uncertain"], rows))
+    atomic_write(output_dir / PREDICTIONS_CSV, csv_bytes(["file", *vocabulary, "tags", "uncertain"], rows),
+                 temp_dir=temp_folder(output_dir))
 
 
 def write_review(path: Path, output_dir: Path, thresholds: dict[str, float], margin: float) -> int:
     """Write the photos a person should check, most uncertain first; return how many."""
-    state = State(output_dir)
+    state = State.reader(output_dir)
+    entries = []
     try:
-        entries = []
-        for record in state.records():
+        for record in state.records() if state else []:
             if record.status == "tagged" and record.probabilities:
                 for tag, distance in uncertain_tags(record.probabilities, thresholds, margin):
                     entries.append((distance, record.path, tag, record.probabilities[tag]))
     finally:
-        state.close()
+        if state:
+            state.close()
     entries.sort()
     rows = [[p, tag, f"{prob:.4f}", f"{thresholds[tag]:.2f}", "yes" if prob >= thresholds[tag] else "no"]
             for _, p, tag, prob in entries]

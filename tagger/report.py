@@ -29,14 +29,18 @@ def print_summary(summary, console: Console) -> None:
                       f"{len(s.skipped)} files skipped. Nothing was written.")
         return
     speed = f" ({s.photos_per_second:.1f} photos/s over {s.seconds:.1f} s)" if s.tagged or s.failed else ""
+    known = f"{len(s.known_failures)} known failures, " if s.known_failures else ""
     console.print(f"[bold]{len(s.tagged)}[/] photos tagged into {s.output}, {s.unchanged} already done, "
-                  f"{len(s.failed)} failed, {len(s.skipped)} skipped{speed}.")
+                  f"{len(s.failed)} failed, {known}{len(s.skipped)} skipped{speed}.")
     if s.tag_counts:
         table = Table("tag", "photos", title="Tags written this run", title_justify="left")
         for tag, count in s.tag_counts.most_common():
             table.add_row(tag, str(count))
         console.print(table)
-    for title, rows in (("Failed", s.failed), ("Skipped", s.skipped)):
+    known = [(name, f"{reason} (since {since})") for name, reason, since in s.known_failures]
+    for title, rows in (("Failed", s.failed),
+                        ("Known failures, unchanged since they failed (--retry-failed retries them)", known),
+                        ("Skipped", s.skipped)):
         if rows:
             console.print(f"[bold]{title}:[/]")
             for name, reason in rows[:LISTED]:

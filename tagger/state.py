@@ -3,9 +3,11 @@
 The state lives in ``OUTPUT/.terc-tag/`` beside the copies it describes:
 
 * ``state.sqlite``: one row per photo: the input's size and mtime, the model
-  id and threshold it was tagged with, its probabilities and outcome.  SQLite
-  commits are atomic, so a ``kill -9`` loses at most the uncommitted batch,
-  whose photos are simply redone.
+  id and threshold it was tagged with, its probabilities and outcome (and,
+  for a photo that failed, when it first did).  SQLite commits are atomic,
+  so a ``kill -9`` loses at most the uncommitted batch, whose photos are
+  simply redone.  Its schema version is SQLite's ``user_version``; an older
+  state is upgraded in place by the next run that writes.
 * ``lock``: held with ``flock`` for the whole run.  The kernel drops the lock
   when the process dies, so a killed run never leaves a stale lock behind.
 """
@@ -19,6 +21,7 @@ import os
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from tagger.discover import STATE_DIR_NAME
 
@@ -77,47 +80,104 @@ class Record:
     size: int
     mtime_ns: int
     run_key: str
-    status: str  # "tagged" or "failed"
-    probabilities: list[float] | None
+    status: str  # "tagged", or "failed": the photo itself could not be read, decoded or tagged
+    probabilities: dict[str, float] | None
     tags: list[str]
     error: str | None
+    first_failed: str | None = None  # when this version of the file (same size and mtime) first failed
+
+
+class Seen(NamedTuple):
+    """What the planning of a run needs to know of a photo: a Record without its probabilities."""
+
+    size: int
+    mtime_ns: int
+    run_key: str
+    status: str
+    error: str | None
+    first_failed: str | None
+
+
+#: 1: the photos table.  2 (terc-tag 0.2): first_failed, so an unchanged broken file is a known failure.
+SCHEMA_VERSION = 2
+_COLUMNS = ("path", "size", "mtime_ns", "run_key", "status", "probabilities", "tags", "error", "first_failed")
 
 
 class State:
-    """The per-OUTPUT record of finished photos."""
+    """The per-OUTPUT record of finished photos.
 
-    def __init__(self, output: Path):
+    ``State(output)`` opens it for writing (a run holding the lock),
+    creating or upgrading it; ``migrated_from`` then says from which schema
+    version, or is None.  ``State.reader(output)`` only reads, and creates no
+    file at all, so a run that finds nothing to do leaves OUTPUT untouched.
+    """
+
+    def __init__(self, output: Path, *, _db: sqlite3.Connection | None = None):
+        self.migrated_from: int | None = None
+        if _db is not None:
+            self.db = _db
+            return
         folder = Path(output) / STATE_DIR_NAME
         folder.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(folder / "state.sqlite", isolation_level=None)
+        self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
-        self.db.execute(
-            "CREATE TABLE IF NOT EXISTS photos (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER,"
-            " run_key TEXT, status TEXT, probabilities TEXT, tags TEXT, error TEXT)")
+        self._migrate()
 
     @classmethod
-    def existing(cls, output: Path) -> "State | None":
-        """The state of an earlier run, or None; creates nothing."""
-        return cls(output) if (Path(output) / STATE_DIR_NAME / "state.sqlite").is_file() else None
+    def reader(cls, output: Path) -> "State | None":
+        """The state of earlier runs, read-only, or None if there is none.
+
+        When its last writer closed it cleanly (no ``-wal`` file), it is
+        opened ``immutable``: SQLite then creates and changes no file at
+        all, so a run with nothing to do leaves OUTPUT untouched.  Otherwise
+        (a run in progress, or killed) the write-ahead log holds recent
+        commits, and a plain read-only connection reads them.
+        """
+        path = Path(output) / STATE_DIR_NAME / "state.sqlite"
+        if not path.is_file():
+            return None
+        mode = "ro" if path.with_name(path.name + "-wal").exists() else "ro&immutable=1"
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode={mode}", uri=True)
+        db.row_factory = sqlite3.Row
+        return cls(output, _db=db)
+
+    def _migrate(self) -> None:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        has_table = self.db.execute("SELECT 1 FROM sqlite_master WHERE name = 'photos'").fetchone()
+        if has_table and version < SCHEMA_VERSION:
+            self.migrated_from = max(version, 1)  # terc-tag 0.1 left user_version at 0
+        with self.db:
+            self.db.execute(
+                "CREATE TABLE IF NOT EXISTS photos (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER,"
+                " run_key TEXT, status TEXT, probabilities TEXT, tags TEXT, error TEXT, first_failed TEXT)")
+            if self.migrated_from == 1:
+                # 0.1 also stored OUTPUT's own write failures as "failed"; without first_failed they are
+                # not known failures, so each is tried once more and then recorded as it really is.
+                self.db.execute("ALTER TABLE photos ADD COLUMN first_failed TEXT")
+            self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def get(self, path: str) -> Record | None:
         row = self.db.execute("SELECT * FROM photos WHERE path = ?", (path,)).fetchone()
         return self._record(row) if row else None
 
-    def is_done(self, path: str, size: int, mtime_ns: int, run_key: str) -> bool:
-        record = self.get(path)
-        return (record is not None and record.status == "tagged" and record.size == size
-                and record.mtime_ns == mtime_ns and record.run_key == run_key)
+    def index(self) -> dict[str, Seen]:
+        """Every photo's :class:`Seen`, in one query (no probabilities parsed)."""
+        if not self.db.execute("SELECT 1 FROM sqlite_master WHERE name = 'photos'").fetchone():
+            return {}  # created, but its first batch never committed
+        rows = self.db.execute("SELECT * FROM photos")
+        return {row["path"]: Seen(row["size"], row["mtime_ns"], row["run_key"], row["status"], row["error"],
+                                  _get(row, "first_failed")) for row in rows}
 
     def save(self, records: list[Record]) -> None:
         """Store a batch in one transaction: all of it lands, or none of it."""
         with self.db:
             self.db.executemany(
-                "INSERT OR REPLACE INTO photos VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT OR REPLACE INTO photos VALUES ({', '.join('?' * len(_COLUMNS))})",
                 [(r.path, r.size, r.mtime_ns, r.run_key, r.status,
                   json.dumps(r.probabilities) if r.probabilities is not None else None,
-                  json.dumps(r.tags), r.error) for r in records])
+                  json.dumps(r.tags), r.error, r.first_failed) for r in records])
 
     def records(self) -> list[Record]:
         return [self._record(row) for row in self.db.execute("SELECT * FROM photos ORDER BY path")]
@@ -126,7 +186,13 @@ class State:
         self.db.close()
 
     @staticmethod
-    def _record(row) -> Record:
-        path, size, mtime_ns, run_key, status, probabilities, tags, error = row
-        return Record(path, size, mtime_ns, run_key, status,
-                      json.loads(probabilities) if probabilities else None, json.loads(tags or "[]"), error)
+    def _record(row: sqlite3.Row) -> Record:
+        probabilities, tags = row["probabilities"], row["tags"]
+        return Record(row["path"], row["size"], row["mtime_ns"], row["run_key"], row["status"],
+                      json.loads(probabilities) if probabilities else None, json.loads(tags or "[]"), row["error"],
+                      _get(row, "first_failed"))
+
+
+def _get(row: sqlite3.Row, column: str):
+    """A column that states written by older versions lack (read through State.reader, never migrated)."""
+    return row[column] if column in row.keys() else None

@@ -42,7 +42,7 @@ import numpy as np
 import tagger
 from tagger._tf import keras
 from tagger.decode import DecodeError, decode_photo
-from tagger.discover import discover
+from tagger.discover import discover, read_inside
 from tagger.labels import labels_from_metadata, match_labels
 from tagger.logistic import fit_logistic
 from tagger.metrics import calibrate_thresholds, evaluate_predictions
@@ -250,13 +250,16 @@ def tag_combinations(y: np.ndarray) -> np.ndarray:
     return rows[np.argsort(-counts, kind="stable")]
 
 
-def read_photos(root: Path, names: Sequence[str], size: int, log) -> tuple[list[str], np.ndarray]:
+def read_photos(root: Path, names: Sequence[str], size: int, log,
+                follow_symlinks: bool = False) -> tuple[list[str], np.ndarray]:
     kept, arrays = [], []
     for name in names:
         try:
-            arrays.append(decode_photo((root / name).read_bytes(), (size, size)))
+            arrays.append(decode_photo(read_inside(root, name, follow_symlinks)[0], (size, size)))
             kept.append(name)
-        except (OSError, DecodeError) as exc:
+        except OSError as exc:
+            log(f"skipping {name}: {exc.strerror or exc}")
+        except DecodeError as exc:
             log(f"skipping {name}: {exc}")
     return kept, np.stack(arrays) if arrays else np.zeros((0, size, size, 3), np.uint8)
 
@@ -266,16 +269,16 @@ def train(image_dir, out_dir, *, vocabulary: Sequence[str] = tagger.TERC_TAGS, l
           c_values: Sequence[float] = (0.01, 0.03, 0.1, 0.3, 1.0), learning_rates: Sequence[float] = (1e-4,),
           fine_tune_blocks: int = 0, views: int = 2, balance: bool = True, pooling: str = "gem",
           label_sets: bool = True, refit: bool = True, sequence_gap: int = 100, seed: int = 0,
-          log: Callable[[str], None] = print) -> dict:
+          follow_symlinks: bool = False, log: Callable[[str], None] = print) -> dict:
     """Train a model on ``image_dir`` and write a bundle to ``out_dir``; return its card."""
     started = time.perf_counter()
     keras.utils.set_random_seed(seed)
     root = Path(image_dir)
     if not root.is_dir():
         raise TrainError(f"{root} is not a folder")
-    found = discover(root)
+    found = discover(root, follow_symlinks)
     if labels is None:
-        photo_labels, unreadable = labels_from_metadata(root, found.photos, vocabulary)
+        photo_labels, unreadable = labels_from_metadata(root, found.photos, vocabulary, follow_symlinks)
         source = "metadata: XMP dc:subject, IPTC Keywords, EXIF XPKeywords, lr:hierarchicalSubject leaves"
     else:
         photo_labels, unreadable = match_labels(found.photos, labels), []
@@ -292,7 +295,7 @@ def train(image_dir, out_dir, *, vocabulary: Sequence[str] = tagger.TERC_TAGS, l
     names = {s: sorted(n for n, v in split.items() if v == s) for s in SPLITS}
     pixels, y = {}, {}
     for s in SPLITS:
-        names[s], pixels[s] = read_photos(root, names[s], input_size, log)
+        names[s], pixels[s] = read_photos(root, names[s], input_size, log, follow_symlinks)
         y[s] = np.array([[tag in labelled[n] for tag in vocabulary] for n in names[s]], dtype="float32")
     log("split: " + ", ".join(f"{s} {len(names[s])}" for s in SPLITS))
 

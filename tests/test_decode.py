@@ -92,10 +92,10 @@ def test_decompression_bomb_is_refused():
 def test_parallel_decoding_keeps_order_and_reports_failures(tmp_path):
     paths = []
     for i, source in enumerate(sorted(ISS.glob("*.jpg"))):
-        paths.append(tmp_path / f"{i}.jpg")
-        paths[-1].write_bytes(source.read_bytes())
-    paths.insert(2, tmp_path / "missing.jpg")
-    results = list(iter_decoded(paths, SIZE, workers=3, prefetch=2))
+        paths.append(Path(f"{i}.jpg"))
+        (tmp_path / paths[-1]).write_bytes(source.read_bytes())
+    paths.insert(2, Path("missing.jpg"))
+    results = list(iter_decoded(tmp_path, paths, SIZE, workers=3, prefetch=2))
     assert [r.path for r in results] == paths
     assert results[2].error.startswith("vanished")
     assert all(r.pixels is not None for i, r in enumerate(results) if i != 2)
@@ -113,7 +113,8 @@ def test_corrupt_exif_prints_nothing_even_from_many_threads(tmp_path):
     for i in range(200):
         (tmp_path / f"{i}.jpg").write_bytes(with_bad_exif((ISS / "iss038e040838.jpg").read_bytes()))
     code = ("import sys; from pathlib import Path; from tagger.decode import iter_decoded;"
-            "results = list(iter_decoded(sorted(Path(sys.argv[1]).glob('*.jpg')), (64, 64), workers=8, prefetch=16));"
+            "root = Path(sys.argv[1]); photos = sorted(p.relative_to(root) for p in root.glob('*.jpg'));"
+            "results = list(iter_decoded(root, photos, (64, 64), workers=8, prefetch=16));"
             "print(sum(r.pixels is not None for r in results))")
     done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "200" and done.stderr == ""

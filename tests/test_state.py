@@ -1,12 +1,13 @@
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
 
 import pytest
 
-from tagger.state import LockHeld, Record, RunLock, State
+from tagger.state import SCHEMA_VERSION, LockHeld, Record, RunLock, Seen, State
 
 
 def test_second_lock_is_refused_with_the_holder(tmp_path):
@@ -39,17 +40,56 @@ def test_lock_of_a_killed_process_is_not_stale(tmp_path):
         pass
 
 
-def test_state_round_trip_and_done_rules(tmp_path):
+OLD_SCHEMA = ("CREATE TABLE photos (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, run_key TEXT,"
+              " status TEXT, probabilities TEXT, tags TEXT, error TEXT)")  # terc-tag 0.1, user_version 0
+
+
+def test_state_round_trip(tmp_path):
     state = State(tmp_path)
+    assert state.migrated_from is None  # new, not upgraded
     state.save([Record("a.jpg", 10, 5, "model:0.5", "tagged", {"Day": 0.9}, ["Day"], None),
-                Record("b.jpg", 10, 5, "model:0.5", "failed", None, [], "corrupt")])
-    assert state.is_done("a.jpg", 10, 5, "model:0.5")
-    assert not state.is_done("a.jpg", 11, 5, "model:0.5")   # size changed
-    assert not state.is_done("a.jpg", 10, 6, "model:0.5")   # mtime changed
-    assert not state.is_done("a.jpg", 10, 5, "other:0.5")   # model changed
-    assert not state.is_done("b.jpg", 10, 5, "model:0.5")   # failures are retried
+                Record("b.jpg", 10, 5, "model:0.5", "failed", None, [], "corrupt", "2026-11-23T10:00:00+00:00")])
     state.save([Record("a.jpg", 10, 5, "model:0.5", "tagged", {"Day": 0.8}, ["Day"], None)])
     assert [r.path for r in state.records()] == ["a.jpg", "b.jpg"]  # replaced, not duplicated
+    assert state.index()["b.jpg"] == Seen(10, 5, "model:0.5", "failed", "corrupt", "2026-11-23T10:00:00+00:00")
     state.close()
-    assert State.existing(tmp_path).get("a.jpg").probabilities == {"Day": 0.8}
-    assert State.existing(tmp_path / "nowhere") is None
+    reader = State.reader(tmp_path)
+    assert reader.get("a.jpg").probabilities == {"Day": 0.8}
+    reader.close()
+    assert State.reader(tmp_path / "nowhere") is None
+
+
+def test_reader_creates_and_changes_nothing(tmp_path):
+    State(tmp_path).close()
+    folder = tmp_path / ".terc-tag"
+    before = {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
+    reader = State.reader(tmp_path)
+    reader.index()
+    reader.close()
+    assert {p.name: p.stat().st_mtime_ns for p in folder.iterdir()} == before
+
+
+def _old_state(output) -> None:
+    (output / ".terc-tag").mkdir(parents=True)
+    with sqlite3.connect(output / ".terc-tag" / "state.sqlite") as db:
+        db.execute(OLD_SCHEMA)
+        db.execute("INSERT INTO photos VALUES ('a.jpg', 10, 5, 'm:0.5', 'tagged', '{\"Day\": 0.9}', '[\"Day\"]', NULL)")
+        db.execute("INSERT INTO photos VALUES ('b.jpg', 10, 5, 'm:0.5', 'failed', NULL, '[]', 'corrupt')")
+    db.close()
+
+
+def test_a_state_written_by_0_1_is_read_then_upgraded_in_place(tmp_path):
+    _old_state(tmp_path)
+    reader = State.reader(tmp_path)  # before any upgrade: read as it is
+    assert reader.index()["b.jpg"].first_failed is None and reader.get("a.jpg").tags == ["Day"]
+    reader.close()
+    state = State(tmp_path)
+    assert state.migrated_from == 1
+    assert state.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert state.get("a.jpg") == Record("a.jpg", 10, 5, "m:0.5", "tagged", {"Day": 0.9}, ["Day"], None, None)
+    assert state.index()["b.jpg"].first_failed is None  # not a known failure: tried once more
+    state.save([Record("b.jpg", 10, 5, "m:0.5", "failed", None, [], "corrupt", "2026-11-23T10:00:00+00:00")])
+    state.close()
+    again = State(tmp_path)
+    assert again.migrated_from is None and again.get("b.jpg").first_failed == "2026-11-23T10:00:00+00:00"
+    again.close()

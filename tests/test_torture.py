@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import tagger.decode
 import tagger.pipeline
 from tagger.pipeline import tag_folder
 from conftest import ISS
@@ -68,11 +69,11 @@ def test_full_disk_fails_those_files_and_the_next_run_finishes(tmp_path, session
     src = shutil.copytree(ISS, tmp_path / "in")
     real_write, calls = tagger.pipeline.atomic_write, []
 
-    def disk_fills_up(path, data):
+    def disk_fills_up(path, data, *args, **kwargs):
         calls.append(path)
         if len(calls) > 3:
             raise OSError(errno.ENOSPC, "No space left on device")
-        real_write(path, data)
+        real_write(path, data, *args, **kwargs)
 
     monkeypatch.setattr(tagger.pipeline, "atomic_write", disk_fills_up)
     summary = tag_folder(src, tmp_path / "out", session)
@@ -89,8 +90,8 @@ def test_a_photo_that_vanishes_mid_run(tmp_path, session, monkeypatch):
     src = shutil.copytree(ISS, tmp_path / "in")
     real_discover = tagger.pipeline.discover
 
-    def discover_then_delete(root):
-        found = real_discover(root)
+    def discover_then_delete(root, *args):
+        found = real_discover(root, *args)
         (root / found.photos[2]).unlink()
         return found
 
@@ -106,14 +107,14 @@ def test_unreadable_file(tmp_path, session, monkeypatch):
     for name in ("secret.jpg", "open.jpg"):
         (src / name).write_bytes((ISS / "iss038e040838.jpg").read_bytes())
     if os.geteuid() == 0:  # root reads files whatever their mode: make the read itself fail
-        real_read = Path.read_bytes
+        real_read = tagger.decode.read_inside
 
-        def read_bytes(path):
-            if path.name == "secret.jpg":
-                raise PermissionError(errno.EACCES, "Permission denied", str(path))
-            return real_read(path)
+        def read_inside(root, rel, *args):
+            if Path(rel).name == "secret.jpg":
+                raise PermissionError(errno.EACCES, "Permission denied", str(rel))
+            return real_read(root, rel, *args)
 
-        monkeypatch.setattr(Path, "read_bytes", read_bytes)
+        monkeypatch.setattr(tagger.decode, "read_inside", read_inside)
     else:
         (src / "secret.jpg").chmod(0)
     summary = tag_folder(src, tmp_path / "out", session)
@@ -175,7 +176,12 @@ def test_kill_9_mid_run_then_a_concurrent_run_then_complete(tmp_path):
     assert time.monotonic() - started < 5  # refused before loading the model
 
     _, errors = second.communicate(timeout=300)
-    assert second.returncode == 1  # the hostile files fail, everything else is tagged
+    with sqlite3.connect(out / ".terc-tag" / "state.sqlite") as connection:
+        failed = {row[0] for row in connection.execute("SELECT path FROM photos WHERE status = 'failed'")}
+    connection.close()
+    assert failed == set(hostile.BAD)  # the hostile files fail, everything else is tagged
     assert all(line.startswith("terc-tag: failed: ") for line in errors.splitlines()), errors  # nothing else
-    assert {line.split(": ")[2] for line in errors.splitlines()} == set(hostile.BAD)
+    # Files that failed before the kill are known failures now: the second run does not report them again.
+    reported = {line.split(": ")[2] for line in errors.splitlines()}
+    assert reported and reported < set(hostile.BAD) and second.returncode == 1
     assert_consistent(src, out, photo_names(src) - set(hostile.BAD))

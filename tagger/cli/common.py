@@ -65,6 +65,10 @@ class_map_option = click.option(
     help="class_id,name CSV for a 'file class_id' labels list (default: classmap.csv beside it).")
 batch_option = click.option("--batch-size", type=click.IntRange(1, 1024), default=32, show_default=True,
                             help="Photos per inference batch.")
+follow_symlinks_option = click.option(
+    "--follow-symlinks", is_flag=True,
+    help="Follow symbolic links whose target lies inside the folder (links out of it are always refused). "
+         "Default: links are skipped and listed.")
 workers_option = click.option("--workers", type=click.IntRange(1, 64), default=None,
                               help="Decoding threads (default: min(4, CPU cores)).")
 
@@ -91,14 +95,24 @@ def backend_option(default: str):
              "than TensorFlow; agrees with it on 99.99% of the default model's tag decisions).")
 
 
-def open_session(model_dir: Path | None, backend: str = "tf"):
-    """Load a model bundle, or exit with one line saying why not."""
-    from tagger.model import ModelNotFound, TaggerSession
+def open_bundle(model_dir: Path | None, backend: str = "tf"):
+    """Read a model bundle's card and identity (no TensorFlow), or exit with one line saying why not."""
+    from tagger.bundle import Bundle, BundleError
 
-    path = model_dir or default_model()
     try:
-        return TaggerSession(path, backend)
-    except ModelNotFound as exc:
+        return Bundle(model_dir or default_model(), backend)
+    except BundleError as exc:
         fail(str(exc))
-    except (OSError, ValueError, KeyError) as exc:
-        fail(f"cannot load model bundle {path}: {exc}")
+
+
+def open_session(model_dir: Path | None, backend: str = "tf"):
+    """Load a model bundle, ready to predict, or exit with one line saying why not."""
+    from tagger.bundle import BundleError
+
+    bundle = open_bundle(model_dir, backend)
+    try:
+        return bundle.load()
+    except BundleError as exc:
+        fail(str(exc))
+    except (OSError, ValueError) as exc:
+        fail(f"cannot load model bundle {bundle.path}: {exc}")

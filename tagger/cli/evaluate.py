@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from tagger.cli.common import (EXIT_OK, backend_option, batch_option, class_map_option, fail, labels_option,
-                               model_option, open_session, show_progress, threshold_option, workers_option)
+from tagger.cli.common import (EXIT_OK, backend_option, batch_option, class_map_option, fail, follow_symlinks_option,
+                               labels_option, model_option, open_session, show_progress, threshold_option, workers_option)
 
 
 @click.command("evaluate")
@@ -27,10 +27,11 @@ from tagger.cli.common import (EXIT_OK, backend_option, batch_option, class_map_
               help="Write the report as Markdown.")
 @click.option("--figure", "figure_file", type=click.Path(path_type=Path, dir_okay=False),
               help="Write a PNG: per-tag accuracy against the baseline, and precision-recall curves.")
+@follow_symlinks_option
 @batch_option
 @workers_option
 def command(folder, model_dir, backend, threshold, labels_file, class_map, split, json_file, markdown_file,
-            figure_file, batch_size, workers):
+            figure_file, follow_symlinks, batch_size, workers):
     """Measure a model on photos whose true tags are known.
 
     Prints, per tag: support, accuracy, the naive baseline's accuracy (always
@@ -59,7 +60,7 @@ def command(folder, model_dir, backend, threshold, labels_file, class_map, split
         if folder is None:
             folder, photos = held_out_photos(bundle, "test" if split in (None, "all") else split)
         else:
-            photos = discover(folder).photos
+            photos = discover(folder, follow_symlinks).photos
             if split not in (None, "all"):
                 members = set(card.get("split", {}).get(split, []))
                 photos = [p for p in photos if str(p) in members or p.name in members]
@@ -67,7 +68,7 @@ def command(folder, model_dir, backend, threshold, labels_file, class_map, split
             labels = match_labels(photos, read_labels_file(labels_file, class_map)[0])
             read_errors = []
         else:
-            labels, read_errors = labels_from_metadata(folder, photos, card["vocabulary"])
+            labels, read_errors = labels_from_metadata(folder, photos, card["vocabulary"], follow_symlinks)
     except (EvaluateError, LabelsError) as exc:
         fail(str(exc))
     for name, reason in read_errors:
@@ -86,7 +87,7 @@ def command(folder, model_dir, backend, threshold, labels_file, class_map, split
 
     session = open_session(bundle, backend)
     try:
-        report = evaluate(session, folder, labels, threshold, batch_size, workers, show_progress())
+        report = evaluate(session, folder, labels, threshold, batch_size, workers, show_progress(), follow_symlinks)
     except ValueError as exc:
         fail(str(exc))
     console.print(evaluation_table(report))

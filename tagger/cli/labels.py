@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from tagger.cli.common import (EXIT_OK, EXIT_SOME_FAILED, class_map_option, fail, labels_option, model_option,
-                               parse_vocabulary)
+from tagger.cli.common import (EXIT_OK, EXIT_SOME_FAILED, class_map_option, fail, follow_symlinks_option,
+                               labels_option, model_option, parse_vocabulary)
 
 
 @click.command("labels")
@@ -19,7 +19,8 @@ from tagger.cli.common import (EXIT_OK, EXIT_SOME_FAILED, class_map_option, fail
 @click.option("--vocabulary", help="Tags to keep: comma-separated, or a file with one per line. "
                                    "Default: the model's vocabulary.")
 @model_option
-def command(folder, csv_file, labels_file, class_map, vocabulary, model_dir):
+@follow_symlinks_option
+def command(folder, csv_file, labels_file, class_map, vocabulary, model_dir, follow_symlinks):
     """Print each photo's tags as read from its metadata.
 
     Reads XMP dc:subject, IPTC Keywords, EXIF XPKeywords and the leaves of
@@ -38,7 +39,7 @@ def command(folder, csv_file, labels_file, class_map, vocabulary, model_dir):
     from tagger.labels import LabelsError, labels_from_metadata, match_labels, read_labels_file
     from tagger.outputs import atomic_write, csv_bytes
 
-    found = discover(folder)
+    found = discover(folder, follow_symlinks)
     errors = []
     try:
         if labels_file:
@@ -46,7 +47,7 @@ def command(folder, csv_file, labels_file, class_map, vocabulary, model_dir):
             labels = match_labels(found.photos, all_labels)
         else:
             vocab = parse_vocabulary(vocabulary) or read_card(model_dir or default_model())["vocabulary"]
-            labels, errors = labels_from_metadata(folder, found.photos, vocab)
+            labels, errors = labels_from_metadata(folder, found.photos, vocab, follow_symlinks)
     except (LabelsError, EvaluateError) as exc:
         fail(str(exc))
     if not found.photos:

@@ -10,8 +10,8 @@ from pathlib import Path
 import click
 
 from tagger.cli.common import (EXIT_INTERRUPTED, EXIT_LOCKED, EXIT_OK, EXIT_SOME_FAILED, backend_option,
-                               batch_option, fail, model_option, open_session, show_progress, threshold_option,
-                               workers_option)
+                               batch_option, fail, follow_symlinks_option, model_option, open_bundle, show_progress,
+                               threshold_option, workers_option)
 
 
 @click.command("tag")
@@ -21,6 +21,9 @@ from tagger.cli.common import (EXIT_INTERRUPTED, EXIT_LOCKED, EXIT_OK, EXIT_SOME
 @backend_option("openvino-bf16")
 @threshold_option
 @click.option("--force", is_flag=True, help="Re-tag every photo, even those an earlier run finished.")
+@click.option("--retry-failed", is_flag=True,
+              help="Retry known failures too: files that failed before and have not changed since.")
+@follow_symlinks_option
 @click.option("--dry-run", is_flag=True, help="Say what would be tagged; write nothing.")
 @click.option("--review", "review_file", type=click.Path(path_type=Path, dir_okay=False),
               help="Write photos with a probability near a threshold to this CSV, most uncertain first.")
@@ -33,21 +36,25 @@ from tagger.cli.common import (EXIT_INTERRUPTED, EXIT_LOCKED, EXIT_OK, EXIT_SOME
               help="Append a line per run, and one per failed file, to this log.")
 @click.option("--json-summary", type=click.Path(path_type=Path, dir_okay=False),
               help="Write the run's summary (every failed and skipped file) as JSON.")
-def command(input_dir, output_dir, model_dir, backend, threshold, force, dry_run, review_file, review_margin,
-            batch_size, workers, quiet, log_file, json_summary):
+def command(input_dir, output_dir, model_dir, backend, threshold, force, retry_failed, follow_symlinks, dry_run,
+            review_file, review_margin, batch_size, workers, quiet, log_file, json_summary):
     """Tag the photos of INPUT into a copy of it at OUTPUT.
 
     Walks INPUT for JPEG, TIFF and PNG photos, predicts tags, and writes each
     photo to the same place under OUTPUT with the tags merged into XMP
     dc:subject, IPTC Keywords and EXIF XPKeywords. Originals are never
     changed; pixels are never re-encoded. OUTPUT/predictions.csv lists every
-    photo's probabilities. A rerun tags only new or changed photos.
+    photo's probabilities. A rerun tags only new or changed photos; a run
+    with nothing new loads no model and writes nothing. A file that failed
+    is a known failure until it changes: listed, but not retried or reported
+    again. Symbolic links are skipped unless --follow-symlinks.
 
     \b
     Examples:
       terc-tag ./incoming ./tagged
       terc-tag tag ./incoming ./tagged --threshold calibrated --review review.csv
       terc-tag ./incoming ./tagged --quiet --log-file tagging.log   # from cron
+      terc-tag ./incoming ./tagged --retry-failed                   # retry known failures
 
     Exit codes: 0 all good, 1 some files failed, 2 usage error, 3 another run holds the lock,
     130 interrupted.
@@ -60,16 +67,17 @@ def command(input_dir, output_dir, model_dir, backend, threshold, force, dry_run
         RunLock(output_dir).check()  # before spending seconds on loading the model
     except LockHeld as exc:
         fail(str(exc), EXIT_LOCKED)
-    session = open_session(model_dir, backend)
+    model = open_bundle(model_dir, backend)  # the network itself is loaded only if a photo needs it
     try:
-        summary = tag_folder(input_dir, output_dir, session, threshold=threshold, force=force, dry_run=dry_run,
+        summary = tag_folder(input_dir, output_dir, model, threshold=threshold, force=force,
+                             retry_failed=retry_failed, dry_run=dry_run, follow_symlinks=follow_symlinks,
                              batch_size=batch_size, workers=workers, review_margin=review_margin,
                              progress=show_progress(quiet))
     except FolderError as exc:
         fail(str(exc))
     except LockHeld as exc:
         fail(str(exc), EXIT_LOCKED)
-    except ValueError as exc:  # e.g. 'calibrated' asked of a model without calibrated thresholds
+    except ValueError as exc:  # 'calibrated' asked of a model without them; a bundle that cannot be built
         fail(str(exc))
     except OSError as exc:
         fail(f"cannot write to OUTPUT {output_dir}: {exc.strerror or exc}")
@@ -105,7 +113,8 @@ def _write_report(summary, path: Path, write):
 def _append_log(path: Path, summary) -> None:
     stamp = datetime.now().isoformat(timespec="seconds")
     lines = [f"{stamp} {summary.input} -> {summary.output}: {len(summary.tagged)} tagged, {summary.unchanged} "
-             f"already done, {len(summary.failed)} failed, {len(summary.skipped)} skipped, "
+             f"already done, {len(summary.failed)} failed, {len(summary.known_failures)} known failures, "
+             f"{len(summary.skipped)} skipped, "
              f"{summary.photos_per_second:.1f} photos/s"]
     lines += [f"{stamp} failed {name}: {reason}" for name, reason in summary.failed]
     with open(path, "a", encoding="utf-8") as handle:
