@@ -39,3 +39,27 @@ def model_only(session, batch_size: int, batches: int) -> float:
     for _ in range(batches):
         session.predict(pixels)
     return batch_size * batches / (time.perf_counter() - started)
+
+
+def exiv2_keywords(data: bytes, tags: list[str]) -> bytes:
+    """terc-tag 0.1's writer, kept as the baseline: exiv2 merges the tags into XMP, IPTC and EXIF,
+    fed only a JPEG's header (segments before the first scan) and the scan appended unchanged."""
+    import pyexiv2
+
+    from tagger.metadata import merge
+    from tagger.metadata.write import WriteError, _jpeg_segments
+
+    try:
+        scan = _jpeg_segments(data)[1]
+    except (WriteError, IndexError):
+        scan = -1
+    header = data[:scan] + b"\xff\xd9" if scan > 0 else data
+    with pyexiv2.ImageData(header) as image:
+        xmp, iptc, exif = image.read_xmp(), image.read_iptc(), image.read_exif()
+        subject, keywords = xmp.get("Xmp.dc.subject") or [], iptc.get("Iptc.Application2.Keywords") or []
+        xp = [w for w in (exif.get("Exif.Image.XPKeywords") or "").rstrip("\x00").split(";") if w]
+        image.modify_xmp({"Xmp.dc.subject": merge(subject, tags)})
+        image.modify_iptc({"Iptc.Application2.Keywords": merge(keywords, tags)})
+        image.modify_exif({"Exif.Image.XPKeywords": ";".join(merge(xp, tags))})
+        edited = image.get_bytes()
+    return edited[:-2] + data[scan:] if scan > 0 else edited

@@ -6,7 +6,8 @@ All three are measured in this one run, on full-size ISS photos (4928x3280,
 1-3.5 MB), and printed with their ratios:
 
 * model only: ``session.predict`` on ready-made batches (no decoding, no I/O);
-* terc-tag: ``tag_folder`` on a folder of ``--photos`` photos, everything included;
+* terc-tag: ``tag_folder`` on a folder of ``--photos`` photos, everything included,
+  then again with terc-tag 0.1's metadata writer (exiv2) in place of its own;
 * naive: per photo a full-size decode and resize, ``model.predict`` on one
   photo, and one exiftool process per predicted tag (as the original tool did).
 """
@@ -25,10 +26,11 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import DEFAULT_SOURCE, many_photos, model_only  # noqa: E402
+from _common import DEFAULT_SOURCE, exiv2_keywords, many_photos, model_only  # noqa: E402
 
 from tagger.cli.common import default_model  # noqa: E402
 from tagger.model import TaggerSession  # noqa: E402
+import tagger.pipeline  # noqa: E402
 from tagger.pipeline import tag_folder  # noqa: E402
 
 
@@ -64,12 +66,16 @@ def main() -> None:
         photos = many_photos(Path(tmp) / "in", args.photos, args.source)
         ours = tag_folder(Path(tmp) / "in", Path(tmp) / "out", session, batch_size=args.batch_size)
         assert len(ours.tagged) == args.photos, ours.failed
+        tagger.pipeline.write_keywords = lambda data, tags: (exiv2_keywords(data, tags), [])  # 0.1's writer
+        before = tag_folder(Path(tmp) / "in", Path(tmp) / "out-exiv2", session, batch_size=args.batch_size)
         alone = model_only(session, args.batch_size, batches=max(3, args.photos // args.batch_size // 2))
         slow = naive(session, photos[: args.naive_photos], Path(tmp) / "naive")
     e2e = ours.photos_per_second
     print(f"backend {args.backend}, batch {args.batch_size}, {args.photos} full-size photos")
     print(f"model only:        {alone:7.1f} photos/s")
     print(f"terc-tag tag:      {e2e:7.1f} photos/s   ({e2e / alone:.0%} of the model alone)")
+    print(f"  with 0.1's exiv2 writer: {before.photos_per_second:7.1f} photos/s "
+          f"(this writer: {e2e / before.photos_per_second:.2f}x)")
     print(f"naive pipeline:    {slow:7.2f} photos/s   (terc-tag is {e2e / slow:.1f}x faster; "
           f"{args.naive_photos} photos)")
 

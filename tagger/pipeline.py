@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from tagger.decode import batched, iter_decoded
 from tagger.discover import discover
-from tagger.metadata import MetadataError, add_keywords
+from tagger.metadata import MetadataError, write_keywords
 from tagger.outputs import (atomic_write, clear_scattered_temporaries, clear_temporaries, csv_bytes, folder_mode,
                             is_inside, make_folders, temp_folder)
 from tagger.state import Record, RunLock, Seen, State
@@ -53,6 +53,7 @@ class Summary:
     unchanged: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)
     known_failures: list[tuple[str, str, str]] = field(default_factory=list)  # file, reason, first failed
+    partly_tagged: list[tuple[str, str]] = field(default_factory=list)  # file, the fields left alone and why
     skipped: list[tuple[str, str]] = field(default_factory=list)
     tag_counts: Counter = field(default_factory=Counter)
     pending: int = 0
@@ -71,6 +72,7 @@ class Summary:
             "tagged": len(self.tagged), "unchanged": self.unchanged, "pending": self.pending,
             "failed": [{"file": f, "reason": r} for f, r in self.failed],
             "known_failures": [{"file": f, "reason": r, "first_failed": t} for f, r, t in self.known_failures],
+            "partly_tagged": [{"file": f, "reason": r} for f, r in self.partly_tagged],
             "skipped": [{"file": f, "reason": r} for f, r in self.skipped],
             "tag_counts": dict(self.tag_counts), "seconds": round(self.seconds, 3),
             "photos_per_second": round(self.photos_per_second, 2),
@@ -290,11 +292,11 @@ class _BatchWriter:
     def _write_one(self, item, p) -> Record | None:
         """The photo's record; None when OUTPUT could not take it (not the photo's fault: retried next run)."""
         rel, job = item.path, self.jobs[item.path]
-        tags, error, output = [], item.error, item.data
+        tags, error, output, notes = [], item.error, item.data, []
         if p is not None:
             tags = [tag for tag, prob, t in zip(self.vocabulary, p, self.thresholds) if prob >= t]
             try:
-                output = add_keywords(item.data, tags)
+                output, notes = write_keywords(item.data, tags)
             except MetadataError as exc:
                 error = str(exc)
         if output is not None:  # copy even a failed photo, so OUTPUT holds every photo
@@ -315,6 +317,8 @@ class _BatchWriter:
                           first)
         self.summary.tagged.append(str(rel))
         self.summary.tag_counts.update(tags)
+        if notes:
+            self.summary.partly_tagged.append((str(rel), "; ".join(notes)))
         return Record(str(rel), st.st_size, st.st_mtime_ns, self.run_key, "tagged", probabilities, tags, None)
 
 

@@ -39,6 +39,7 @@ def print_summary(summary, console: Console) -> None:
         console.print(table)
     known = [(name, f"{reason} (since {since})") for name, reason, since in s.known_failures]
     for title, rows in (("Failed", s.failed),
+                        ("Partly tagged: these fields were left as they were", s.partly_tagged),
                         ("Known failures, unchanged since they failed (--retry-failed retries them)", known),
                         ("Skipped", s.skipped)):
         if rows:

@@ -48,6 +48,10 @@ def test_hostile_folder(tmp_path, session):
         assert words in failed[name], (name, failed[name])
     valid = {p.name for p in ISS.glob("*.jpg")} | set(hostile.VALID_ODD)
     assert set(summary.tagged) == valid
+    partly = dict(summary.partly_tagged)
+    assert set(partly) == set(hostile.PARTLY)
+    for name, words in hostile.PARTLY.items():
+        assert words in partly[name], (name, partly[name])
     skipped = dict(summary.skipped)
     assert {"readme.txt", "sub/loop", "pipe.jpg"} <= set(skipped)
     assert skipped["pipe.jpg"] == "not a regular file"

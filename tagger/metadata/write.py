@@ -1,0 +1,297 @@
+"""Write keywords into a JPEG, TIFF or PNG, changing nothing else.
+
+Each of the three fields is edited in its own container, by the narrowest
+change that format allows:
+
+* JPEG: XMP (APP1), EXIF (APP1) and the Photoshop resources with IPTC
+  (APP13) are each one segment; only those segments change, every other
+  segment and the compressed image are copied byte for byte.
+* TIFF: the XMP packet (tag 700), the IPTC block (33723) and XPKeywords
+  live in IFD0, which is relocated (:mod:`tagger.metadata.tiff`), so strips,
+  tiles, later pages and sub-IFDs keep their offsets.
+* PNG: XMP in its ``iTXt`` chunk (recompressed if it was compressed) and EXIF
+  in ``eXIf``; PNG has no standard
+  place for IPTC, so it gets none (its keywords live in XMP).
+
+A field that cannot be written safely (its block is malformed, or the result
+would not fit a JPEG segment) is left as it was and named in the returned
+notes; only if no field could be written is the photo refused.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from typing import Callable
+
+from tagger.metadata import iptc, tiff, xmp
+
+XMP_ID, EXIF_ID, PHOTOSHOP_ID = b"http://ns.adobe.com/xap/1.0/\x00", b"Exif\x00\x00", b"Photoshop 3.0\x00"
+APP0, APP1, APP2, APP13, SOS, EOI = 0xE0, 0xE1, 0xE2, 0xED, 0xDA, 0xD9
+MPF_ID = b"MPF\x00"
+PNG_SIGNATURE, PNG_XMP_KEY = b"\x89PNG\r\n\x1a\n", b"XML:com.adobe.xmp"
+EMPTY_TIFF = b"II*\x00\x08\x00\x00\x00" + b"\x00\x00" + b"\x00\x00\x00\x00"
+
+
+class WriteError(ValueError):
+    """The photo's container cannot be edited at all; the message says why."""
+
+
+def write_keywords(data: bytes, added: Callable[[list[str]], list[str]]) -> tuple[bytes, list[str]]:
+    """``data`` with keywords added to each field, and notes on the fields left alone.
+
+    ``added(existing)`` gives, for one field's existing keywords, the words
+    to append to it (none if all are there).
+    """
+    if data.startswith(b"\xff\xd8"):
+        return _jpeg(data, added)
+    if data[:4] in (b"II*\x00", b"MM\x00*"):
+        return _tiff(data, added)
+    if data.startswith(PNG_SIGNATURE):
+        return _png(data, added)
+    raise WriteError("not a JPEG, TIFF or PNG file")
+
+
+class _Notes(list):
+    def attempt(self, field: str, edit: Callable[[], bytes | None]) -> bytes | None:
+        """``edit()``, or None with a note when the field cannot be written safely."""
+        try:
+            return edit()
+        except ValueError as exc:
+            self.append(f"{field} not written: {exc}")
+            return None
+
+
+def _xmp_packet(packet: bytes | None, added) -> bytes | None:
+    new = added(xmp.subject(packet) if packet is not None else [])
+    if not new:
+        return None
+    return xmp.add_subject(packet, new) if packet is not None else xmp.new_packet(new)
+
+
+def _iptc_block(block: bytes | None, added) -> bytes | None:
+    new = added(iptc.keywords(block) if block is not None else [])
+    if not new:
+        return None
+    return iptc.add_keywords(block, new) if block is not None else iptc.new_block(new)
+
+
+def _photoshop_resources(irb: bytes | None, added) -> bytes | None:
+    block = iptc.iptc_in_resources(irb) if irb is not None else None
+    new = added(iptc.keywords(block) if block is not None else [])
+    return iptc.add_keywords_to_resources(irb or b"", new) if new else None
+
+
+def _xp_entry(ifd: tiff.Ifd0, added) -> tuple[int, bytes] | None:
+    have = tiff.xp_keywords(ifd)
+    new = added(have)
+    return tiff.xp_value(have + new) if new else None
+
+
+def _exif_block(block: bytes | None, added) -> bytes | None:
+    ifd = tiff.Ifd0(block if block is not None else EMPTY_TIFF)
+    entry = _xp_entry(ifd, added)
+    return ifd.with_entries({tiff.XP_KEYWORDS: entry}) if entry else None
+
+
+def _finish(edited: bytes, notes: list[str], fields: int = 3) -> tuple[bytes, list[str]]:
+    """The edited bytes and notes; refused outright if no field could be written."""
+    if len(notes) == fields:
+        raise WriteError("; ".join(notes))
+    return edited, notes
+
+
+# JPEG ---------------------------------------------------------------------------------------------
+
+def _jpeg_segments(data: bytes) -> tuple[list[bytes], int]:
+    """The segments between SOI and the first scan (fill bytes kept as their own items), and where the scan starts."""
+    segments, i = [], 2
+    while i + 2 <= len(data) and data[i] == 0xFF:
+        marker = data[i + 1]
+        if marker == SOS:
+            return segments, i
+        if marker == 0xFF:
+            segments.append(b"\xff")
+            i += 1
+            continue
+        if marker == EOI or 0xD0 <= marker <= 0xD8 or marker == 0x01 or i + 4 > len(data):
+            break
+        end = i + 2 + struct.unpack(">H", data[i + 2:i + 4])[0]
+        if end > len(data):
+            break
+        segments.append(data[i:end])
+        i = end
+    raise WriteError("not a well-formed JPEG (its metadata segments do not lead to image data)")
+
+
+def _segment(marker: int, payload: bytes) -> bytes:
+    if len(payload) + 2 > 0xFFFF:
+        raise ValueError(f"it would make a {len(payload) + 2:,}-byte segment; a JPEG segment holds at most 65,535")
+    return bytes((0xFF, marker)) + struct.pack(">H", len(payload) + 2) + payload
+
+
+def _jpeg(data: bytes, added) -> tuple[bytes, list[str]]:
+    segments, scan = _jpeg_segments(data)
+
+    def segments_with(marker: int, ident: bytes) -> list[int]:
+        return [i for i, s in enumerate(segments) if len(s) > 4 and s[1] == marker and s[4:].startswith(ident)]
+
+    def payload(found: list[int], ident: bytes) -> bytes | None:
+        return segments[found[0]][4 + len(ident):] if found else None
+
+    exif, packet = segments_with(APP1, EXIF_ID), segments_with(APP1, XMP_ID)
+    photoshop = segments_with(APP13, PHOTOSHOP_ID)
+    notes = _Notes()
+    edits = []
+    for found, field, name, marker, ident, edit in (
+            (exif, "EXIF", "EXIF XPKeywords", APP1, EXIF_ID, _exif_block),
+            (packet, "XMP", "XMP dc:subject", APP1, XMP_ID, _xmp_packet),
+            (photoshop, "IPTC", "IPTC Keywords", APP13, PHOTOSHOP_ID, _photoshop_resources)):
+        if len(found) > 1:  # read as one block by exiftool and others: editing a part would change the whole
+            notes.append(f"{name} not written: its {field} spans several segments")
+            edits.append((found, None))
+            continue
+        edits.append((found, notes.attempt(name, lambda: _maybe(
+            edit(payload(found, ident), added), lambda body: _segment(marker, ident + body)))))
+    # A new EXIF goes after JFIF's APP0; new XMP and IPTC after the existing APP0/APP1 segments, so that
+    # no segment before an existing EXIF grows (exiftool and others report its offsets from the file's start).
+    app01 = [i for i, s in enumerate(segments) if len(s) > 1 and s[1] in (APP0, APP1)]
+    after_app0 = next((i for i, s in enumerate(segments) if s[1:2] != bytes((APP0,))), len(segments))
+    after_app01 = app01[-1] + 1 if app01 else 0
+    inserts: dict[int, list[bytes]] = {}
+    old = list(segments)
+    for (found, new), at in zip(edits, (after_app0, after_app01, after_app01)):
+        if new is None:
+            continue
+        if found:
+            segments[found[0]] = new
+        else:
+            inserts.setdefault(at, []).append(new)
+    segments = [piece for i, s in enumerate(segments) for piece in (*inserts.get(i, []), s)]
+    segments += inserts.get(len(old), [])
+    _keep_mpf_true(old, segments)
+    return _finish(data[:2] + b"".join(segments) + data[scan:], notes)
+
+
+def _keep_mpf_true(old: list[bytes], new: list[bytes]) -> None:
+    """An MPO (several images in one JPEG) indexes them in its APP2 MPF segment: the first image by its
+    length, the later ones by their offset from that segment. Grow and move them as the header did."""
+    mpf = next((s for s in old if len(s) > 8 and s[1] == APP2 and s[4:8] == MPF_ID), None)
+    if mpf is None:
+        return
+    at_old, at_new = old.index(mpf), new.index(mpf)
+    growth = sum(map(len, new)) - sum(map(len, old))
+    shift = sum(map(len, new[at_new + 1:])) - sum(map(len, old[at_old + 1:]))
+    if growth:
+        try:
+            new[at_new] = mpf[:8] + tiff.moved_mp_index(mpf[8:], growth, shift)
+        except tiff.TiffError:  # an index no reader can follow already; left as it was
+            pass
+
+
+def _maybe(value, wrap):
+    return None if value is None else wrap(value)
+
+
+# TIFF ---------------------------------------------------------------------------------------------
+
+def _tiff(data: bytes, added) -> tuple[bytes, list[str]]:
+    try:
+        ifd = tiff.Ifd0(data)
+    except tiff.TiffError as exc:
+        raise WriteError(str(exc)) from None
+    notes, changes = _Notes(), {}
+    found = ifd.value(tiff.XMP)
+    packet = notes.attempt("XMP dc:subject", lambda: _xmp_packet(found[1] if found else None, added))
+    if packet:
+        changes[tiff.XMP] = (found[0] if found else tiff.BYTE, packet)
+    changes.update(notes.attempt("IPTC Keywords", lambda: _tiff_iptc(ifd, added)) or {})
+    entry = notes.attempt("EXIF XPKeywords", lambda: _xp_entry(ifd, added))
+    if entry:
+        changes[tiff.XP_KEYWORDS] = entry
+    return _finish(ifd.with_entries(changes) if changes else data, notes)
+
+
+def _tiff_iptc(ifd: tiff.Ifd0, added) -> dict[int, tuple[int, bytes]]:
+    """IFD0 changes for the IPTC keywords: the IPTC tag (33723) and the digest among the Photoshop resources."""
+    old, resources = ifd.value(tiff.IPTC), ifd.value(tiff.PHOTOSHOP)
+    if old is None and resources and iptc.iptc_in_resources(resources[1]) is not None:
+        # IPTC kept only among the Photoshop resources: extend it there rather than start a second block.
+        edited = _photoshop_resources(resources[1], added)
+        return {tiff.PHOTOSHOP: (resources[0], edited)} if edited else {}
+    block = _iptc_block(old[1].rstrip(b"\x00") if old else None, added)
+    if not block:
+        return {}
+    kind = old[0] if old else tiff.UNDEFINED
+    if kind == tiff.LONG:  # Photoshop stores the block as LONGs: pad to whole ones
+        block += b"\x00" * (-len(block) % 4)
+    changes = {tiff.IPTC: (kind, block)}
+    if resources:
+        current = iptc.with_digest(resources[1], old[1] if old else None, block)
+        if current != resources[1]:
+            changes[tiff.PHOTOSHOP] = (resources[0], current)
+    return changes
+
+
+# PNG ----------------------------------------------------------------------------------------------
+
+def _png_chunks(data: bytes) -> list[tuple[bytes, int, int]]:
+    """``(type, start, end)`` of each chunk."""
+    chunks, i = [], len(PNG_SIGNATURE)
+    while i < len(data):
+        if i + 12 > len(data):
+            raise WriteError("PNG cut short")
+        length = struct.unpack(">I", data[i:i + 4])[0]
+        end = i + 12 + length
+        if end > len(data):
+            raise WriteError("PNG chunk runs past the end of the file")
+        chunks.append((data[i + 4:i + 8], i, end))
+        i = end
+    return chunks
+
+
+def _png_chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def _png_xmp(body: bytes | None, added) -> bytes | None:
+    """A new ``iTXt`` body for the XMP packet in ``body``, or None if nothing is to be added.
+
+    A compressed packet is decompressed, edited and compressed again: its
+    text is what readers see, and only the keywords in it change.
+    """
+    if body is None:
+        packet = _xmp_packet(None, added)
+        return None if packet is None else PNG_XMP_KEY + b"\x00\x00\x00\x00\x00" + packet
+    compressed = body[len(PNG_XMP_KEY) + 1] == 1
+    head_end = body.index(b"\x00", body.index(b"\x00", len(PNG_XMP_KEY) + 3) + 1) + 1
+    try:
+        packet = zlib.decompress(body[head_end:]) if compressed else body[head_end:]
+    except zlib.error as exc:
+        raise ValueError(f"its compressed iTXt chunk is unreadable ({exc})") from None
+    edited = _xmp_packet(packet, added)
+    if edited is None:
+        return None
+    return body[:head_end] + (zlib.compress(edited) if compressed else edited)
+
+
+def _png(data: bytes, added) -> tuple[bytes, list[str]]:
+    chunks = _png_chunks(data)
+
+    def body(chunk) -> bytes | None:
+        return data[chunk[1] + 8:chunk[2] - 4] if chunk else None
+
+    packet = next((c for c in chunks if c[0] == b"iTXt" and body(c).startswith(PNG_XMP_KEY + b"\x00")), None)
+    exif = next((c for c in chunks if c[0] == b"eXIf"), None)
+    notes = _Notes()
+    edits = [(packet, b"iTXt", notes.attempt("XMP dc:subject", lambda: _png_xmp(body(packet), added))),
+             (exif, b"eXIf", notes.attempt("EXIF XPKeywords", lambda: _exif_block(body(exif), added)))]
+    replaced = {found[1]: _png_chunk(kind, new) for found, kind, new in edits if new is not None and found}
+    added_chunks = [_png_chunk(kind, new) for found, kind, new in edits if new is not None and not found]
+    out, placed = [PNG_SIGNATURE], False
+    for kind, start, end in chunks:
+        if kind == b"IDAT" and not placed:  # new chunks go before the image data, as eXIf must
+            out += added_chunks
+            placed = True
+        out.append(replaced.get(start, data[start:end]))
+    return _finish(b"".join(out), notes, fields=2)
