@@ -1,9 +1,10 @@
 """Compare every tagged copy with its original, field by field and pixel by pixel.
 
-    python benchmarks/lossless.py FOLDER [FOLDER ...] [--writer terc-tag|exiv2]
+    python benchmarks/lossless.py FOLDER [FOLDER ...] [--writer terc-tag|exiv2|exiftool]
 
-For each JPEG, TIFF, PNG or MPO under the folders, keywords are written (the
-terc-tag writer, or the exiv2 one it replaced, for comparison), then:
+For each JPEG, TIFF, PNG or MPO under the folders, keywords are written (by
+terc-tag's writer, or for comparison by exiv2, the writer it replaced, or by
+ExifTool), then:
 
 * ``exiftool -j -G1 -a -u -n -b`` of the copy must equal the original's, but for
   the keyword fields (XMP dc:subject, IPTC Keywords, EXIF XPKeywords), the
@@ -30,7 +31,7 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import exiv2_keywords  # noqa: E402
+from _common import ExifTool, exiv2_keywords  # noqa: E402
 
 from tagger.metadata import MetadataError, write_keywords  # noqa: E402
 
@@ -70,11 +71,11 @@ def fields(meta: dict) -> dict:
 
 
 def write_copies(originals: list[Path], write, folder: Path) -> tuple[dict[Path, Path], list[tuple[Path, str]]]:
-    """Each original tagged by ``write(bytes) -> bytes`` into ``folder``; those it refused, with why."""
+    """Each original tagged by ``write(bytes, suffix) -> bytes`` into ``folder``; those it refused, with why."""
     copies, refused = {}, []
     for index, path in enumerate(originals):
         try:
-            written = write(path.read_bytes())
+            written = write(path.read_bytes(), path.suffix)
         except (MetadataError, RuntimeError, ValueError) as exc:  # refusing is allowed (exiv2: RuntimeError, ValueError)
             refused.append((path, str(exc)))
             continue
@@ -103,14 +104,18 @@ def differences(copies: dict[Path, Path]) -> dict[Path, list[str]]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folders", nargs="+", type=Path)
-    parser.add_argument("--writer", choices=["terc-tag", "exiv2"], default="terc-tag")
+    parser.add_argument("--writer", choices=["terc-tag", "exiv2", "exiftool"], default="terc-tag")
     args = parser.parse_args()
     originals = sorted(p for folder in args.folders for p in folder.rglob("*") if p.suffix.lower() in SUFFIXES)
-    write = (lambda data: write_keywords(data, TAGS)[0]) if args.writer == "terc-tag" else \
-        (lambda data: exiv2_keywords(data, TAGS))
+    exiftool_writer = ExifTool() if args.writer == "exiftool" else None
+    write = {"terc-tag": lambda data, suffix: write_keywords(data, TAGS)[0],
+             "exiv2": lambda data, suffix: exiv2_keywords(data, TAGS),
+             "exiftool": lambda data, suffix: exiftool_writer.keywords(data, TAGS, suffix)}[args.writer]
     with tempfile.TemporaryDirectory() as tmp:
         copies, refused = write_copies(originals, write, Path(tmp))
         changed = differences(copies)
+    if exiftool_writer:
+        exiftool_writer.close()
     for path, reason in refused:
         print(f"refused (copied unchanged) {path}: {reason[:100]}")
     for path, problems in changed.items():

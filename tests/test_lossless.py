@@ -44,7 +44,7 @@ def originals(tmp_path_factory) -> list[Path]:
 
 @pytest.fixture(scope="module")
 def copies(originals, tmp_path_factory) -> dict[Path, Path]:
-    written, refused = write_copies(originals, lambda data: write_keywords(data, TAGS)[0],
+    written, refused = write_copies(originals, lambda data, suffix: write_keywords(data, TAGS)[0],
                                     tmp_path_factory.mktemp("tagged"))
     assert refused == []
     return written
