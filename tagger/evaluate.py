@@ -6,13 +6,13 @@ figures come from ``tagger.metrics``, always beside the naive baseline.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 from tqdm import tqdm
 
+from tagger.bundle import Bundle, BundleError
 from tagger.decode import batched, iter_decoded
 from tagger.metrics import confusion_matrix, evaluate_predictions, precision_recall_curve
 
@@ -22,14 +22,11 @@ class EvaluateError(Exception):
 
 
 def read_card(bundle: str | Path) -> dict:
-    """A bundle's model card, without loading TensorFlow."""
-    path = Path(bundle) / "model.json"
+    """A bundle's model card, checked as :class:`tagger.bundle.Bundle` checks it, without loading TensorFlow."""
     try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise EvaluateError(f"{bundle} is not a model bundle (no model.json)") from None
-    except (OSError, ValueError) as exc:
-        raise EvaluateError(f"cannot read {path}: {exc}") from None
+        return Bundle(bundle).card
+    except BundleError as exc:
+        raise EvaluateError(str(exc)) from None
 
 
 def held_out_photos(bundle: str | Path, split: str = "test") -> tuple[Path, list[Path]]:
