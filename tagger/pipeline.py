@@ -152,8 +152,8 @@ def tag_folder(input_dir, output_dir, model, *, threshold: float | str = 0.5, fo
     run_key = f"{model.model_id}:{threshold}"
 
     def plan_with(seen: dict[str, Seen]) -> Plan:
-        plan = _plan(found.photos, input_dir, output_dir, seen, run_key,
-                     force=force, retry_failed=retry_failed, follow_symlinks=follow_symlinks)
+        plan = _plan(found.photos, input_dir, output_dir, seen, run_key, force=force, retry_failed=retry_failed,
+                     follow_symlinks=follow_symlinks, narrow=not dry_run)
         summary.pending, summary.unchanged = len(plan.jobs), plan.unchanged
         summary.known_failures, summary.failed = plan.known_failures, list(plan.unreadable)
         return plan
@@ -218,8 +218,12 @@ def _tag_jobs(jobs, session, thresholds, input_dir, output_dir, state, run_key, 
 
 
 def _plan(photos, input_dir: Path, output_dir: Path, seen: dict[str, Seen], run_key: str, *, force: bool,
-          retry_failed: bool, follow_symlinks: bool) -> Plan:
-    """Which photos to tag: new ones, changed ones (size or mtime), and those tagged by another model."""
+          retry_failed: bool, follow_symlinks: bool, narrow: bool) -> Plan:
+    """Which photos to tag: new ones, changed ones (size or mtime), and those tagged by another model.
+
+    With ``narrow``, a kept copy that grants more than its original is narrowed on the way (a dry run
+    changes nothing).
+    """
     plan = Plan(predictions_missing=any(s.status == "tagged" for s in seen.values())
                 and not (output_dir / PREDICTIONS_CSV).is_file())
     for rel in photos:
@@ -231,11 +235,11 @@ def _plan(photos, input_dir: Path, output_dir: Path, seen: dict[str, Seen], run_
         before = seen.get(str(rel))
         same_file = before is not None and (before.size, before.mtime_ns) == (st.st_size, st.st_mtime_ns)
         if same_file and not force:
-            if before.status == "tagged" and before.run_key == run_key and _copy_kept(output_dir / rel, st):
+            if before.status == "tagged" and before.run_key == run_key and _copy_kept(output_dir / rel, st, narrow):
                 plan.unchanged += 1
                 continue
             if before.status == "failed" and before.first_failed and not retry_failed:
-                _copy_kept(output_dir / rel, st)
+                _copy_kept(output_dir / rel, st, narrow)
                 plan.known_failures.append((str(rel), before.error or "", before.first_failed))
                 continue
         failed_before = same_file and before.status == "failed"
@@ -243,15 +247,16 @@ def _plan(photos, input_dir: Path, output_dir: Path, seen: dict[str, Seen], run_
     return plan
 
 
-def _copy_kept(copy: Path, source: os.stat_result) -> bool:
-    """Whether OUTPUT still holds ``copy``, with no permission its original lacks (narrowed here if it had).
+def _copy_kept(copy: Path, source: os.stat_result, narrow: bool) -> bool:
+    """Whether OUTPUT still holds ``copy``; with ``narrow``, with no permission its original lacks.
 
     Copies written before terc-tag 0.2, or before their original was made
-    private, may grant more; a copy that cannot be narrowed is redone.
+    private, may grant more: they are narrowed here, and a copy that cannot
+    be narrowed is redone.
     """
     try:
         mode = os.lstat(copy).st_mode & 0o777
-        if mode & ~source.st_mode:
+        if narrow and mode & ~source.st_mode:
             os.chmod(copy, mode & source.st_mode & 0o777)
         return True
     except OSError:

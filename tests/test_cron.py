@@ -162,8 +162,12 @@ def test_dry_run_writes_nothing_and_counts_known_failures(incoming, tmp_path, se
     (incoming / "notes.jpg").write_text("a text file named .jpg")
     tag_folder(incoming, out, session)
     shutil.copy(GOOD, incoming / "new.jpg")
+    private = sorted((incoming / "day").iterdir())[0]
+    private.chmod(0o600)  # its copy, 644, would be narrowed by a real run
     before = snapshot(out)
+    modes = {p: p.stat().st_mode for p in out.rglob("*")}
     summary = tag_folder(incoming, out, session, dry_run=True)
+    assert {p: p.stat().st_mode for p in out.rglob("*")} == modes
     assert summary.pending == 1 and summary.unchanged == 3 and len(summary.known_failures) == 1
     assert snapshot(out) == before
     assert os.path.exists(out / "predictions.csv")
