@@ -13,10 +13,10 @@ recipe, the two goals of issue #12:
   nearest.
 
 Recipes: cosine on the float features (GeM-pooled conv4, standardized); 64-bit
-PCA-ITQ; codes from the out-of-fold tag decisions (each bit repeated);
-a linear map to 64 bits learned on pairwise targets (tag Jaccard, bursts
-nearest, optionally the features' own cosine) with quantization, bit-balance
-and decorrelation terms, as in the MIRS-style hashing literature.
+PCA-ITQ (``tagger.codes.fit_itq``, the product's fallback without tags);
+codes from the out-of-fold tag decisions (each bit repeated); and the
+product's learned map (``tagger.codes.fit_learned``: pairwise targets from tag
+Jaccard and sequences, with quantization, bit-balance and decorrelation terms).
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ import numpy as np
 
 from head_cv import cross_validate, fold_assignments, labelled_photos, pooled_features
 
-from tagger._tf import tf
-from tagger.splits import sequence_groups
+from tagger.codes import encode, fit_itq, fit_learned, scene_ids
+from tagger.similar import pack
 from tagger.train import standardize
 
 BITS = 64
@@ -63,47 +63,9 @@ def retrieval(distance: np.ndarray, queries: np.ndarray, relevant: np.ndarray, m
     return float(np.mean(aps)), hits, with_mate
 
 
-def hamming(bits: np.ndarray) -> np.ndarray:
-    bits = bits.astype(np.int8)
-    return (bits[:, None, :] != bits[None, :, :]).sum(-1)
-
-
-def pca_itq(z_fit: np.ndarray, z: np.ndarray, bits: int = BITS, iterations: int = 50) -> np.ndarray:
-    """Gong and Lazebnik's iterative quantization on the top principal components."""
-    mean = z_fit.mean(0)
-    projection = np.linalg.svd(z_fit - mean, full_matrices=False)[2][:bits].T
-    v = (z_fit - mean) @ projection
-    rotation = np.linalg.qr(np.random.default_rng(0).normal(size=(bits, bits)))[0]
-    for _ in range(iterations):
-        u, _, vt = np.linalg.svd(np.sign(v @ rotation).T @ v)
-        rotation = (u @ vt).T
-    return (z - mean) @ projection @ rotation > 0
-
-
-def learned(z_fit, y_fit, groups_fit, z, tag_weight=0.5, burst=0.9, visual=0.0, steps=300) -> np.ndarray:
-    """Bits of tanh(zW + b), W fit so that code inner products match pairwise targets."""
-    inter = y_fit @ y_fit.T
-    union = y_fit.sum(1)[:, None] + y_fit.sum(1)[None, :] - inter
-    target = tag_weight * (2 * inter / np.maximum(union, 1) - 1)
-    if visual:
-        unit = z_fit / np.linalg.norm(z_fit, axis=1, keepdims=True)
-        target = target + visual * unit @ unit.T
-    target = tf.constant(np.where(groups_fit[:, None] == groups_fit[None, :], burst, target), tf.float32)
-    x = tf.constant(z_fit, tf.float32)
-    rng = np.random.default_rng(0)
-    w = tf.Variable(rng.normal(0, z_fit.shape[1] ** -0.5, (z_fit.shape[1], BITS)).astype("float32"))
-    b = tf.Variable(np.zeros(BITS, "float32"))
-    optimizer = tf.keras.optimizers.Adam(0.01)
-    for _ in range(steps):
-        with tf.GradientTape() as tape:
-            u = tf.tanh(x @ w + b)
-            loss = (tf.reduce_mean((u @ tf.transpose(u) / BITS - target) ** 2)
-                    + 0.1 * tf.reduce_mean((tf.abs(u) - 1) ** 2)  # quantization
-                    + tf.reduce_mean(tf.reduce_mean(u, 0) ** 2)  # each bit balanced
-                    + tf.reduce_mean((tf.transpose(u) @ u / len(z_fit) - tf.eye(BITS)) ** 2)  # decorrelated
-                    + 1e-4 * tf.reduce_mean(w ** 2))
-        optimizer.apply_gradients(zip(tape.gradient(loss, [w, b]), [w, b]))
-    return z @ w.numpy() + b.numpy() > 0
+def hamming(words: np.ndarray) -> np.ndarray:
+    """(n, n) Hamming distances between packed codes."""
+    return np.bitwise_count(words[:, None, :] ^ words[None, :, :]).sum(-1)
 
 
 def main() -> None:
@@ -116,10 +78,8 @@ def main() -> None:
     x = pooled_features(pixels, args.weights, "gem", views=2)  # the photo and its mirror
     relevant, mates = (y @ y.T) > 0, burst_mates(names)
     np.fill_diagonal(relevant, False)
-    groups = sequence_groups(names, 20)
-    group_id = np.unique([groups[n] for n in names], return_inverse=True)[1]
-    recipes = {"float features, cosine": None, "PCA-ITQ": None, "tag decisions (out of fold)": None,
-               "learned: tags + bursts": {}, "learned: tags + bursts + feature cosine": {"visual": 0.5}}
+    scenes = scene_ids(names)
+    recipes = ("float features, cosine", "PCA-ITQ", "tag decisions (out of fold)", "learned: tags + sequences")
     scores = {name: [] for name in recipes}
     for folds in fold_assignments(labels, names, args.seeds):
         tags_out_of_fold = cross_validate(x, y, folds, 1.0, True) >= 0.5
@@ -128,17 +88,18 @@ def main() -> None:
             x_fit = x[:, fit].reshape(-1, x.shape[-1])
             mean, variance = x_fit.mean(0), x_fit.var(0)
             z_fit, z = standardize(x_fit, mean, variance), standardize(x[0], mean, variance)
-            for name, options in recipes.items():
+            for name in recipes:
                 if name.startswith("float"):
                     unit = z / np.linalg.norm(z, axis=1, keepdims=True)
                     distance = -(unit @ unit.T)
                 elif name.startswith("PCA"):
-                    distance = hamming(pca_itq(z_fit, z))
+                    distance = hamming(encode(z, *fit_itq(z_fit, BITS)))
                 elif name.startswith("tag"):
-                    distance = hamming(np.repeat(tags_out_of_fold, BITS // y.shape[1], axis=1))
+                    repeated = np.repeat(tags_out_of_fold, BITS // y.shape[1], axis=1)  # zero bits pad to 64
+                    distance = hamming(pack(np.pad(repeated, ((0, 0), (0, BITS - repeated.shape[1])))))
                 else:
-                    distance = hamming(learned(z_fit, np.tile(y[fit], (2, 1)), np.tile(group_id[fit], 2), z,
-                                               **options))
+                    distance = hamming(encode(z, *fit_learned(z_fit, np.tile(y[fit], (2, 1)),
+                                                              np.tile(scenes[fit], 2), BITS)))
                 scores[name].append(retrieval(distance, queries, relevant, mates))
     print(f"{len(names)} photos, {args.seeds} x 5 folds grouped by sequence, {BITS}-bit codes\n")
     print("| codes | mAP@64 (shares a tag) | burst@5 | queries with a burst mate |")

@@ -41,7 +41,8 @@ def naive(session: TaggerSession, photos: list[Path], out: Path) -> float:
     for photo in photos:
         with Image.open(photo) as image:
             pixels = np.asarray(image.convert("RGB").resize(session.size, Image.BILINEAR), dtype=np.float32)
-        probabilities = session.model.predict(pixels[None], verbose=0)[0]
+        outputs = session.model.predict(pixels[None], verbose=0)  # [tags, codes] when it has a code map
+        probabilities = (outputs[0] if isinstance(outputs, list) else outputs)[0]
         copy = shutil.copy(photo, out / photo.name)
         for tag, p, t in zip(session.vocabulary, probabilities, thresholds):
             if p >= t:

@@ -1,7 +1,12 @@
 """A model bundle as data: its card, vocabulary and identity, read without TensorFlow.
 
 A bundle is a folder with two files, ``model.json`` (the model card) and
-``weights.npz`` (arrays keyed ``"<layer name>/<index>"``).  Loading one never
+``weights.npz`` (arrays keyed ``"<layer name>/<index>"``), and optionally a
+code map for finding similar photos: ``codes.json`` (its card: bits, method,
+retrieval metrics) and ``codes.npz`` (the layer ``codes/0``, ``codes/1``).
+The code map is kept apart so that fitting one (``terc-tag fit-codes``)
+leaves the tag model, its ``model_id`` and every archive tagged with it as
+they are: tags and codes have identities of their own.  Loading one never
 runs code from it: the card is JSON, the weights are read by numpy with
 ``allow_pickle=False``, and the network is built by terc-tag's own code from
 a few fields of the card, never deserialised.  Anything malformed is a
@@ -48,12 +53,40 @@ class Bundle:
         except (KeyError, TypeError) as exc:
             raise BundleError(f"{card_path} is not a valid model card: missing or malformed {exc}") from None
         digest = hashlib.sha256(card_bytes)
-        with open(self.weights_path, "rb") as weights:
-            for block in iter(lambda: weights.read(1 << 20), b""):
-                digest.update(block)
+        _hash_file(digest, self.weights_path)
+        network = digest.hexdigest()  # the network alone: codes may be searched from any backend
         digest.update(backend.encode())
         #: Changes whenever the card, the weights or the backend change; incremental runs key on it.
         self.model_id = digest.hexdigest()[:16]
+        self.codes_card, self.codes_id = self._read_code_map(network)
+
+    def _read_code_map(self, network: str) -> tuple[dict | None, str | None]:
+        """The code map's card and identity (None, None when the bundle has none).
+
+        The identity covers the network and the map, not the backend: a code
+        made by OpenVINO in bfloat16 and one made by TensorFlow differ in a
+        bit now and then, which a similarity search can bear.
+        """
+        card_path, arrays = self.path / "codes.json", self.path / "codes.npz"
+        if not card_path.exists() and not arrays.exists():
+            return None, None
+        try:
+            card_bytes = card_path.read_bytes()
+            card = json.loads(card_bytes)
+            if not isinstance(card.get("bits"), int) or card["bits"] <= 0 or card["bits"] % 64:
+                raise ValueError("bits must be a positive multiple of 64")
+            digest = hashlib.sha256(network.encode() + card_bytes)
+            _hash_file(digest, arrays)
+        except OSError as exc:
+            raise BundleError(f"cannot read the code map of {self.path}: {exc.strerror or exc}") from None
+        except (ValueError, AttributeError) as exc:
+            raise BundleError(f"{card_path} is not a valid code map card: {exc}") from None
+        return card, digest.hexdigest()[:16]
+
+    @property
+    def code_bits(self) -> int | None:
+        """Bits per similarity code, or None when the bundle has no code map."""
+        return self.codes_card["bits"] if self.codes_card else None
 
     @property
     def size(self) -> tuple[int, int]:
@@ -69,18 +102,28 @@ class Bundle:
         return np.full(len(self.vocabulary), float(choice), dtype=np.float32)
 
     def weights(self) -> dict[str, np.ndarray]:
-        """Every array of ``weights.npz``; an object array (pickled data) is refused, never unpickled."""
-        try:
-            with np.load(self.weights_path, allow_pickle=False) as arrays:
-                return {key: arrays[key] for key in arrays.files}
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-            raise BundleError(f"{self.weights_path} is not a valid weights file: {exc}") from None
+        """Every array of ``weights.npz`` (and ``codes.npz``); pickled data is refused, never unpickled."""
+        files = [self.weights_path] + ([self.path / "codes.npz"] if self.codes_card else [])
+        arrays = {}
+        for path in files:
+            try:
+                with np.load(path, allow_pickle=False) as npz:
+                    arrays.update({key: npz[key] for key in npz.files})
+            except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+                raise BundleError(f"{path} is not a valid weights file: {exc}") from None
+        return arrays
 
     def load(self):
         """A :class:`tagger.model.TaggerSession` for this bundle (imports TensorFlow; seconds)."""
         from tagger.model import TaggerSession
 
         return TaggerSession(self.path, self.backend)
+
+
+def _hash_file(digest, path: Path) -> None:
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
 
 
 def _strings(values) -> list[str]:

@@ -13,6 +13,7 @@ import numpy as np
 from tqdm import tqdm
 
 from tagger.bundle import Bundle, BundleError
+from tagger.codes import retrieval_metrics
 from tagger.decode import batched, iter_decoded
 from tagger.metrics import confusion_matrix, evaluate_predictions, precision_recall_curve
 
@@ -43,28 +44,38 @@ def held_out_photos(bundle: str | Path, split: str = "test") -> tuple[Path, list
 
 def predict_photos(session, root: Path, photos: Sequence[Path], batch_size: int = 32,
                    workers: int | None = None, progress: bool = False,
-                   follow_symlinks: bool = False) -> tuple[list[Path], np.ndarray, list]:
-    """Probabilities for ``photos`` (in order); undecodable photos are returned apart."""
-    kept, scores, failed = [], [], []
+                   follow_symlinks: bool = False) -> tuple[list[Path], np.ndarray, np.ndarray | None, list]:
+    """Probabilities and packed codes (None without a code map) for ``photos``, in order.
+
+    Undecodable photos are returned apart.
+    """
+    kept, scores, codes, failed = [], [], [], []
     decoded = iter_decoded(root, photos, session.size, workers, follow_symlinks=follow_symlinks)
     with tqdm(total=len(photos), unit="photo", disable=not progress, leave=False) as bar:
         for batch in batched(decoded, batch_size):
             good = [item for item in batch if item.pixels is not None]
             failed += [(item.path, item.error) for item in batch if item.pixels is None]
             if good:
-                scores.append(session.predict(np.stack([item.pixels for item in good])))
+                probabilities, words = session.predict_with_codes(np.stack([item.pixels for item in good]))
+                scores.append(probabilities)
+                codes.append(words)
                 kept += [item.path for item in good]
             bar.update(len(batch))
     probabilities = np.concatenate(scores) if scores else np.zeros((0, len(session.vocabulary)), "float32")
-    return kept, probabilities, failed
+    words = np.concatenate(codes) if codes and codes[0] is not None else None
+    return kept, probabilities, words, failed
 
 
 def evaluate(session, root: Path, labels: dict[Path, list[str]], threshold: float | str = 0.5,
              batch_size: int = 32, workers: int | None = None, progress: bool = False,
              follow_symlinks: bool = False) -> dict:
-    """The full report for the labelled photos of ``root`` (``labels``: relative path -> tags)."""
+    """The full report for the labelled photos of ``root`` (``labels``: relative path -> tags).
+
+    With a code map, ``retrieval`` says how well the photos' codes find each
+    other (``tagger.codes.retrieval_metrics``); otherwise it is None.
+    """
     photos = sorted(labels)
-    kept, probabilities, failed = predict_photos(session, root, photos, batch_size, workers, progress,
+    kept, probabilities, codes, failed = predict_photos(session, root, photos, batch_size, workers, progress,
                                                  follow_symlinks)
     y_true = np.array([[tag in labels[p] for tag in session.vocabulary] for p in kept], dtype=bool).reshape(
         len(kept), len(session.vocabulary))
@@ -74,6 +85,7 @@ def evaluate(session, root: Path, labels: dict[Path, list[str]], threshold: floa
     report["failed"] = [{"file": str(p), "reason": r} for p, r in failed]
     matrix = confusion_matrix(y_true, probabilities)
     report["confusion_matrix"] = matrix.tolist() if matrix is not None else None
+    report["retrieval"] = retrieval_metrics(codes, y_true, kept) if codes is not None and len(kept) > 1 else None
     report["curves"] = {tag: _pr_points(y_true[:, j], probabilities[:, j]) for j, tag in enumerate(session.vocabulary)}
     return report
 

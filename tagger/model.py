@@ -8,6 +8,8 @@ A model bundle is a folder with two files:
 * ``weights.npz``: every weight as ``"<layer name>/<index>"`` (float16 to
   keep the bundle small), the same layout as the stand-in ImageNet file, so a
   single loader serves both.
+* optionally ``codes.json`` and ``codes.npz``: the similarity code map
+  (``tagger.codes``), a second output of the same network.
 
 The network is ResNet-50 from ``keras.applications`` cut at
 ``feature_layer`` (``conv4_block6_out`` when only stages 1-4 are pretrained),
@@ -25,6 +27,7 @@ import numpy as np
 
 from tagger._tf import keras, tf
 from tagger.bundle import Bundle, BundleError
+from tagger.similar import pack
 
 #: ResNet-50's preprocessing ("caffe" mode of keras.applications.resnet50):
 #: RGB -> BGR, then subtract the ImageNet channel means. No scaling.
@@ -100,8 +103,13 @@ class LabelSetMarginals(keras.layers.Layer):
 
 
 def build_model(n_tags: int, input_size: int = 224, feature_layer: str = "conv4_block6_out", pooling: str = "gem",
-                label_sets=None) -> keras.Model:
-    """ResNet-50 up to ``feature_layer`` plus a new multi-label sigmoid head."""
+                label_sets=None, code_bits: int | None = None) -> keras.Model:
+    """ResNet-50 up to ``feature_layer`` plus a new multi-label sigmoid head.
+
+    With ``code_bits`` the model has a second output beside the tags: the
+    similarity code layer (``tagger.codes``), one linear unit per bit on the
+    same standardized features; a bit is set where its unit is positive.
+    """
     pixels = keras.Input((input_size, input_size, 3), name="rgb")
     backbone = keras.applications.ResNet50(
         include_top=False, weights=None, input_tensor=CaffePreprocess(name="preprocess")(pixels))
@@ -112,6 +120,8 @@ def build_model(n_tags: int, input_size: int = 224, feature_layer: str = "conv4_
         tags = keras.layers.Dense(n_tags, activation="sigmoid", name="tags")(x)
     else:
         tags = LabelSetMarginals(label_sets, name="label_sets")(keras.layers.Dense(n_tags, name="tags")(x))
+    if code_bits:
+        return keras.Model(pixels, [tags, keras.layers.Dense(code_bits, name="codes")(x)], name="tagger")
     return keras.Model(pixels, tags, name="tagger")
 
 
@@ -178,7 +188,7 @@ def openvino_forward(tf_forward, bf16: bool):
     compiled = openvino.Core().compile_model(
         openvino.convert_model(tf_forward.get_concrete_function()), "CPU",
         {"INFERENCE_PRECISION_HINT": "bf16" if bf16 else "f32", "PERFORMANCE_HINT": "LATENCY"})
-    return lambda pixels: compiled(pixels)[0]
+    return lambda pixels: [compiled(pixels)[output] for output in compiled.outputs]
 
 
 class TaggerSession(Bundle):
@@ -190,7 +200,7 @@ class TaggerSession(Bundle):
         super().__init__(bundle, backend)
         try:
             self.model = build_model(len(self.vocabulary), self.input_size, self.feature_layer,
-                                     **head_config(self.card))
+                                     code_bits=self.code_bits, **head_config(self.card))
             load_weights(self.model, self.weights())
         except (KeyError, TypeError, ValueError) as exc:
             raise BundleError(f"{self.path} does not describe a model terc-tag can build: {exc}") from None
@@ -198,7 +208,7 @@ class TaggerSession(Bundle):
         traced = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True,
                              input_signature=[tf.TensorSpec((None, *self.size[::-1], 3), tf.float32)])
         if backend == "tf":
-            self._forward = lambda pixels: traced(tf.constant(pixels)).numpy()
+            self._forward = lambda pixels: [out.numpy() for out in tf.nest.flatten(traced(tf.constant(pixels)))]
         else:
             self._forward = openvino_forward(traced, bf16=backend.endswith("bf16"))
 
@@ -206,9 +216,21 @@ class TaggerSession(Bundle):
         return self
 
     def predict(self, pixels: np.ndarray) -> np.ndarray:
-        """Tag probabilities, shape ``(n, n_tags)``, for a uint8 batch ``(n, h, w, 3)``.
+        """Tag probabilities, shape ``(n, n_tags)``, for a uint8 batch ``(n, h, w, 3)``."""
+        return self.predict_with_codes(pixels)[0]
 
-        Clipped to [0, 1]: in bfloat16 a sum of label-set posterior masses can
-        round a few thousandths past 1, which predictions.csv must not show.
+    def predict_with_codes(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Tag probabilities and, when the bundle has a code map, packed codes ``(n, bits / 64)`` uint64.
+
+        One forward pass gives both.  Probabilities are clipped to [0, 1]: in
+        bfloat16 a sum of label-set posterior masses can round a few
+        thousandths past 1, which predictions.csv must not show.
         """
-        return np.clip(np.asarray(self._forward(pixels.astype(np.float32))), 0.0, 1.0)
+        outputs = self._forward(pixels.astype(np.float32))
+        probabilities = np.clip(np.asarray(outputs[0]), 0.0, 1.0)
+        return probabilities, pack(np.asarray(outputs[1]) > 0) if self.code_bits else None
+
+    def features(self, pixels: np.ndarray, batch_size: int = 32) -> np.ndarray:
+        """The standardized features that the tag head and the code layer read (TensorFlow, fp32)."""
+        extractor = keras.Model(self.model.input, self.model.get_layer("standardize").output)
+        return extractor.predict(pixels.astype(np.float32), batch_size=batch_size, verbose=0)

@@ -34,7 +34,7 @@ from tagger.discover import discover
 from tagger.metadata import MetadataError, write_keywords
 from tagger.outputs import (atomic_write, clear_scattered_temporaries, clear_temporaries, csv_bytes, folder_mode,
                             is_inside, make_folders, temp_folder)
-from tagger.state import Record, RunLock, Seen, State
+from tagger.state import CodeUpdate, Record, RunLock, Seen, State
 
 PREDICTIONS_CSV = "predictions.csv"
 
@@ -54,6 +54,8 @@ class Summary:
     failed: list[tuple[str, str]] = field(default_factory=list)
     known_failures: list[tuple[str, str, str]] = field(default_factory=list)  # file, reason, first failed
     partly_tagged: list[tuple[str, str]] = field(default_factory=list)  # file, the fields left alone and why
+    codes_added: int = 0  # photos tagged before that got a similarity code this run (--add-codes)
+    codes_missing: int = 0  # photos tagged before whose similarity code is missing or from another code map
     skipped: list[tuple[str, str]] = field(default_factory=list)
     tag_counts: Counter = field(default_factory=Counter)
     pending: int = 0
@@ -73,6 +75,7 @@ class Summary:
             "failed": [{"file": f, "reason": r} for f, r in self.failed],
             "known_failures": [{"file": f, "reason": r, "first_failed": t} for f, r, t in self.known_failures],
             "partly_tagged": [{"file": f, "reason": r} for f, r in self.partly_tagged],
+            "codes_added": self.codes_added, "codes_missing": self.codes_missing,
             "skipped": [{"file": f, "reason": r} for f, r in self.skipped],
             "tag_counts": dict(self.tag_counts), "seconds": round(self.seconds, 3),
             "photos_per_second": round(self.photos_per_second, 2),
@@ -117,6 +120,7 @@ class Job:
     rel: Path
     stat: os.stat_result
     first_failed: str | None = None  # when this same version of the file failed before (--retry-failed)
+    codes_only: bool = False  # tagged by this model already: compute its similarity code, rewrite nothing
 
 
 @dataclass
@@ -125,6 +129,7 @@ class Plan:
     unchanged: int = 0
     known_failures: list[tuple[str, str, str]] = field(default_factory=list)
     unreadable: list[tuple[str, str]] = field(default_factory=list)
+    codes_missing: int = 0
     predictions_missing: bool = False
 
     @property
@@ -133,13 +138,17 @@ class Plan:
 
 
 def tag_folder(input_dir, output_dir, model, *, threshold: float | str = 0.5, force: bool = False,
-               retry_failed: bool = False, dry_run: bool = False, follow_symlinks: bool = False,
+               retry_failed: bool = False, add_codes: bool = False, dry_run: bool = False,
+               follow_symlinks: bool = False,
                batch_size: int = 32, workers: int | None = None, review_margin: float = 0.1,
                progress: bool = False) -> Summary:
     """Tag every new or changed photo of ``input_dir`` into a copy under ``output_dir``.
 
     ``model`` is a :class:`tagger.bundle.Bundle`, loaded only if some photo
     needs tagging, or an already loaded :class:`tagger.model.TaggerSession`.
+    When it has a code map, every photo tagged gets its similarity code from
+    the same forward pass; ``add_codes`` also codes the photos tagged by this
+    model before it had its code map (no photo is rewritten).
     """
     input_dir, output_dir = Path(input_dir), Path(output_dir)
     thresholds = model.thresholds(threshold)
@@ -152,9 +161,10 @@ def tag_folder(input_dir, output_dir, model, *, threshold: float | str = 0.5, fo
     run_key = f"{model.model_id}:{threshold}"
 
     def plan_with(seen: dict[str, Seen]) -> Plan:
-        plan = _plan(found.photos, input_dir, output_dir, seen, run_key, force=force, retry_failed=retry_failed,
-                     follow_symlinks=follow_symlinks, narrow=not dry_run)
-        summary.pending, summary.unchanged = len(plan.jobs), plan.unchanged
+        plan = _plan(found.photos, input_dir, output_dir, seen, run_key, model.codes_id, force=force,
+                     retry_failed=retry_failed, add_codes=add_codes, follow_symlinks=follow_symlinks,
+                     narrow=not dry_run)
+        summary.pending, summary.unchanged, summary.codes_missing = len(plan.jobs), plan.unchanged, plan.codes_missing
         summary.known_failures, summary.failed = plan.known_failures, list(plan.unreadable)
         return plan
 
@@ -166,7 +176,7 @@ def tag_folder(input_dir, output_dir, model, *, threshold: float | str = 0.5, fo
     with RunLock(output_dir):
         state = State(output_dir)
         try:
-            if state.migrated_from is not None:
+            if state.migrated_from == 1:  # terc-tag 0.1 kept its temporaries beside the photos
                 clear_scattered_temporaries(output_dir)
             clear_temporaries(output_dir)
             plan = plan_with(state.index())  # again, under the lock: another run may have finished meanwhile
@@ -201,7 +211,7 @@ def _read_only_index(output_dir: Path) -> dict[str, Seen]:
 def _tag_jobs(jobs, session, thresholds, input_dir, output_dir, state, run_key, summary, *, follow_symlinks,
               batch_size, workers, progress) -> None:
     writer = _BatchWriter(session.vocabulary, thresholds, input_dir, output_dir, {job.rel: job for job in jobs},
-                          run_key, summary)
+                          run_key, session.codes_id, summary)
     decoded = iter_decoded(input_dir, [job.rel for job in jobs], session.size, workers,
                            follow_symlinks=follow_symlinks)
     # Batch k is written (metadata, fsync) in a thread while batch k+1 is predicted.
@@ -209,17 +219,20 @@ def _tag_jobs(jobs, session, thresholds, input_dir, output_dir, state, run_key, 
             tqdm(total=len(jobs), unit="photo", disable=not progress, leave=False) as bar:
         in_flight = None
         for batch in batched(decoded, batch_size):
-            probabilities = _predict(session, batch)
+            probabilities, codes = _predict(session, batch)
             if in_flight:
                 bar.update(_save(state, in_flight))
-            in_flight = pool.submit(writer.write, batch, probabilities)
+            in_flight = pool.submit(writer.write, batch, probabilities, codes)
         if in_flight:
             bar.update(_save(state, in_flight))
 
 
-def _plan(photos, input_dir: Path, output_dir: Path, seen: dict[str, Seen], run_key: str, *, force: bool,
-          retry_failed: bool, follow_symlinks: bool, narrow: bool) -> Plan:
+def _plan(photos, input_dir: Path, output_dir: Path, seen: dict[str, Seen], run_key: str, code_key: str | None, *,
+          force: bool, retry_failed: bool, add_codes: bool, follow_symlinks: bool, narrow: bool) -> Plan:
     """Which photos to tag: new ones, changed ones (size or mtime), and those tagged by another model.
+
+    A photo tagged by this model whose similarity code is missing or from another code map is left as
+    it is and counted, or, with ``add_codes``, planned for its code alone.
 
     With ``narrow``, a kept copy that grants more than its original is narrowed on the way (a dry run
     changes nothing).
@@ -236,6 +249,11 @@ def _plan(photos, input_dir: Path, output_dir: Path, seen: dict[str, Seen], run_
         same_file = before is not None and (before.size, before.mtime_ns) == (st.st_size, st.st_mtime_ns)
         if same_file and not force:
             if before.status == "tagged" and before.run_key == run_key and _copy_kept(output_dir / rel, st, narrow):
+                if code_key and before.code_key != code_key:
+                    if add_codes:
+                        plan.jobs.append(Job(rel, st, codes_only=True))
+                        continue
+                    plan.codes_missing += 1
                 plan.unchanged += 1
                 continue
             if before.status == "failed" and before.first_failed and not retry_failed:
@@ -263,20 +281,23 @@ def _copy_kept(copy: Path, source: os.stat_result, narrow: bool) -> bool:
         return False
 
 
-def _predict(session, batch) -> list:
-    """Probabilities for each decoded photo of ``batch``; None where it could not be decoded."""
+def _predict(session, batch) -> tuple[list, list]:
+    """Probabilities and code for each decoded photo of ``batch``; None where it could not be decoded."""
     good = [i for i, item in enumerate(batch) if item.pixels is not None]
-    result = [None] * len(batch)
+    probabilities, codes = [None] * len(batch), [None] * len(batch)
     if good:
-        for i, p in zip(good, session.predict(np.stack([batch[i].pixels for i in good]))):
-            result[i] = p
-    return result
+        p, words = session.predict_with_codes(np.stack([batch[i].pixels for i in good]))
+        for row, i in enumerate(good):
+            probabilities[i] = p[row]
+            codes[i] = words[row].astype("<u8").tobytes() if words is not None else None
+    return probabilities, codes
 
 
 def _save(state: State, written) -> int:
-    records = written.result()
-    state.save([record for record in records if record is not None])
-    return len(records)
+    results = written.result()
+    state.save([r for r in results if isinstance(r, Record)])
+    state.save_codes([r for r in results if isinstance(r, CodeUpdate)])
+    return len(results)
 
 
 @dataclass
@@ -289,14 +310,21 @@ class _BatchWriter:
     output_dir: Path
     jobs: dict[Path, Job]
     run_key: str
+    code_key: str | None
     summary: Summary
 
-    def write(self, batch, probabilities) -> list[Record | None]:
-        return [self._write_one(item, p) for item, p in zip(batch, probabilities)]
+    def write(self, batch, probabilities, codes) -> list[Record | CodeUpdate | None]:
+        return [self._write_one(item, p, code) for item, p, code in zip(batch, probabilities, codes)]
 
-    def _write_one(self, item, p) -> Record | None:
+    def _write_one(self, item, p, code) -> Record | CodeUpdate | None:
         """The photo's record; None when OUTPUT could not take it (not the photo's fault: retried next run)."""
         rel, job = item.path, self.jobs[item.path]
+        if job.codes_only:
+            if code is None:
+                self.summary.failed.append((str(rel), f"no similarity code: {item.error}"))
+                return None
+            self.summary.codes_added += 1
+            return CodeUpdate(str(rel), code, self.code_key)
         tags, error, output, notes = [], item.error, item.data, []
         if p is not None:
             tags = [tag for tag, prob, t in zip(self.vocabulary, p, self.thresholds) if prob >= t]
@@ -324,7 +352,8 @@ class _BatchWriter:
         self.summary.tag_counts.update(tags)
         if notes:
             self.summary.partly_tagged.append((str(rel), "; ".join(notes)))
-        return Record(str(rel), st.st_size, st.st_mtime_ns, self.run_key, "tagged", probabilities, tags, None)
+        return Record(str(rel), st.st_size, st.st_mtime_ns, self.run_key, "tagged", probabilities, tags, None,
+                      code=code, code_key=self.code_key if code else None)
 
 
 def uncertain_tags(probabilities: dict[str, float], thresholds: dict[str, float], margin: float) -> list[tuple[str, float]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 #: How many failed or skipped files the on-screen summary names before it counts the rest.
@@ -32,6 +33,11 @@ def print_summary(summary, console: Console) -> None:
     known = f"{len(s.known_failures)} known failures, " if s.known_failures else ""
     console.print(f"[bold]{len(s.tagged)}[/] photos tagged into {s.output}, {s.unchanged} already done, "
                   f"{len(s.failed)} failed, {known}{len(s.skipped)} skipped{speed}.")
+    if s.codes_added:
+        console.print(f"{s.codes_added} photos tagged before got their similarity code.")
+    if s.codes_missing:
+        console.print(f"{s.codes_missing} photos tagged before have no similarity code from this model yet; "
+                      "`terc-tag tag INPUT OUTPUT --add-codes` adds them without rewriting any photo.")
     if s.tag_counts:
         table = Table("tag", "photos", title="Tags written this run", title_justify="left")
         for tag, count in s.tag_counts.most_common():
@@ -78,7 +84,18 @@ def overall_lines(report: dict) -> list[str]:
         f"Hamming loss {o['hamming_loss']:.3f} (baseline {o['baseline_hamming_loss']:.3f})",
         f"macro F1 {o['macro_f1']:.3f}, micro F1 {o['micro_f1']:.3f}, mAP {_fmt(o['mean_average_precision'])}; "
         f"{o['tags_at_or_above_baseline']}/{len(report['tags'])} tags at or above their baseline accuracy",
-    ]
+    ] + _retrieval_lines(report.get("retrieval"))
+
+
+def _retrieval_lines(r: dict | None) -> list[str]:
+    """How well the photos' similarity codes find each other, beside a random order."""
+    if not r or "map_at_64" not in r:
+        return []
+    sequence = (f"; a frame of the same sequence among the 5 nearest for {r['same_sequence_at_5']:.3f} of "
+                f"{r['queries_with_sequence_mate']} photos" if "same_sequence_at_5" in r else "")
+    return [f"similar photos ({r['bits']}-bit codes): mAP@64 {r['map_at_64']:.3f}, precision@10 "
+            f"{r['precision_at_10']:.3f} (random order {r['chance_precision']:.3f}; relevant = shares a tag)"
+            f"{sequence}"]
 
 
 def markdown(report: dict) -> str:
@@ -132,3 +149,73 @@ def figure(report: dict, path: str | Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def similar_table(answer) -> Table:
+    """One query's nearest photos, nearest first."""
+    table = Table("#", "photo (in OUTPUT)", "distance", "tags", title=f"Like {escape(answer.query)}",
+                  title_justify="left", min_width=len(answer.query) + 5)  # the title on one line
+    for rank, match in enumerate(answer.results, 1):
+        table.add_row(str(rank), escape(match.path), str(match.distance), escape(", ".join(match.tags)))
+    return table
+
+
+def contact_sheet(answers, output: Path, bits: int) -> str:
+    """A self-contained HTML page: each query beside its nearest photos, as thumbnails with tags.
+
+    Thumbnails are embedded (JPEG data URIs), so the page can be mailed or
+    moved; every name and tag is HTML-escaped.
+    """
+    from html import escape as html
+
+    def card(label: str, source, caption: str) -> str:
+        image = _thumbnail_uri(source)
+        picture = f'<img src="{image}" alt="{html(label)}">' if image else '<div class="missing">no preview</div>'
+        return f'<figure>{picture}<figcaption><b>{html(label)}</b><br>{html(caption)}</figcaption></figure>'
+
+    sections = []
+    for answer in answers:
+        if answer.error:
+            sections.append(f"<section><h2>{html(answer.query)}</h2><p class=error>{html(answer.error)}</p></section>")
+            continue
+        own = output / answer.query if not Path(answer.query).exists() else Path(answer.query)
+        cells = [card("query", own, answer.query)]
+        cells += [card(f"{m.distance} bits off", output / m.path, f"{m.path}: {', '.join(m.tags) or 'no tags'}")
+                  for m in answer.results]
+        sections.append(f"<section><h2>Like {html(answer.query)}</h2><div class=row>{''.join(cells)}</div></section>")
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>terc-tag: similar photos</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 1.5em; background: #fafafa; }}
+.row {{ display: flex; flex-wrap: wrap; gap: 12px; }}
+figure {{ margin: 0; width: 180px; background: white; padding: 6px; border: 1px solid #ddd; }}
+figure:first-child {{ border: 2px solid #2a6ebb; }}
+img {{ width: 180px; height: 180px; object-fit: contain; background: #111; }}
+figcaption {{ font-size: 12px; word-break: break-all; }}
+.missing {{ width: 180px; height: 180px; background: #eee; }}
+.error {{ color: #b00; }}
+</style></head><body>
+<h1>Similar photos in {html(str(output))}</h1>
+<p>Hamming distance between {bits}-bit codes: 0 is the same code.</p>
+{"".join(sections)}
+</body></html>
+"""
+
+
+def _thumbnail_uri(path: Path, size: int = 180) -> str | None:
+    """A small JPEG of the photo as a data URI, or None if it cannot be read."""
+    import base64
+    import io
+
+    from PIL import Image, ImageOps
+
+    try:
+        with Image.open(path) as image:
+            image.draft("RGB", (size, size))
+            thumb = ImageOps.exif_transpose(image).convert("RGB")
+            thumb.thumbnail((size, size))
+            buffer = io.BytesIO()
+            thumb.save(buffer, "JPEG", quality=80)
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return None
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()

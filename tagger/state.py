@@ -4,7 +4,8 @@ The state lives in ``OUTPUT/.terc-tag/`` beside the copies it describes:
 
 * ``state.sqlite``: one row per photo: the input's size and mtime, the model
   id and threshold it was tagged with, its probabilities and outcome (and,
-  for a photo that failed, when it first did).  SQLite commits are atomic,
+  for a photo that failed, when it first did), and its similarity code with
+  the identity of the code map that made it.  SQLite commits are atomic,
   so a ``kill -9`` loses at most the uncommitted batch, whose photos are
   simply redone.  Its schema version is SQLite's ``user_version``; an older
   state is upgraded in place by the next run that writes.
@@ -85,6 +86,16 @@ class Record:
     tags: list[str]
     error: str | None
     first_failed: str | None = None  # when this version of the file (same size and mtime) first failed
+    code: bytes | None = None  # the similarity code: packed little-endian uint64 words
+    code_key: str | None = None  # the bundle's codes_id
+
+
+class CodeUpdate(NamedTuple):
+    """A new similarity code for a photo whose tags stay as they are (``tag --add-codes``)."""
+
+    path: str
+    code: bytes
+    code_key: str
 
 
 class Seen(NamedTuple):
@@ -96,11 +107,15 @@ class Seen(NamedTuple):
     status: str
     error: str | None
     first_failed: str | None
+    code_key: str | None
 
 
 #: 1: the photos table.  2 (terc-tag 0.2): first_failed, so an unchanged broken file is a known failure.
-SCHEMA_VERSION = 2
-_COLUMNS = ("path", "size", "mtime_ns", "run_key", "status", "probabilities", "tags", "error", "first_failed")
+#: 3 (0.3): code and code_key, the similarity code of each photo.
+SCHEMA_VERSION = 3
+_COLUMNS = ("path", "size", "mtime_ns", "run_key", "status", "probabilities", "tags", "error", "first_failed",
+            "code", "code_key")
+_ADDED_IN = {2: ("first_failed TEXT",), 3: ("code BLOB", "code_key TEXT")}
 
 
 class State:
@@ -151,11 +166,14 @@ class State:
         with self.db:
             self.db.execute(
                 "CREATE TABLE IF NOT EXISTS photos (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER,"
-                " run_key TEXT, status TEXT, probabilities TEXT, tags TEXT, error TEXT, first_failed TEXT)")
-            if self.migrated_from == 1:
-                # 0.1 also stored OUTPUT's own write failures as "failed"; without first_failed they are
-                # not known failures, so each is tried once more and then recorded as it really is.
-                self.db.execute("ALTER TABLE photos ADD COLUMN first_failed TEXT")
+                " run_key TEXT, status TEXT, probabilities TEXT, tags TEXT, error TEXT, first_failed TEXT,"
+                " code BLOB, code_key TEXT)")
+            # From 1: 0.1 also stored OUTPUT's own write failures as "failed"; without first_failed they are
+            # not known failures, so each is tried once more and then recorded as it really is.
+            # From 2: photos tagged before have no code; `tag --add-codes` computes them.
+            for version in range(self.migrated_from or SCHEMA_VERSION, SCHEMA_VERSION):
+                for column in _ADDED_IN[version + 1]:
+                    self.db.execute(f"ALTER TABLE photos ADD COLUMN {column}")
             self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def get(self, path: str) -> Record | None:
@@ -168,7 +186,7 @@ class State:
             return {}  # created, but its first batch never committed
         rows = self.db.execute("SELECT * FROM photos")
         return {row["path"]: Seen(row["size"], row["mtime_ns"], row["run_key"], row["status"], row["error"],
-                                  _get(row, "first_failed")) for row in rows}
+                                  _get(row, "first_failed"), _get(row, "code_key")) for row in rows}
 
     def save(self, records: list[Record]) -> None:
         """Store a batch in one transaction: all of it lands, or none of it."""
@@ -177,7 +195,29 @@ class State:
                 f"INSERT OR REPLACE INTO photos VALUES ({', '.join('?' * len(_COLUMNS))})",
                 [(r.path, r.size, r.mtime_ns, r.run_key, r.status,
                   json.dumps(r.probabilities) if r.probabilities is not None else None,
-                  json.dumps(r.tags), r.error, r.first_failed) for r in records])
+                  json.dumps(r.tags), r.error, r.first_failed, r.code, r.code_key) for r in records])
+
+    def save_codes(self, updates: list[CodeUpdate]) -> None:
+        """Store new codes for photos whose tags stay as they are, in one transaction."""
+        with self.db:
+            self.db.executemany("UPDATE photos SET code = ?, code_key = ? WHERE path = ?",
+                                [(u.code, u.code_key, u.path) for u in updates])
+
+    def code_keys(self) -> dict[str | None, int]:
+        """How many tagged photos carry a code of each code map (None: no code)."""
+        if "code_key" not in self._columns():
+            return {None: self.db.execute("SELECT count(*) FROM photos WHERE status = 'tagged'").fetchone()[0]}
+        rows = self.db.execute("SELECT code_key, count(*) FROM photos WHERE status = 'tagged' GROUP BY code_key")
+        return {key: count for key, count in rows}
+
+    def codes(self, code_key: str) -> tuple[list[str], list[list[str]], list[bytes]]:
+        """Paths, tags and codes of the tagged photos coded by ``code_key``, in path order."""
+        rows = self.db.execute("SELECT path, tags, code FROM photos WHERE status = 'tagged' AND code_key = ?"
+                               " ORDER BY path", (code_key,)).fetchall()
+        return [r[0] for r in rows], [json.loads(r[1] or "[]") for r in rows], [r[2] for r in rows]
+
+    def _columns(self) -> set[str]:
+        return {row[1] for row in self.db.execute("PRAGMA table_info(photos)")}
 
     def records(self) -> list[Record]:
         return [self._record(row) for row in self.db.execute("SELECT * FROM photos ORDER BY path")]
@@ -190,7 +230,7 @@ class State:
         probabilities, tags = row["probabilities"], row["tags"]
         return Record(row["path"], row["size"], row["mtime_ns"], row["run_key"], row["status"],
                       json.loads(probabilities) if probabilities else None, json.loads(tags or "[]"), row["error"],
-                      _get(row, "first_failed"))
+                      _get(row, "first_failed"), _get(row, "code"), _get(row, "code_key"))
 
 
 def _get(row: sqlite3.Row, column: str):

@@ -41,6 +41,7 @@ import numpy as np
 
 import tagger
 from tagger._tf import keras
+from tagger.codes import BITS, fit_for_session, save_code_map
 from tagger.decode import DecodeError, decode_photo
 from tagger.discover import discover, read_inside
 from tagger.labels import labels_from_metadata, match_labels
@@ -268,7 +269,7 @@ def train(image_dir, out_dir, *, vocabulary: Sequence[str] = tagger.TERC_TAGS, l
           weights: str = "imagenet", input_size: int = 224, epochs: int = 30, batch_size: int = 32,
           c_values: Sequence[float] = (0.01, 0.03, 0.1, 0.3, 1.0), learning_rates: Sequence[float] = (1e-4,),
           fine_tune_blocks: int = 0, views: int = 2, balance: bool = True, pooling: str = "gem",
-          label_sets: bool = True, refit: bool = True, sequence_gap: int = 100, seed: int = 0,
+          label_sets: bool = True, refit: bool = True, sequence_gap: int = 100, code_bits: int = BITS, seed: int = 0,
           follow_symlinks: bool = False, log: Callable[[str], None] = print) -> dict:
     """Train a model on ``image_dir`` and write a bundle to ``out_dir``; return its card."""
     started = time.perf_counter()
@@ -340,6 +341,8 @@ def train(image_dir, out_dir, *, vocabulary: Sequence[str] = tagger.TERC_TAGS, l
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    for stale in ("codes.json", "codes.npz"):  # a code map of an earlier model in this folder fits no longer
+        (out / stale).unlink(missing_ok=True)
     save_weights(model, out / "weights.npz")
     card = {
         "format": "terc-tag model bundle, version 1",
@@ -400,6 +403,13 @@ def train(image_dir, out_dir, *, vocabulary: Sequence[str] = tagger.TERC_TAGS, l
         s: {choice: evaluate_predictions(y[s], probabilities[s], thr, vocabulary)
             for choice, thr in (("threshold_0.5", np.full(len(vocabulary), 0.5)), ("calibrated", calibrated))}
         for s in unseen}
+    if code_bits:  # on the photos the head was fit on; measured on the test photos
+        fit = [s for s in ("train", "validation") if s == "train" or refit]
+        kernel, bias, codes_card = fit_for_session(
+            session, (np.concatenate([pixels[s] for s in fit]), np.concatenate([y[s] for s in fit]),
+                      sum((names[s] for s in fit), [])),
+            (pixels["test"], y["test"], names["test"]), bits=code_bits, views=VIEWS[:views], seed=seed, log=log)
+        save_code_map(out, kernel, bias, codes_card)
     card["training"]["seconds"] = round(time.perf_counter() - started, 1)
     (out / "model.json").write_text(json.dumps(card, indent=1))
     return card

@@ -137,7 +137,8 @@ def test_an_output_written_by_0_1_keeps_working(incoming, tmp_path, session, mon
     (incoming / "notes.jpg").write_text("a text file named .jpg")
     tag_folder(incoming, out, session)
     with sqlite3.connect(out / ".terc-tag" / "state.sqlite") as db:  # back to 0.1's schema
-        db.execute("ALTER TABLE photos DROP COLUMN first_failed")
+        for column in ("first_failed", "code", "code_key"):
+            db.execute(f"ALTER TABLE photos DROP COLUMN {column}")
         db.execute("PRAGMA user_version = 0")
     db.close()
     stale = out / "day" / ".terc-tmp-4242-iss038e040838.jpg"

@@ -43,3 +43,167 @@ def test_pack_keeps_every_bit_and_refuses_ragged_codes():
     assert np.array_equal(np.unpackbits(words.view(np.uint8), axis=1, bitorder="little").astype(bool), bits)
     with pytest.raises(ValueError, match="multiple of 64"):
         pack(np.zeros((2, 48), bool))
+
+
+# --- An OUTPUT's index and `terc-tag similar` (the default model's code map) ---
+
+import json  # noqa: E402
+import shutil  # noqa: E402
+import sqlite3  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from click.testing import CliRunner  # noqa: E402
+
+from tagger.bundle import Bundle  # noqa: E402
+from tagger.cli import main  # noqa: E402
+from tagger.codes import encode  # noqa: E402
+from tagger.decode import decode_photo  # noqa: E402
+from tagger.pipeline import tag_folder  # noqa: E402
+from tagger.similar import SimilarIndex, SimilarIndexError, find_similar  # noqa: E402
+from tagger.state import State  # noqa: E402
+from conftest import DEFAULT_MODEL, ISS  # noqa: E402
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def tagged(tmp_path_factory, session_module):
+    """The six ISS fixture photos tagged once, with codes."""
+    out = tmp_path_factory.mktemp("similar") / "tagged"
+    tag_folder(ISS, out, session_module)
+    return out
+
+
+@pytest.fixture(scope="module")
+def session_module():
+    from tagger.model import TaggerSession
+
+    return TaggerSession(DEFAULT_MODEL)
+
+
+def stored_codes(out: Path) -> dict[str, bytes]:
+    state = State.reader(out)
+    try:
+        return {r.path: r.code for r in state.records()}
+    finally:
+        state.close()
+
+
+def user_version(out: Path) -> int:
+    db = sqlite3.connect(out / ".terc-tag" / "state.sqlite")
+    try:
+        return db.execute("PRAGMA user_version").fetchone()[0]
+    finally:
+        db.close()
+
+
+def test_tagging_stores_the_code_of_the_same_forward_pass(tagged, session_module):
+    codes = stored_codes(tagged)
+    assert len(codes) == 6 and all(len(c) == 8 for c in codes.values())
+    arrays = np.load(DEFAULT_MODEL / "codes.npz")  # an independent route: features, then the map in numpy
+    names = sorted(codes)
+    pixels = np.stack([decode_photo((ISS / n).read_bytes(), session_module.size) for n in names])
+    expected = encode(session_module.features(pixels), arrays["codes/0"], arrays["codes/1"])
+    got = np.frombuffer(b"".join(codes[n] for n in names), "<u8").reshape(6, 1)
+    differing = np.bitwise_count(got ^ expected).sum()
+    assert differing <= 2  # the traced graph and keras' predict may differ in a bit sitting at 0
+
+
+def test_a_photo_of_the_index_is_answered_from_its_code_and_never_finds_itself(tagged, session_module,
+                                                                                 monkeypatch):
+    index = SimilarIndex(tagged, Bundle(DEFAULT_MODEL))
+    monkeypatch.setattr(Bundle, "load", lambda self: pytest.fail("the model was loaded"))
+    name = index.paths[2]
+    by_path, by_relative = find_similar(index, [str(tagged / name), name], k=3)
+    assert [m.path for m in by_path.results] == [m.path for m in by_relative.results]
+    assert len(by_path.results) == 3 and name not in [m.path for m in by_path.results]
+    distances = [m.distance for m in by_path.results]
+    assert distances == sorted(distances)
+    assert all(m.tags == index.tags[index.paths.index(m.path)] for m in by_path.results)
+
+
+def test_cli_answers_files_and_index_photos_with_json_and_a_contact_sheet(tagged, tmp_path):
+    original = ISS / "iss052e033191.jpg"  # outside OUTPUT: decoded and coded on the fly
+    report, sheet = tmp_path / "similar.json", tmp_path / "similar.html"
+    result = run("similar", original, "iss052e033191.jpg", "--index", tagged, "-k", 4, "--json", report,
+                 "--html", sheet)
+    assert result.exit_code == 0, result.output
+    queries = json.loads(report.read_text())["queries"]
+    assert [q["query"] for q in queries] == [str(original), "iss052e033191.jpg"]
+    from_file, from_index = queries
+    assert set(from_file["results"][0]) == {"path", "distance", "tags"}
+    assert "iss052e033191.jpg" not in [r["path"] for r in from_file["results"]]  # nor its own tagged copy
+    elsewhere = tmp_path / "iss052e033191.jpg"  # the same name with other pixels is another photo
+    elsewhere.write_bytes((ISS / "iss038e040838.jpg").read_bytes())
+    assert run("similar", elsewhere, "--index", tagged, "--json", report, "-q").exit_code == 0
+    duplicate = json.loads(report.read_text())["queries"][0]["results"]
+    assert duplicate[0]["path"] == "iss038e040838.jpg" and duplicate[0]["distance"] <= 2  # a near-duplicate: first
+    assert "iss052e033191.jpg" in [r["path"] for r in duplicate]
+    assert "iss052e033191.jpg" not in [r["path"] for r in from_index["results"]]
+    assert len(from_index["results"]) == 4
+    html = sheet.read_text()
+    assert html.count("<img src=\"data:image/jpeg;base64,") == 2 * 5 and "Like iss052e033191.jpg" in html
+    assert "iss052e033191.jpg" in result.output  # the table
+
+
+def test_an_unreadable_query_is_one_line_and_exit_1_the_others_are_answered(tagged, tmp_path):
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not a photo")
+    report = tmp_path / "similar.json"
+    result = run("similar", tmp_path / "missing.jpg", broken, "iss052e033191.jpg", "--index", tagged, "--json",
+                 report, "-q")
+    assert result.exit_code == 1
+    errors = [line for line in result.output.splitlines() if line.startswith("terc-tag:")]
+    assert len(errors) == 2 and "missing.jpg: cannot read" in errors[0] and "broken.jpg" in errors[1]
+    answered = json.loads(report.read_text())["queries"]
+    assert [bool(q["results"]) for q in answered] == [False, False, True] and "error" in answered[1]
+
+
+def test_an_output_without_an_index_or_with_codes_of_another_model_is_exit_2(tagged, tmp_path):
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    result = run("similar", ISS / "iss052e033191.jpg", "--index", plain)
+    assert result.exit_code == 2 and "not a tagged OUTPUT" in result.output and len(result.output.splitlines()) == 1
+
+    other = tmp_path / "other-model"
+    shutil.copytree(DEFAULT_MODEL, other)
+    card = json.loads((other / "codes.json").read_text())
+    (other / "codes.json").write_text(json.dumps({**card, "method": "another map"}))
+    result = run("similar", "iss052e033191.jpg", "--index", tagged, "--model", other)
+    assert result.exit_code == 2 and "come from another model" in result.output
+
+    no_codes = tmp_path / "no-codes"
+    shutil.copytree(DEFAULT_MODEL, no_codes, ignore=shutil.ignore_patterns("codes.*"))
+    result = run("similar", "iss052e033191.jpg", "--index", tagged, "--model", no_codes)
+    assert result.exit_code == 2 and "has no code map" in result.output
+
+
+def test_an_output_tagged_before_codes_keeps_its_tags_and_gets_codes_on_request(tmp_path, session_module):
+    """A 0.2 OUTPUT (schema 2, no codes): nothing is re-tagged; --add-codes codes it without rewriting a photo."""
+    out = tmp_path / "tagged"
+    tag_folder(ISS, out, session_module)
+    db = sqlite3.connect(out / ".terc-tag" / "state.sqlite")
+    with db:  # what terc-tag 0.2 left: no code columns, user_version 2
+        db.execute("ALTER TABLE photos DROP COLUMN code")
+        db.execute("ALTER TABLE photos DROP COLUMN code_key")
+        db.execute("PRAGMA user_version = 2")
+    db.close()
+    copies = {p.name: p.stat().st_mtime_ns for p in out.glob("*.jpg")}
+
+    result = run("similar", "iss052e033191.jpg", "--index", out)
+    assert result.exit_code == 2 and "--add-codes" in result.output
+
+    again = run("tag", ISS, out, "--backend", "tf")
+    assert again.exit_code == 0 and "0 photos tagged" in again.output and "6 already done" in again.output
+    assert "6 photos tagged before have no similarity code" in again.output
+    assert user_version(out) == 2  # a run with nothing to do writes nothing, the state's schema included
+
+    added = run("tag", ISS, out, "--backend", "tf", "--add-codes")
+    assert added.exit_code == 0 and "6 photos tagged before got their similarity code" in added.output
+    assert {p.name: p.stat().st_mtime_ns for p in out.glob("*.jpg")} == copies  # no photo rewritten
+    assert all(len(code) == 8 for code in stored_codes(out).values()) and user_version(out) == 3
+    assert run("similar", "iss052e033191.jpg", "--index", out, "-q").exit_code == 0
+    quiet = run("tag", ISS, out, "--backend", "tf", "--add-codes")
+    assert "0 photos tagged" in quiet.output and "similarity code" not in quiet.output

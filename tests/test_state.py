@@ -51,7 +51,7 @@ def test_state_round_trip(tmp_path):
                 Record("b.jpg", 10, 5, "model:0.5", "failed", None, [], "corrupt", "2026-11-23T10:00:00+00:00")])
     state.save([Record("a.jpg", 10, 5, "model:0.5", "tagged", {"Day": 0.8}, ["Day"], None)])
     assert [r.path for r in state.records()] == ["a.jpg", "b.jpg"]  # replaced, not duplicated
-    assert state.index()["b.jpg"] == Seen(10, 5, "model:0.5", "failed", "corrupt", "2026-11-23T10:00:00+00:00")
+    assert state.index()["b.jpg"] == Seen(10, 5, "model:0.5", "failed", "corrupt", "2026-11-23T10:00:00+00:00", None)
     state.close()
     reader = State.reader(tmp_path)
     assert reader.get("a.jpg").probabilities == {"Day": 0.8}

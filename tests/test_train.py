@@ -99,9 +99,9 @@ class Spy:
     def load(self):
         return self
 
-    def predict(self, pixels):
+    def predict_with_codes(self, pixels):
         self.seen.extend(pixels)
-        return self.session.predict(pixels)
+        return self.session.predict_with_codes(pixels)
 
 
 def test_one_preprocessing_for_train_evaluate_and_tag(iss_photos, tmp_path, session):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import click
 
 from tagger import __version__
-from tagger.cli import evaluate, labels, tag, train
+from tagger.cli import evaluate, fit_codes, labels, similar, tag, train
 
 
 class DefaultToTag(click.Group):
@@ -32,11 +32,12 @@ def main():
       terc-tag labels ./tagged              show each photo's tags
       terc-tag evaluate                     the default model on its test split
       terc-tag train ./labelled --out models/mine
+      terc-tag similar ./tagged/a.jpg --index ./tagged   photos like a.jpg
 
     Exit codes: 0 all good, 1 some files failed, 2 usage error, 3 another run holds the lock,
     130 interrupted.
     """
 
 
-for module in (tag, labels, evaluate, train):
+for module in (tag, labels, evaluate, train, fit_codes, similar):
     main.add_command(module.command)

@@ -73,6 +73,17 @@ workers_option = click.option("--workers", type=click.IntRange(1, 64), default=N
                               help="Decoding threads (default: min(4, CPU cores)).")
 
 
+def _code_bits(ctx, param, value: int) -> int:
+    if value % 64:
+        raise click.BadParameter(f"{value} is not a multiple of 64")
+    return value
+
+
+code_bits_option = click.option(
+    "--code-bits", type=click.IntRange(0, 1024), default=64, show_default=True, callback=_code_bits,
+    help="Bits of the similarity code fit with the model (a multiple of 64; 0: no code map).")
+
+
 def parse_vocabulary(value: str | None) -> list[str] | None:
     """``--vocabulary``: a comma-separated list, or a file with one tag per line."""
     if value is None:

@@ -23,6 +23,9 @@ from tagger.cli.common import (EXIT_INTERRUPTED, EXIT_LOCKED, EXIT_OK, EXIT_SOME
 @click.option("--force", is_flag=True, help="Re-tag every photo, even those an earlier run finished.")
 @click.option("--retry-failed", is_flag=True,
               help="Retry known failures too: files that failed before and have not changed since.")
+@click.option("--add-codes", is_flag=True,
+              help="Also compute the similarity code of photos tagged before the model had a code map "
+                   "(a decode and forward pass each; no photo is rewritten).")
 @follow_symlinks_option
 @click.option("--dry-run", is_flag=True, help="Say what would be tagged; write nothing.")
 @click.option("--review", "review_file", type=click.Path(path_type=Path, dir_okay=False),
@@ -36,7 +39,8 @@ from tagger.cli.common import (EXIT_INTERRUPTED, EXIT_LOCKED, EXIT_OK, EXIT_SOME
               help="Append a line per run, and one per failed file, to this log.")
 @click.option("--json-summary", type=click.Path(path_type=Path, dir_okay=False),
               help="Write the run's summary (every failed and skipped file) as JSON.")
-def command(input_dir, output_dir, model_dir, backend, threshold, force, retry_failed, follow_symlinks, dry_run,
+def command(input_dir, output_dir, model_dir, backend, threshold, force, retry_failed, add_codes, follow_symlinks,
+            dry_run,
             review_file, review_margin, batch_size, workers, quiet, log_file, json_summary):
     """Tag the photos of INPUT into a copy of it at OUTPUT.
 
@@ -47,7 +51,9 @@ def command(input_dir, output_dir, model_dir, backend, threshold, force, retry_f
     photo's probabilities. A rerun tags only new or changed photos; a run
     with nothing new loads no model and writes nothing. A file that failed
     is a known failure until it changes: listed, but not retried or reported
-    again. Symbolic links are skipped unless --follow-symlinks.
+    again. Symbolic links are skipped unless --follow-symlinks. Each photo
+    tagged also gets a similarity code for `terc-tag similar`, from the same
+    forward pass.
 
     \b
     Examples:
@@ -55,6 +61,7 @@ def command(input_dir, output_dir, model_dir, backend, threshold, force, retry_f
       terc-tag tag ./incoming ./tagged --threshold calibrated --review review.csv
       terc-tag ./incoming ./tagged --quiet --log-file tagging.log   # from cron
       terc-tag ./incoming ./tagged --retry-failed                   # retry known failures
+      terc-tag ./incoming ./tagged --add-codes      # index photos tagged before 0.3 for `similar`
 
     Exit codes: 0 all good, 1 some files failed, 2 usage error, 3 another run holds the lock,
     130 interrupted.
@@ -70,7 +77,7 @@ def command(input_dir, output_dir, model_dir, backend, threshold, force, retry_f
     model = open_bundle(model_dir, backend)  # the network itself is loaded only if a photo needs it
     try:
         summary = tag_folder(input_dir, output_dir, model, threshold=threshold, force=force,
-                             retry_failed=retry_failed, dry_run=dry_run, follow_symlinks=follow_symlinks,
+                             retry_failed=retry_failed, add_codes=add_codes, dry_run=dry_run, follow_symlinks=follow_symlinks,
                              batch_size=batch_size, workers=workers, review_margin=review_margin,
                              progress=show_progress(quiet))
     except FolderError as exc:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from tagger.cli.common import (EXIT_OK, class_map_option, fail, follow_symlinks_option, labels_option,
-                               parse_vocabulary)
+from tagger.cli.common import (EXIT_OK, class_map_option, code_bits_option, fail, follow_symlinks_option,
+                               labels_option, parse_vocabulary)
 
 
 def _positive_list(ctx, param, value: str) -> list[float]:
@@ -59,12 +59,13 @@ def _positive_list(ctx, param, value: str) -> list[float]:
                    "--fine-tune-blocks, which stops early on validation).")
 @click.option("--sequence-gap", type=click.IntRange(0), default=100, show_default=True,
               help="Frames at most this far apart form one sequence, kept within one split.")
+@code_bits_option
 @click.option("--seed", type=int, default=0, show_default=True)
 @follow_symlinks_option
 @click.option("-q", "--quiet", is_flag=True, help="Print only the final result.")
 def command(folder, out_dir, labels_file, class_map, vocabulary, weights, input_size, epochs, batch_size,
             c_values, fine_tune_blocks, learning_rates, views, balance, pooling, label_sets, refit, sequence_gap,
-            seed, follow_symlinks, quiet):
+            code_bits, seed, follow_symlinks, quiet):
     """Train a model on the photos of DIR, using the tags in their metadata.
 
     Splits the photos 60/20/20 by photo sequence, fits a sigmoid head on
@@ -72,7 +73,8 @@ def command(folder, out_dir, labels_file, class_map, vocabulary, weights, input_
     blocks), weighs each photo's tags toward the combinations seen in training,
     refits the head on training + validation photos, calibrates per-tag
     thresholds on held-out predictions, measures the test split, and writes a
-    model bundle (weights.npz + model.json).
+    model bundle (weights.npz + model.json), with the map to similarity codes
+    for `terc-tag similar` fit on the same photos (codes.npz + codes.json).
 
     \b
     Examples:
@@ -97,7 +99,7 @@ def command(folder, out_dir, labels_file, class_map, vocabulary, weights, input_
                      learning_rates=learning_rates,
                      fine_tune_blocks=fine_tune_blocks, views=views, balance=balance, pooling=pooling,
                      label_sets=label_sets, refit=refit, sequence_gap=sequence_gap,
-                     seed=seed, follow_symlinks=follow_symlinks, log=(lambda message: None) if quiet else click.echo)
+                     code_bits=code_bits, seed=seed, follow_symlinks=follow_symlinks, log=(lambda message: None) if quiet else click.echo)
     except (TrainError, LabelsError) as exc:
         fail(str(exc))
     except OSError as exc:  # e.g. the 'imagenet' download without internet

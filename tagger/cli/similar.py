@@ -1,0 +1,72 @@
+"""``terc-tag similar QUERY... --index OUTPUT``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from tagger.cli.common import (EXIT_OK, EXIT_SOME_FAILED, backend_option, fail, model_option, open_bundle)
+
+
+@click.command("similar")
+@click.argument("queries", metavar="QUERY...", nargs=-1, required=True)
+@click.option("--index", "output_dir", required=True, type=click.Path(path_type=Path, file_okay=False),
+              help="A tagged OUTPUT folder: its photos are searched.")
+@click.option("-k", "k", type=click.IntRange(1, 10000), default=20, show_default=True,
+              help="How many similar photos per query.")
+@model_option
+@backend_option("tf")
+@click.option("--json", "json_file", type=click.Path(path_type=Path, dir_okay=False),
+              help="Write the results as JSON: {\"queries\": [{\"query\", \"results\": [{\"path\", \"distance\", "
+                   "\"tags\"}]}]}.")
+@click.option("--html", "html_file", type=click.Path(path_type=Path, dir_okay=False),
+              help="Write a contact sheet: each query beside its similar photos, as thumbnails with tags.")
+@click.option("-q", "--quiet", is_flag=True, help="Print no tables (with --json or --html).")
+def command(queries, output_dir, k, model_dir, backend, json_file, html_file, quiet):
+    """Find the photos of a tagged OUTPUT most like each QUERY.
+
+    A QUERY is a photo of OUTPUT (by its path, or its path relative to
+    OUTPUT), answered from its stored code without decoding, or any other
+    photo file, decoded and coded with the model that tagged OUTPUT (one
+    model load for all queries). Photos are ranked by the Hamming distance
+    between their similarity codes, which `terc-tag tag` stores for each
+    photo it tags; the query's own photo is left out of its results.
+
+    \b
+    Examples:
+      terc-tag similar tagged/iss071e123456.jpg --index tagged
+      terc-tag similar iss071e123456.jpg --index tagged -k 50
+      terc-tag similar new/*.jpg --index tagged --json similar.json --html similar.html
+
+    Exit codes: 0 all answered, 1 some query could not be read (the others are
+    answered), 2 OUTPUT has no usable index or a usage error.
+    """
+    from tagger.report import console as make_console, contact_sheet, similar_table
+    from tagger.similar import SimilarIndex, SimilarIndexError, find_similar
+
+    bundle = open_bundle(model_dir, backend)
+    try:
+        index = SimilarIndex(output_dir, bundle)
+    except SimilarIndexError as exc:
+        fail(str(exc))
+    if index.left_out:
+        click.echo(f"terc-tag: {index.left_out} tagged photos of {output_dir} have no code from this model and "
+                   "are not searched (`terc-tag tag INPUT OUTPUT --add-codes` codes them)", err=True)
+    answers = find_similar(index, queries, k)
+    console = make_console()
+    for answer in answers:
+        if answer.error:
+            click.echo(f"terc-tag: {answer.query}: {answer.error}", err=True)
+        elif not quiet:
+            console.print(similar_table(answer))
+    try:
+        if json_file:
+            json_file.write_text(json.dumps({"queries": [a.as_dict() for a in answers]}, indent=1))
+        if html_file:
+            html_file.write_text(contact_sheet(answers, output_dir, index.codes.bits), encoding="utf-8")
+    except OSError as exc:
+        fail(f"cannot write {exc.filename}: {exc.strerror}")
+    sys.exit(EXIT_SOME_FAILED if any(a.error for a in answers) else EXIT_OK)
