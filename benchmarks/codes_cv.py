@@ -74,7 +74,7 @@ def main() -> None:
     parser.add_argument("--weights", required=True)
     parser.add_argument("--seeds", type=int, default=1, help="fold assignments to average over")
     args = parser.parse_args()
-    labels, names, pixels, y = labelled_photos(args.images)
+    labels, names, pixels, y, _ = labelled_photos(args.images)
     x = pooled_features(pixels, args.weights, "gem", views=2)  # the photo and its mirror
     relevant, mates = (y @ y.T) > 0, burst_mates(names)
     np.fill_diagonal(relevant, False)

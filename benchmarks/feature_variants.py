@@ -74,8 +74,8 @@ def main() -> None:
     parser.add_argument("--c", type=float, nargs="+", default=[0.1, 1.0])
     parser.add_argument("--seeds", type=int, default=3)
     args = parser.parse_args()
-    labels, names, pixels, y = labelled_photos(args.images)
-    _, pixels_448 = read_photos(args.images, names, 448, print)
+    labels, names, pixels, y, _ = labelled_photos(args.images)
+    _, pixels_448, _ = read_photos(args.images, names, 448, print)
 
     def per_view(pool, maps, index=0):
         return np.stack([pool(m[index]) for m in maps])

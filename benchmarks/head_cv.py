@@ -34,8 +34,8 @@ from tagger.labels import labels_from_metadata
 from tagger.metrics import evaluate_predictions
 from tagger.model import build_model
 from tagger.splits import group_folds, sequence_groups
-from tagger.train import (VIEWS, fit_head, head_output, initial_weights, pretrained_feature_layer, read_photos,
-                          standardize, tag_combinations)
+from tagger.train import (VIEWS, fit_head, head_input, head_output, initial_weights, pretrained_feature_layer,
+                          read_photos, tag_combinations, with_camera)
 
 
 def pooled_features(pixels: np.ndarray, weights: str, pooling: str, views: int) -> np.ndarray:
@@ -47,26 +47,39 @@ def pooled_features(pixels: np.ndarray, weights: str, pooling: str, views: int) 
                                        verbose=0) for v in range(views)])
 
 
-def cross_validate(x, y, folds, c, label_sets: bool, train_folds: int = 4) -> np.ndarray:
-    """Out-of-fold tag scores for every photo, each fold's head fit on the ``train_folds`` folds after it."""
+def cross_validate(x, y, folds, c, label_sets: bool, train_folds: int = 4, camera=None,
+                   held_camera=None) -> np.ndarray:
+    """Out-of-fold tag scores for every photo, each fold's head fit on the ``train_folds`` folds after it.
+
+    With ``camera`` (each photo's evidence) the heads are fit as ``train --camera`` fits them (EXIF
+    dropout and weight included) and predict the held-out photos from ``held_camera`` (default: their
+    own evidence; ``tagger.camera.MISSING`` rows for photos stripped of EXIF).
+    """
     scores = np.zeros(y.shape, "float32")
     ids = np.unique(folds)
+    views = len(x)
+    held_camera = camera if held_camera is None else held_camera
     for i, fold in enumerate(ids):
         train, held = np.isin(folds, ids[(i + 1 + np.arange(train_folds)) % len(ids)]), folds == fold
-        x_fit = x[:, train].reshape(-1, x.shape[-1])
+        x_fit, x_held, y_fit = x[:, train].reshape(-1, x.shape[-1]), x[0, held], np.tile(y[train], (views, 1))
+        if camera is not None:
+            x_fit, copies = with_camera(x_fit, camera[train], views)
+            y_fit = np.tile(y[train], (copies, 1))
+            x_held = np.concatenate([x_held, held_camera[held]], axis=1)
         mean, variance = x_fit.mean(axis=0), x_fit.var(axis=0)
-        z_train, z_held = standardize(x_fit, mean, variance), standardize(x[0, held], mean, variance)
-        kernel, bias = fit_head(z_train, np.tile(y[train], (len(x), 1)), c)
+        z_train, z_held = (head_input(a, mean, variance, camera is not None) for a in (x_fit, x_held))
+        kernel, bias = fit_head(z_train, y_fit, c)
         scores[held] = head_output(z_held @ kernel + bias, tag_combinations(y[train]) if label_sets else None)
     return scores
 
 
 def labelled_photos(images: Path, size: int = 224):
-    """The photos of ``images`` with a TERC tag: labels by name, names, pixels, and the 0/1 label matrix."""
+    """The photos of ``images`` with a TERC tag: labels by name, names, pixels, the 0/1 label matrix, camera evidence."""
     labelled, _ = labels_from_metadata(images, discover(images).photos, tagger.TERC_TAGS)
     labels = {str(p): tags for p, tags in labelled.items() if tags}
-    names, pixels = read_photos(images, sorted(labels), size, print)
-    return labels, names, pixels, np.array([[t in labels[n] for t in tagger.TERC_TAGS] for n in names], "float32")
+    names, pixels, cameras = read_photos(images, sorted(labels), size, print)
+    y = np.array([[t in labels[n] for t in tagger.TERC_TAGS] for n in names], "float32")
+    return labels, names, pixels, y, cameras
 
 
 def fold_assignments(labels: dict, names: list[str], seeds: int) -> list[np.ndarray]:
@@ -75,13 +88,14 @@ def fold_assignments(labels: dict, names: list[str], seeds: int) -> list[np.ndar
     return [np.array([group_folds(labels, groups, 5, seed)[n] for n in names]) for seed in range(seeds)]
 
 
-def cv_cells(x, y, fold_sets, c, label_sets: bool, train_folds: int = 4, tags=("Movie", "Volcano")) -> str:
+def cv_cells(x, y, fold_sets, c, label_sets: bool, train_folds: int = 4, tags=("Movie", "Volcano"), **camera) -> str:
     """A table row's figures, averaged over the fold assignments.
 
     Macro-F1, exact match, the F1 of each of ``tags``, then how many tags
-    reach their baseline accuracy, summed over the assignments.
+    reach their baseline accuracy, summed over the assignments.  ``camera``:
+    see :func:`cross_validate`.
     """
-    results = [evaluate_predictions(y, cross_validate(x, y, folds, c, label_sets, train_folds),
+    results = [evaluate_predictions(y, cross_validate(x, y, folds, c, label_sets, train_folds, **camera),
                                     np.full(y.shape[1], 0.5), tagger.TERC_TAGS) for folds in fold_sets]
     figures = [np.mean([r["overall"][k] for r in results]) for k in ("macro_f1", "exact_match")] + [
         np.mean([r["tags"][t]["f1"] for r in results]) for t in tags]
@@ -101,7 +115,7 @@ def main() -> None:
     args = parser.parse_args()
     heads = [(pooling, label_sets) for pooling in ("average", "gem") for label_sets in (False, True)
              if not args.only or f"{pooling} {'label sets' if label_sets else 'independent'}" in args.only]
-    labels, names, pixels, y = labelled_photos(args.images)
+    labels, names, pixels, y, _ = labelled_photos(args.images)
     print(f"{len(names)} photos in {len(set(sequence_groups(names).values()))} sequences; {args.seeds} x 5 grouped "
           f"folds, each head fit on {args.train_folds} of them, {args.views} view(s) of each photo")
     features = {pooling: pooled_features(pixels, args.weights, pooling, args.views)

@@ -46,6 +46,11 @@ class Bundle:
             self.vocabulary: list[str] = _strings(self.card["vocabulary"])
             self.input_size = int(self.card["input_size"])
             self.feature_layer = str(self.card["backbone"]["feature_layer"])
+            inputs = self.card.get("inputs", {"rgb": None})
+            if not isinstance(inputs, dict) or not set(inputs) <= {"rgb", "camera"}:
+                raise ValueError("inputs must name rgb and, optionally, camera")
+            #: Whether the model reads the camera's evidence (tagger.camera) beside the pixels.
+            self.camera = "camera" in inputs
         except OSError as exc:
             raise BundleError(f"cannot read {card_path}: {exc.strerror or exc}") from None
         except ValueError as exc:

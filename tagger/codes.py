@@ -236,7 +236,7 @@ def fit_codes(bundle, root, *, bits: int = BITS, views: int = 2, use_tags: bool 
         log(f"holding out {len(test)} photos (a fifth of the sequences) to measure the codes")
     parts = {}
     for part, members in (("fit", sorted(set(labels) - test)), ("test", sorted(test))):
-        names, pixels = read_photos(Path(root), members, session.input_size, log, follow_symlinks)
+        names, pixels, _ = read_photos(Path(root), members, session.input_size, log, follow_symlinks)
         y = np.array([[t in labels[n] for t in session.vocabulary] for n in names], np.float32) \
             if any(labels.values()) else None
         parts[part] = (pixels, y, names)

@@ -1,9 +1,10 @@
 """Stage 2: turn photo bytes into model-sized RGB arrays.
 
 This is the only decode and resize path: ``train``, ``evaluate`` and ``tag``
-all call :func:`decode_photo`, so the model sees exactly the pixels it was
-trained on.  A photo is read the way a person sees it: EXIF orientation is
-applied, CMYK / greyscale / 16-bit / alpha images become 8-bit RGB.
+all call :func:`decode`, so the model sees exactly the pixels (and camera
+evidence, :mod:`tagger.camera`) it was trained on.  A photo is read the way
+a person sees it: EXIF orientation is applied, CMYK / greyscale / 16-bit /
+alpha images become 8-bit RGB.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Iterable, Iterator
 import numpy as np
 from PIL import Image, ImageOps
 
+from tagger.camera import evidence
 from tagger.discover import read_inside
 
 #: Refuse images above this many pixels (Pillow's own bomb limit, about 89 MP;
@@ -41,7 +43,12 @@ class DecodeError(Exception):
 
 
 def decode_photo(data: bytes, size: tuple[int, int]) -> np.ndarray:
-    """Decode ``data`` into a ``(height, width, 3)`` uint8 array of ``size`` (w, h).
+    """The pixels of :func:`decode` alone."""
+    return decode(data, size)[0]
+
+
+def decode(data: bytes, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Decode ``data`` into a ``(height, width, 3)`` uint8 array of ``size`` (w, h), and its camera evidence.
 
     JPEGs are decoded with DCT scaling (``Image.draft``) to the smallest
     power-of-two reduction that is still at least ``size``: full-size ISS
@@ -54,11 +61,12 @@ def decode_photo(data: bytes, size: tuple[int, int]) -> np.ndarray:
         width, height = image.size
         if width * height > MAX_PIXELS:
             raise DecodeError(f"{width}x{height} pixels is over the {MAX_PIXELS:,} pixel limit (decompression bomb?)")
+        camera = evidence(image)
         if image.format == "JPEG":
             image.draft("RGB", size)
         image = ImageOps.exif_transpose(image)
         rgb = _to_rgb(image)
-        return np.asarray(rgb.resize(size, Image.BILINEAR), dtype=np.uint8)
+        return np.asarray(rgb.resize(size, Image.BILINEAR), dtype=np.uint8), camera
     except DecodeError:
         raise
     except Image.DecompressionBombError as exc:
@@ -92,6 +100,7 @@ class Decoded:
     pixels: np.ndarray | None
     error: str | None = None
     stat: os.stat_result | None = None
+    camera: np.ndarray | None = None  # tagger.camera.evidence
 
 
 def read_and_decode(root: Path, rel: Path, size: tuple[int, int], follow_symlinks: bool = False) -> Decoded:
@@ -103,7 +112,8 @@ def read_and_decode(root: Path, rel: Path, size: tuple[int, int], follow_symlink
     except OSError as exc:
         return Decoded(rel, None, None, f"cannot read: {exc.strerror or exc}")
     try:
-        return Decoded(rel, data, decode_photo(data, size), stat=st)
+        pixels, camera = decode(data, size)
+        return Decoded(rel, data, pixels, stat=st, camera=camera)
     except DecodeError as exc:
         return Decoded(rel, data, None, str(exc), st)
 

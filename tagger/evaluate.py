@@ -56,7 +56,8 @@ def predict_photos(session, root: Path, photos: Sequence[Path], batch_size: int 
             good = [item for item in batch if item.pixels is not None]
             failed += [(item.path, item.error) for item in batch if item.pixels is None]
             if good:
-                probabilities, words = session.predict_with_codes(np.stack([item.pixels for item in good]))
+                probabilities, words = session.predict_with_codes(np.stack([item.pixels for item in good]),
+                                                                  np.stack([item.camera for item in good]))
                 scores.append(probabilities)
                 codes.append(words)
                 kept += [item.path for item in good]

@@ -27,12 +27,19 @@ import numpy as np
 
 from tagger._tf import keras, tf
 from tagger.bundle import Bundle, BundleError
+from tagger.camera import MISSING as CAMERA_MISSING, SIZE as CAMERA_SIZE
 from tagger.similar import pack
 
 #: ResNet-50's preprocessing ("caffe" mode of keras.applications.resnet50):
 #: RGB -> BGR, then subtract the ImageNet channel means. No scaling.
 IMAGENET_BGR_MEAN = (103.939, 116.779, 123.68)
 PREPROCESSING = "resnet50 caffe: RGB->BGR, minus ImageNet BGR mean (103.939, 116.779, 123.68), input 0..255"
+
+
+#: How much the camera's evidence weighs against the image features in the head: the standardized
+#: evidence is multiplied by it, which divides its L2 penalty by its square (chosen in
+#: benchmarks/camera_cv.py).
+CAMERA_WEIGHT = 3.0
 
 
 class CaffePreprocess(keras.layers.Layer):
@@ -58,6 +65,21 @@ class Standardize(keras.layers.Layer):
 
     def call(self, x):
         return (x - self.mean) / keras.ops.sqrt(self.variance + self.epsilon)
+
+
+class CameraEvidence(Standardize):
+    """The camera's evidence as the head reads it: standardized, a missing value at the mean, weighted.
+
+    A missing value becomes 0 after standardizing, the mean of the photos
+    fit, so only its indicator speaks for it; the whole is multiplied by
+    ``CAMERA_WEIGHT``.  ``tagger.train.camera_columns`` is the same in numpy.
+    """
+
+    def call(self, x):
+        z = super().call(x)
+        fields = x.shape[-1] // 2
+        present = 1 - x[..., fields:]
+        return keras.ops.concatenate([z[..., :fields] * present, z[..., fields:]], axis=-1) * CAMERA_WEIGHT
 
 
 class GeMPool(keras.layers.Layer):
@@ -103,10 +125,12 @@ class LabelSetMarginals(keras.layers.Layer):
 
 
 def build_model(n_tags: int, input_size: int = 224, feature_layer: str = "conv4_block6_out", pooling: str = "gem",
-                label_sets=None, code_bits: int | None = None) -> keras.Model:
+                label_sets=None, code_bits: int | None = None, camera: bool = False) -> keras.Model:
     """ResNet-50 up to ``feature_layer`` plus a new multi-label sigmoid head.
 
-    With ``code_bits`` the model has a second output beside the tags: the
+    With ``camera`` the model has a second input, the camera's evidence
+    (:mod:`tagger.camera`, read by ``CameraEvidence``), beside the image
+    features that the tag head reads.  With ``code_bits`` the model has a second output beside the tags: the
     similarity code layer (``tagger.codes``), one linear unit per bit on the
     same standardized features; a bit is set where its unit is positive.
     """
@@ -116,13 +140,16 @@ def build_model(n_tags: int, input_size: int = 224, feature_layer: str = "conv4_
     features = backbone.get_layer(feature_layer).output
     pool = GeMPool(3.0, name="pool") if pooling == "gem" else keras.layers.GlobalAveragePooling2D(name="pool")
     x = Standardize(name="standardize")(pool(features))
+    inputs, head_input = [pixels], x
+    if camera:
+        inputs.append(keras.Input((CAMERA_SIZE,), name="camera"))
+        head_input = keras.layers.Concatenate(name="with_camera")([x, CameraEvidence(name="camera_standardize")(inputs[1])])
     if label_sets is None:
-        tags = keras.layers.Dense(n_tags, activation="sigmoid", name="tags")(x)
+        tags = keras.layers.Dense(n_tags, activation="sigmoid", name="tags")(head_input)
     else:
-        tags = LabelSetMarginals(label_sets, name="label_sets")(keras.layers.Dense(n_tags, name="tags")(x))
-    if code_bits:
-        return keras.Model(pixels, [tags, keras.layers.Dense(code_bits, name="codes")(x)], name="tagger")
-    return keras.Model(pixels, tags, name="tagger")
+        tags = LabelSetMarginals(label_sets, name="label_sets")(keras.layers.Dense(n_tags, name="tags")(head_input))
+    outputs = [tags, keras.layers.Dense(code_bits, name="codes")(x)] if code_bits else tags
+    return keras.Model(inputs if camera else pixels, outputs, name="tagger")
 
 
 def head_config(card: dict) -> dict:
@@ -188,7 +215,7 @@ def openvino_forward(tf_forward, bf16: bool):
     compiled = openvino.Core().compile_model(
         openvino.convert_model(tf_forward.get_concrete_function()), "CPU",
         {"INFERENCE_PRECISION_HINT": "bf16" if bf16 else "f32", "PERFORMANCE_HINT": "LATENCY"})
-    return lambda pixels: [compiled(pixels)[output] for output in compiled.outputs]
+    return lambda inputs: [compiled(inputs)[output] for output in compiled.outputs]
 
 
 class TaggerSession(Bundle):
@@ -200,37 +227,47 @@ class TaggerSession(Bundle):
         super().__init__(bundle, backend)
         try:
             self.model = build_model(len(self.vocabulary), self.input_size, self.feature_layer,
-                                     code_bits=self.code_bits, **head_config(self.card))
+                                     code_bits=self.code_bits, camera=self.camera, **head_config(self.card))
             load_weights(self.model, self.weights())
         except (KeyError, TypeError, ValueError) as exc:
             raise BundleError(f"{self.path} does not describe a model terc-tag can build: {exc}") from None
         # One traced graph for every batch size: no retracing when the last batch is short.
-        traced = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True,
-                             input_signature=[tf.TensorSpec((None, *self.size[::-1], 3), tf.float32)])
+        signature = [tf.TensorSpec((None, *self.size[::-1], 3), tf.float32)]
+        if self.camera:
+            signature.append(tf.TensorSpec((None, CAMERA_SIZE), tf.float32))
+        traced = tf.function(lambda *x: self.model(list(x) if self.camera else x[0], training=False),
+                             reduce_retracing=True, input_signature=signature)
         if backend == "tf":
-            self._forward = lambda pixels: [out.numpy() for out in tf.nest.flatten(traced(tf.constant(pixels)))]
+            self._forward = lambda inputs: [out.numpy() for out in tf.nest.flatten(traced(*map(tf.constant, inputs)))]
         else:
             self._forward = openvino_forward(traced, bf16=backend.endswith("bf16"))
 
     def load(self) -> "TaggerSession":
         return self
 
-    def predict(self, pixels: np.ndarray) -> np.ndarray:
+    def predict(self, pixels: np.ndarray, camera: np.ndarray | None = None) -> np.ndarray:
         """Tag probabilities, shape ``(n, n_tags)``, for a uint8 batch ``(n, h, w, 3)``."""
-        return self.predict_with_codes(pixels)[0]
+        return self.predict_with_codes(pixels, camera)[0]
 
-    def predict_with_codes(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    def predict_with_codes(self, pixels: np.ndarray,
+                           camera: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
         """Tag probabilities and, when the bundle has a code map, packed codes ``(n, bits / 64)`` uint64.
 
-        One forward pass gives both.  Probabilities are clipped to [0, 1]: in
+        ``camera``: each photo's evidence (``tagger.camera.evidence``), read
+        only by a model that takes it; None means no photo has EXIF.  One
+        forward pass gives both.  Probabilities are clipped to [0, 1]: in
         bfloat16 a sum of label-set posterior masses can round a few
         thousandths past 1, which predictions.csv must not show.
         """
-        outputs = self._forward(pixels.astype(np.float32))
+        inputs = [pixels.astype(np.float32)]
+        if self.camera:
+            inputs.append(np.tile(CAMERA_MISSING, (len(pixels), 1)) if camera is None
+                          else np.asarray(camera, np.float32))
+        outputs = self._forward(inputs)
         probabilities = np.clip(np.asarray(outputs[0]), 0.0, 1.0)
         return probabilities, pack(np.asarray(outputs[1]) > 0) if self.code_bits else None
 
     def features(self, pixels: np.ndarray, batch_size: int = 32) -> np.ndarray:
         """The standardized features that the tag head and the code layer read (TensorFlow, fp32)."""
-        extractor = keras.Model(self.model.input, self.model.get_layer("standardize").output)
+        extractor = keras.Model(self.model.inputs[0], self.model.get_layer("standardize").output)
         return extractor.predict(pixels.astype(np.float32), batch_size=batch_size, verbose=0)

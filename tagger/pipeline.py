@@ -286,7 +286,8 @@ def _predict(session, batch) -> tuple[list, list]:
     good = [i for i, item in enumerate(batch) if item.pixels is not None]
     probabilities, codes = [None] * len(batch), [None] * len(batch)
     if good:
-        p, words = session.predict_with_codes(np.stack([batch[i].pixels for i in good]))
+        p, words = session.predict_with_codes(np.stack([batch[i].pixels for i in good]),
+                                              np.stack([batch[i].camera for i in good]))
         for row, i in enumerate(good):
             probabilities[i] = p[row]
             codes[i] = words[row].astype("<u8").tobytes() if words is not None else None

@@ -155,7 +155,7 @@ def find_similar(index: SimilarIndex, queries, k: int = 20, batch_size: int = 32
 
     The model is loaded only when some query is not a photo of the index.
     """
-    from tagger.decode import DecodeError, batched, decode_photo
+    from tagger.decode import DecodeError, batched, decode
 
     answers = [Answer(str(q)) for q in queries]
     to_code = []
@@ -174,11 +174,12 @@ def find_similar(index: SimilarIndex, queries, k: int = 20, batch_size: int = 32
         decoded = []
         for answer, data in batch:
             try:
-                decoded.append((answer, decode_photo(data, session.size)))
+                decoded.append((answer, *decode(data, session.size)))
             except DecodeError as exc:
                 answer.error = str(exc)
         if decoded:
-            _, words = session.predict_with_codes(np.stack([pixels for _, pixels in decoded]))
-            for (answer, _), code in zip(decoded, words):
+            _, words = session.predict_with_codes(np.stack([pixels for _, pixels, _ in decoded]),
+                                                  np.stack([camera for _, _, camera in decoded]))
+            for (answer, _, _), code in zip(decoded, words):
                 answer.results = index.nearest(code, k, exclude=index.own_copy(answer.query, code))
     return answers

@@ -42,13 +42,14 @@ import numpy as np
 import tagger
 from tagger._tf import keras
 from tagger.codes import BITS, fit_for_session, save_code_map
-from tagger.decode import DecodeError, decode_photo
+from tagger.decode import DecodeError, decode
 from tagger.discover import discover, read_inside
 from tagger.labels import labels_from_metadata, match_labels
 from tagger.logistic import fit_logistic
 from tagger.metrics import calibrate_thresholds, evaluate_predictions
-from tagger.model import (PREPROCESSING, LabelSetMarginals, Standardize, TaggerSession, build_model, load_weights,
-                          save_weights)
+from tagger.camera import DESCRIPTION as CAMERA_DESCRIPTION, MISSING as CAMERA_MISSING, SIZE as CAMERA_SIZE
+from tagger.model import (CAMERA_WEIGHT, PREPROCESSING, LabelSetMarginals, Standardize, TaggerSession, build_model,
+                          load_weights, save_weights)
 from tagger.splits import SPLITS, group_folds, sequence_groups, split_by_group
 
 #: Dihedral views of a square image: identity, flips, quarter turns, transposes.
@@ -109,6 +110,16 @@ def standardize(x: np.ndarray, mean: np.ndarray, variance: np.ndarray) -> np.nda
     return (x - mean) / np.sqrt(variance + Standardize.epsilon)
 
 
+def head_input(x: np.ndarray, mean: np.ndarray, variance: np.ndarray, camera: bool) -> np.ndarray:
+    """What the tag head reads: standardized features, the last columns through ``CameraEvidence`` with ``camera``."""
+    z = standardize(x, mean, variance)
+    if camera:
+        fields = CAMERA_SIZE // 2
+        z[:, -CAMERA_SIZE:-fields] *= 1 - x[:, -fields:]  # a missing value at the mean
+        z[:, -CAMERA_SIZE:] *= CAMERA_WEIGHT
+    return z
+
+
 def fit_head(z: np.ndarray, y: np.ndarray, c: float, balanced: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """One exact logistic regression per tag on standardized features: kernel (features, tags), bias (tags,)."""
     fitted = [fit_logistic(z, y[:, j], c, balanced) for j in range(y.shape[1])]
@@ -124,8 +135,13 @@ def head_output(logits: np.ndarray, label_sets=None) -> np.ndarray:
 
 
 def fit_frozen_head(model: keras.Model, x_train, y_train, folds, x_val, y_val, c_values: Sequence[float],
-                    balanced: bool, log, label_sets: bool = False, refit_with=None) -> tuple[float, dict, tuple]:
+                    balanced: bool, log, label_sets: bool = False, refit_with=None,
+                    camera: bool = False) -> tuple[float, dict, tuple]:
     """Set ``standardize`` and ``tags`` to the best exact logistic head.
+
+    With ``camera`` the last ``tagger.camera.SIZE`` columns of the features
+    are the camera's evidence: standardized apart (``camera_standardize``)
+    and weighted by ``CAMERA_WEIGHT``, as the model does.
 
     C is judged on every held-out prediction outside the test split: the
     training photos' out-of-fold predictions of a grouped cross-validation
@@ -148,7 +164,7 @@ def fit_frozen_head(model: keras.Model, x_train, y_train, folds, x_val, y_val, c
     at that C, on which thresholds can be calibrated.
     """
     mean, variance = x_train.mean(axis=0), x_train.var(axis=0)
-    z_train, z_val = (standardize(x, mean, variance) for x in (x_train, x_val))
+    z_train, z_val = (head_input(x, mean, variance, camera) for x in (x_train, x_val))
     tags = [str(j) for j in range(y_train.shape[1])]
 
     def held_out_probabilities(rows, z_held, c):
@@ -184,8 +200,11 @@ def fit_frozen_head(model: keras.Model, x_train, y_train, folds, x_val, y_val, c
     x_fit, y_fit = (x_train, y_train) if refit_with is None else (
         np.concatenate([x_train, refit_with[0]]), np.concatenate([y_train, refit_with[1]]))
     mean, variance = x_fit.mean(axis=0), x_fit.var(axis=0)
-    kernel, bias = fit_head(standardize(x_fit, mean, variance), y_fit, best[1], balanced)
-    model.get_layer("standardize").set_weights([mean, variance])
+    kernel, bias = fit_head(head_input(x_fit, mean, variance, camera), y_fit, best[1], balanced)
+    image = len(mean) - CAMERA_SIZE if camera else len(mean)
+    model.get_layer("standardize").set_weights([mean[:image], variance[:image]])
+    if camera:
+        model.get_layer("camera_standardize").set_weights([mean[image:], variance[image:]])
     model.get_layer("tags").set_weights([kernel.astype("float32"), bias.astype("float32")])
     return best[1], sweep, best[2]
 
@@ -252,28 +271,38 @@ def tag_combinations(y: np.ndarray) -> np.ndarray:
 
 
 def read_photos(root: Path, names: Sequence[str], size: int, log,
-                follow_symlinks: bool = False) -> tuple[list[str], np.ndarray]:
-    kept, arrays = [], []
+                follow_symlinks: bool = False) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """The names that could be decoded, their pixels and their camera evidence (``tagger.camera``)."""
+    kept, arrays, cameras = [], [], []
     for name in names:
         try:
-            arrays.append(decode_photo(read_inside(root, name, follow_symlinks)[0], (size, size)))
-            kept.append(name)
+            pixels, camera = decode(read_inside(root, name, follow_symlinks)[0], (size, size))
         except OSError as exc:
             log(f"skipping {name}: {exc.strerror or exc}")
+            continue
         except DecodeError as exc:
             log(f"skipping {name}: {exc}")
-    return kept, np.stack(arrays) if arrays else np.zeros((0, size, size, 3), np.uint8)
+            continue
+        kept.append(name)
+        arrays.append(pixels)
+        cameras.append(camera)
+    if not arrays:
+        return kept, np.zeros((0, size, size, 3), np.uint8), np.zeros((0, CAMERA_SIZE), np.float32)
+    return kept, np.stack(arrays), np.stack(cameras)
 
 
 def train(image_dir, out_dir, *, vocabulary: Sequence[str] = tagger.TERC_TAGS, labels: dict | None = None,
           weights: str = "imagenet", input_size: int = 224, epochs: int = 30, batch_size: int = 32,
           c_values: Sequence[float] = (0.01, 0.03, 0.1, 0.3, 1.0), learning_rates: Sequence[float] = (1e-4,),
           fine_tune_blocks: int = 0, views: int = 2, balance: bool = True, pooling: str = "gem",
-          label_sets: bool = True, refit: bool = True, sequence_gap: int = 100, code_bits: int = BITS, seed: int = 0,
-          follow_symlinks: bool = False, log: Callable[[str], None] = print) -> dict:
+          label_sets: bool = True, refit: bool = True, sequence_gap: int = 100, camera: bool = False,
+          code_bits: int = BITS, seed: int = 0, follow_symlinks: bool = False,
+          log: Callable[[str], None] = print) -> dict:
     """Train a model on ``image_dir`` and write a bundle to ``out_dir``; return its card."""
     started = time.perf_counter()
     keras.utils.set_random_seed(seed)
+    if camera and fine_tune_blocks:
+        raise TrainError("the camera's evidence joins the frozen head only; drop --fine-tune-blocks or --camera")
     root = Path(image_dir)
     if not root.is_dir():
         raise TrainError(f"{root} is not a folder")
@@ -294,9 +323,9 @@ def train(image_dir, out_dir, *, vocabulary: Sequence[str] = tagger.TERC_TAGS, l
     groups = sequence_groups(list(labelled), sequence_gap)
     split = split_by_group(labelled, groups, seed=seed)
     names = {s: sorted(n for n, v in split.items() if v == s) for s in SPLITS}
-    pixels, y = {}, {}
+    pixels, y, cameras = {}, {}, {}
     for s in SPLITS:
-        names[s], pixels[s] = read_photos(root, names[s], input_size, log, follow_symlinks)
+        names[s], pixels[s], cameras[s] = read_photos(root, names[s], input_size, log, follow_symlinks)
         y[s] = np.array([[tag in labelled[n] for tag in vocabulary] for n in names[s]], dtype="float32")
     log("split: " + ", ".join(f"{s} {len(names[s])}" for s in SPLITS))
 
@@ -306,11 +335,11 @@ def train(image_dir, out_dir, *, vocabulary: Sequence[str] = tagger.TERC_TAGS, l
     fit_labels = np.concatenate([y["train"], y["validation"]]) if refit else y["train"]
     combinations = tag_combinations(fit_labels) if label_sets else None
     feature_layer = pretrained_feature_layer(weights)
-    model = build_model(len(vocabulary), input_size, feature_layer, pooling, combinations)
+    model = build_model(len(vocabulary), input_size, feature_layer, pooling, combinations, camera=camera)
     provenance = initial_weights(model, weights)
     stage, last_block = feature_layer.split("_")[0], int(feature_layer.split("_block")[1].split("_")[0])
     split_layer = "pool" if fine_tune_blocks == 0 else f"{stage}_block{last_block - fine_tune_blocks}_out"
-    extractor = keras.Model(model.input, model.get_layer(split_layer).output)
+    extractor = keras.Model(model.inputs[0], model.get_layer(split_layer).output)
 
     def features(batch: np.ndarray) -> np.ndarray:
         return extractor.predict(batch.astype("float32"), batch_size=batch_size, verbose=0)
@@ -328,9 +357,17 @@ def train(image_dir, out_dir, *, vocabulary: Sequence[str] = tagger.TERC_TAGS, l
     fold_of = group_folds({n: labelled[n] for n in names["train"]}, groups, 5, seed)
     folds = np.tile([fold_of[n] for n in names["train"]], views)
     n_val = len(names["validation"])  # the first view is the photo itself
+    judged_val, y_val_fit = pooled_val[:n_val], np.tile(y["validation"], (views, 1))
+    if camera:  # each view beside its photo's evidence, every second one without it (EXIF dropout)
+        pooled_train, copies = with_camera(pooled_train, cameras["train"], views)
+        y_train, folds = np.tile(y["train"], (copies, 1)), np.tile([fold_of[n] for n in names["train"]], copies)
+        judged_val = np.concatenate([judged_val, cameras["validation"]], axis=1)
+        if refit:
+            pooled_val, copies = with_camera(pooled_val, cameras["validation"], views)
+            y_val_fit = np.tile(y["validation"], (copies, 1))
     best_c, c_sweep, held_out = fit_frozen_head(
-        model, pooled_train, y_train, folds, pooled_val[:n_val], y["validation"], c_values, balance, log,
-        label_sets, refit_with=(pooled_val, np.tile(y["validation"], (views, 1))) if refit else None)
+        model, pooled_train, y_train, folds, judged_val, y["validation"], c_values, balance, log,
+        label_sets, refit_with=(pooled_val, y_val_fit) if refit else None, camera=camera)
     del pooled_train, pooled_val
 
     fine_tune = None
@@ -358,6 +395,8 @@ def train(image_dir, out_dir, *, vocabulary: Sequence[str] = tagger.TERC_TAGS, l
         },
         "backbone": {"architecture": "ResNet-50 (keras.applications)", "feature_layer": feature_layer,
                      "weights": provenance},
+        "inputs": {"rgb": "the photo's pixels (see preprocessing)",
+                   **({"camera": CAMERA_DESCRIPTION} if camera else {})},
         "head": {
             "pooling": pooling,
             "label_sets": None if combinations is None else
@@ -373,6 +412,8 @@ def train(image_dir, out_dir, *, vocabulary: Sequence[str] = tagger.TERC_TAGS, l
             "data": {"root": os.path.relpath(root.resolve(), out.resolve()), "n_photos": len(labelled),
                      "tag_counts": {t: int(sum(t in v for v in labelled.values())) for t in vocabulary}},
             "recipe": {"views": views, "class_balanced": balance,
+                       "camera": {"weight": CAMERA_WEIGHT, "dropout": "every second view of a photo fit without its EXIF"}
+                       if camera else None,
                        "frozen_head": {"solver": "exact L2 logistic regression per tag (Newton)",
                                        "C_chosen_by": "tags at or above baseline, then the mean of macro-F1 and "
                                                       "exact match, on the validation photos plus the training "
@@ -389,7 +430,7 @@ def train(image_dir, out_dir, *, vocabulary: Sequence[str] = tagger.TERC_TAGS, l
     # Measure the bundle as saved (float16 weights), through the same code as `evaluate`.
     session = TaggerSession(out)
     unseen = ("test",) if refit else ("validation", "test")
-    probabilities = {s: _predict(session, pixels[s], batch_size) for s in unseen}
+    probabilities = {s: _predict(session, pixels[s], cameras[s], batch_size) for s in unseen}
     if fine_tune and fine_tune["kept"]:  # the frozen head's held-out predictions no longer describe the model
         calibrated = calibrate_thresholds(y["validation"], probabilities["validation"])
         card["thresholds"]["calibrated_on"] = "validation split, best F1 per tag on a 0.05 grid"
@@ -403,6 +444,10 @@ def train(image_dir, out_dir, *, vocabulary: Sequence[str] = tagger.TERC_TAGS, l
         s: {choice: evaluate_predictions(y[s], probabilities[s], thr, vocabulary)
             for choice, thr in (("threshold_0.5", np.full(len(vocabulary), 0.5)), ("calibrated", calibrated))}
         for s in unseen}
+    if camera:  # the same photos as if their EXIF had been stripped
+        for s in unseen:
+            card["metrics"][s]["threshold_0.5_without_camera"] = evaluate_predictions(
+                y[s], _predict(session, pixels[s], None, batch_size), np.full(len(vocabulary), 0.5), vocabulary)
     if code_bits:  # on the photos the head was fit on; measured on the test photos
         fit = [s for s in ("train", "validation") if s == "train" or refit]
         kernel, bias, codes_card = fit_for_session(
@@ -415,7 +460,25 @@ def train(image_dir, out_dir, *, vocabulary: Sequence[str] = tagger.TERC_TAGS, l
     return card
 
 
-def _predict(session: TaggerSession, pixels: np.ndarray, batch_size: int) -> np.ndarray:
+def _predict(session: TaggerSession, pixels: np.ndarray, camera: np.ndarray | None, batch_size: int) -> np.ndarray:
+    """Probabilities in batches; ``camera`` None: as for photos without EXIF."""
     if len(pixels) == 0:
         return np.zeros((0, len(session.vocabulary)), "float32")
-    return np.concatenate([session.predict(pixels[i:i + batch_size]) for i in range(0, len(pixels), batch_size)])
+    return np.concatenate([session.predict(pixels[i:i + batch_size], None if camera is None else camera[i:i + batch_size])
+                           for i in range(0, len(pixels), batch_size)])
+
+
+def with_camera(features: np.ndarray, evidence: np.ndarray, views: int) -> tuple[np.ndarray, int]:
+    """Each view's features beside its photo's evidence, every second view without it (EXIF dropout).
+
+    ``features`` holds ``views`` blocks of the same photos.  The stripped
+    views teach the head photos whose EXIF was stripped, so that they lose
+    nothing against a model without the camera input; with a single view, a
+    stripped copy of it is added.  Returns the rows and how many blocks they
+    hold (to repeat the labels by).
+    """
+    n = len(evidence)
+    blocks = [features[v * n:(v + 1) * n] for v in range(views)] + ([features[:n]] if views == 1 else [])
+    rows = [np.concatenate([block, evidence if v % 2 == 0 else np.tile(CAMERA_MISSING, (n, 1))], axis=1)
+            for v, block in enumerate(blocks)]
+    return np.concatenate(rows), len(rows)

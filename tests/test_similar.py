@@ -59,7 +59,7 @@ from tagger.cli import main  # noqa: E402
 from tagger.codes import encode  # noqa: E402
 from tagger.decode import decode_photo  # noqa: E402
 from tagger.pipeline import tag_folder  # noqa: E402
-from tagger.similar import SimilarIndex, SimilarIndexError, find_similar  # noqa: E402
+from tagger.similar import SimilarIndex, find_similar  # noqa: E402
 from tagger.state import State  # noqa: E402
 from conftest import DEFAULT_MODEL, ISS  # noqa: E402
 

@@ -99,14 +99,14 @@ class Spy:
     def load(self):
         return self
 
-    def predict_with_codes(self, pixels):
+    def predict_with_codes(self, pixels, camera=None):
         self.seen.extend(pixels)
-        return self.session.predict_with_codes(pixels)
+        return self.session.predict_with_codes(pixels, camera)
 
 
 def test_one_preprocessing_for_train_evaluate_and_tag(iss_photos, tmp_path, session):
     names = sorted(p.name for p in iss_photos.glob("*.jpg"))
-    _, trained_on = read_photos(iss_photos, names, session.input_size, log=print)
+    _, trained_on, _ = read_photos(iss_photos, names, session.input_size, log=print)
     tagging, evaluating = Spy(session), Spy(session)
     tag_folder(iss_photos, tmp_path / "out", tagging)
     labels, _ = labels_from_metadata(iss_photos, [p.relative_to(iss_photos) for p in iss_photos.glob("*.jpg")],
@@ -115,3 +115,23 @@ def test_one_preprocessing_for_train_evaluate_and_tag(iss_photos, tmp_path, sess
     assert len(tagging.seen) == len(evaluating.seen) == len(trained_on) == 6
     for a, b, c in zip(trained_on, tagging.seen, evaluating.seen):
         assert np.array_equal(a, b) and np.array_equal(b, c)
+
+
+def test_camera_training_takes_exif_as_a_second_input_and_still_tags_without_it(labelled, tmp_path):
+    out = tmp_path / "m"
+    card = train(labelled, out, weights="none", input_size=32, c_values=(0.1,), batch_size=8, camera=True,
+                 code_bits=0, log=lambda message: None)
+    assert set(card["inputs"]) == {"rgb", "camera"} and card["training"]["recipe"]["camera"]["weight"] == 3.0
+    assert {"threshold_0.5", "threshold_0.5_without_camera"} <= set(card["metrics"]["test"])
+    session = TaggerSession(out)
+    names = sorted(p.name for p in labelled.glob("*.jpg"))[:4]
+    _, pixels, cameras = read_photos(labelled, names, 32, log=print)
+    with_exif, without = session.predict(pixels, cameras), session.predict(pixels)
+    assert with_exif.shape == without.shape == (4, 12) and not np.allclose(with_exif, without)
+    summary = tag_folder(labelled, tmp_path / "tagged", session)  # the pipeline feeds each photo's evidence
+    assert len(summary.tagged) == len(list(labelled.glob("*.jpg")))
+    pytest.importorskip("openvino")
+    other = TaggerSession(out, backend="openvino")
+    assert np.abs(other.predict(pixels, cameras) - with_exif).max() < 1e-4
+    with pytest.raises(TrainError, match="frozen head only"):
+        train(labelled, tmp_path / "n", weights="none", camera=True, fine_tune_blocks=1, log=lambda message: None)

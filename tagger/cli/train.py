@@ -59,13 +59,16 @@ def _positive_list(ctx, param, value: str) -> list[float]:
                    "--fine-tune-blocks, which stops early on validation).")
 @click.option("--sequence-gap", type=click.IntRange(0), default=100, show_default=True,
               help="Frames at most this far apart form one sequence, kept within one split.")
+@click.option("--camera/--no-camera", default=False, show_default=True,
+              help="Also read the camera's evidence from EXIF (exposure, ISO, focal length, f-number) as a second "
+                   "input; photos without EXIF still get tags from their pixels.")
 @code_bits_option
 @click.option("--seed", type=int, default=0, show_default=True)
 @follow_symlinks_option
 @click.option("-q", "--quiet", is_flag=True, help="Print only the final result.")
 def command(folder, out_dir, labels_file, class_map, vocabulary, weights, input_size, epochs, batch_size,
             c_values, fine_tune_blocks, learning_rates, views, balance, pooling, label_sets, refit, sequence_gap,
-            code_bits, seed, follow_symlinks, quiet):
+            camera, code_bits, seed, follow_symlinks, quiet):
     """Train a model on the photos of DIR, using the tags in their metadata.
 
     Splits the photos 60/20/20 by photo sequence, fits a sigmoid head on
@@ -99,7 +102,7 @@ def command(folder, out_dir, labels_file, class_map, vocabulary, weights, input_
                      learning_rates=learning_rates,
                      fine_tune_blocks=fine_tune_blocks, views=views, balance=balance, pooling=pooling,
                      label_sets=label_sets, refit=refit, sequence_gap=sequence_gap,
-                     code_bits=code_bits, seed=seed, follow_symlinks=follow_symlinks, log=(lambda message: None) if quiet else click.echo)
+                     camera=camera, code_bits=code_bits, seed=seed, follow_symlinks=follow_symlinks, log=(lambda message: None) if quiet else click.echo)
     except (TrainError, LabelsError) as exc:
         fail(str(exc))
     except OSError as exc:  # e.g. the 'imagenet' download without internet
