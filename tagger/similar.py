@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tagger.discover import is_within
+
 
 def pack(bits: np.ndarray) -> np.ndarray:
     """``(n, b)`` 0/1 bits, b a multiple of 64, as ``(n, b / 64)`` uint64 words (bit i of word j is bit 64j + i)."""
@@ -94,21 +96,27 @@ class SimilarIndex:
 
     def __init__(self, output, bundle):
         """Read OUTPUT's state; :class:`SimilarIndexError` when it has no codes of ``bundle``'s code map."""
+        import sqlite3
+
         from tagger.state import State
 
         self.output, self.bundle = Path(output), bundle
         if bundle.codes_id is None:
             raise SimilarIndexError(f"model {bundle.path} has no code map; fit one with "
-                              f"`terc-tag fit-codes DIR --model {bundle.path}`")
-        state = State.reader(self.output)
-        if state is None:
-            raise SimilarIndexError(f"{self.output} is not a tagged OUTPUT (no .terc-tag/state.sqlite); "
-                              "run `terc-tag tag INPUT OUTPUT` first")
+                                    f"`terc-tag fit-codes DIR --model {bundle.path}`")
         try:
-            keys = state.code_keys()
-            self.paths, self.tags, codes = state.codes(bundle.codes_id) if keys.get(bundle.codes_id) else ([], [], [])
-        finally:
-            state.close()
+            state = State.reader(self.output)
+            if state is None:
+                raise SimilarIndexError(f"{self.output} is not a tagged OUTPUT (no .terc-tag/state.sqlite); "
+                                        "run `terc-tag tag INPUT OUTPUT` first")
+            try:
+                keys = state.code_keys()
+                self.paths, self.tags, codes = state.codes(bundle.codes_id) if keys.get(bundle.codes_id) else (
+                    [], [], [])
+            finally:
+                state.close()
+        except sqlite3.DatabaseError as exc:
+            raise SimilarIndexError(f"cannot read the state of {self.output}: {exc}") from None
         if not self.paths:
             others = sum(n for key, n in keys.items() if key is not None)
             raise SimilarIndexError(
@@ -131,8 +139,9 @@ class SimilarIndex:
         """The index position of a query that names a photo of the index (a path in OUTPUT, or relative to it)."""
         path = Path(query)
         if path.exists():
-            inside = os.path.relpath(path.resolve(), self.output.resolve())
-            return self._position.get(Path(inside).as_posix()) if not inside.startswith("..") else None
+            resolved, output = str(path.resolve()), str(self.output.resolve())
+            return self._position.get(Path(os.path.relpath(resolved, output)).as_posix()) \
+                if is_within(resolved, output) else None
         return self._position.get(path.as_posix())
 
     def own_copy(self, query: str, words: np.ndarray) -> int | None:

@@ -205,7 +205,10 @@ class State:
 
     def code_keys(self) -> dict[str | None, int]:
         """How many tagged photos carry a code of each code map (None: no code)."""
-        if "code_key" not in self._columns():
+        columns = self._columns()
+        if not columns:  # created, but its first batch never committed
+            return {}
+        if "code_key" not in columns:
             return {None: self.db.execute("SELECT count(*) FROM photos WHERE status = 'tagged'").fetchone()[0]}
         rows = self.db.execute("SELECT code_key, count(*) FROM photos WHERE status = 'tagged' GROUP BY code_key")
         return {key: count for key, count in rows}

@@ -166,6 +166,10 @@ def test_an_output_without_an_index_or_with_codes_of_another_model_is_exit_2(tag
     plain.mkdir()
     result = run("similar", ISS / "iss052e033191.jpg", "--index", plain)
     assert result.exit_code == 2 and "not a tagged OUTPUT" in result.output and len(result.output.splitlines()) == 1
+    (plain / ".terc-tag").mkdir()
+    (plain / ".terc-tag" / "state.sqlite").write_bytes(b"not a database, not at all" * 100)
+    result = run("similar", ISS / "iss052e033191.jpg", "--index", plain)
+    assert result.exit_code == 2 and "cannot read the state" in result.output and len(result.output.splitlines()) == 1
 
     other = tmp_path / "other-model"
     shutil.copytree(DEFAULT_MODEL, other)
