@@ -9,7 +9,7 @@ from __future__ import annotations
 import click
 
 from tagger import __version__
-from tagger.cli import evaluate, fit_codes, labels, similar, tag, train
+from tagger.cli import evaluate, explain, fit_codes, labels, similar, tag, train
 
 
 class DefaultToTag(click.Group):
@@ -33,11 +33,12 @@ def main():
       terc-tag evaluate                     the default model on its test split
       terc-tag train ./labelled --out models/mine
       terc-tag similar ./tagged/a.jpg --index ./tagged   photos like a.jpg
+      terc-tag explain ./tagged/a.jpg --out explained    why a.jpg got its tags
 
     Exit codes: 0 all good, 1 some files failed, 2 usage error, 3 another run holds the lock,
     130 interrupted.
     """
 
 
-for module in (tag, labels, evaluate, train, fit_codes, similar):
+for module in (tag, labels, evaluate, train, fit_codes, similar, explain):
     main.add_command(module.command)
