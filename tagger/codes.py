@@ -227,13 +227,15 @@ def fit_codes(bundle, root, *, bits: int = BITS, views: int = 2, use_tags: bool 
         else:
             log("no photo carries a tag of the vocabulary: unsupervised codes (PCA-ITQ)")
     card_test = set(session.card.get("split", {}).get("test", []))
-    if card_test & set(labels):
+    if card_test & set(labels) and set(labels) - card_test:
         test = {n for n in labels if n in card_test}
         log(f"holding out the {len(test)} photos of the model card's test split")
     else:
         groups = {n: str(g) for n, g in zip(labels, scene_ids(list(labels)))}
         test = {n for n, part in assign_groups(labels, groups, (0.8, 0.2), seed).items() if part == 1}
         log(f"holding out {len(test)} photos (a fifth of the sequences) to measure the codes")
+    if len(labels) - len(test) < 2:
+        raise ValueError(f"{root}: {len(labels) - len(test)} photos left to fit codes on; need more photos")
     parts = {}
     for part, members in (("fit", sorted(set(labels) - test)), ("test", sorted(test))):
         names, pixels, _ = read_photos(Path(root), members, session.input_size, log, follow_symlinks)

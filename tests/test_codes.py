@@ -78,3 +78,28 @@ def test_encode_matches_the_code_index_layout():
     unpacked = np.unpackbits(words.view(np.uint8), axis=1, bitorder="little").astype(bool)
     assert np.array_equal(unpacked, z @ kernel + bias > 0)
     assert CodeIndex(words).bits == 64
+
+
+def test_fit_codes_gives_an_existing_bundle_a_new_code_map_and_keeps_its_tag_identity(tmp_path):
+    import json
+    import shutil
+
+    from click.testing import CliRunner
+
+    from tagger.bundle import Bundle
+    from tagger.cli import main
+    from conftest import DEFAULT_MODEL, ISS
+
+    bundle = tmp_path / "model"
+    shutil.copytree(DEFAULT_MODEL, bundle)
+    before = Bundle(bundle)
+    result = CliRunner().invoke(main, ["fit-codes", str(ISS), "--model", str(bundle), "-q"])
+    assert result.exit_code == 0, result.output
+    assert "64-bit learned codes written" in result.output
+    after = Bundle(bundle)
+    assert after.model_id == before.model_id and after.codes_id != before.codes_id  # tags untouched, codes new
+    card = json.loads((bundle / "codes.json").read_text())
+    assert card["fit_on"]["labelled"] and card["fit_on"]["photos"] + card["metrics"]["test"]["photos"] == 6
+
+    unsupervised = CliRunner().invoke(main, ["fit-codes", str(ISS), "--model", str(bundle), "--unsupervised"])
+    assert unsupervised.exit_code == 2 and "at least 64 photos" in unsupervised.output

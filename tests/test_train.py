@@ -58,6 +58,11 @@ def test_default_training_refits_the_head_on_training_and_validation_photos(labe
                  log=lambda message: None)
     assert card["training"]["recipe"]["frozen_head"]["fit_on"] == "training + validation photos"
     assert set(card["metrics"]) == {"test"}  # the validation photos are no longer unseen
+    codes = json.loads((tmp_path / "m" / "codes.json").read_text())  # the code map, fit on the same photos
+    assert codes["bits"] == 64 and codes["method"] == "learned" and codes["fit_on"]["views"] == 2
+    assert set(codes["metrics"]["test"]) >= {"map_at_64", "precision_at_10", "photos"}
+    session = TaggerSession(tmp_path / "m")
+    assert session.predict_with_codes(np.zeros((3, 32, 32, 3), np.uint8))[1].shape == (3, 1)
     fit = card["split"]["train"] + card["split"]["validation"]
     labels, _ = labels_from_metadata(labelled, [Path(n) for n in fit], TERC_TAGS)
     combinations = {tuple(sorted(c)) for c in card["head"]["label_sets"]}
