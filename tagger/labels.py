@@ -85,6 +85,16 @@ def _read_class_id_list(path: Path, lines: list[str], class_map: Path) -> tuple[
     return labels, [names[k] for k in sorted(names, key=int)]
 
 
+def labels_from_folders(photos: Iterable[Path]) -> tuple[dict[Path, list[str]], list[str]]:
+    """Each photo's class from the name of its parent folder (EuroSAT's layout: ``Forest/Forest_1.jpg``).
+
+    Photos directly in the folder walked have no class (an empty list).
+    Returns the labels and the classes found, sorted.
+    """
+    labels = {Path(rel): [Path(rel).parent.name] if Path(rel).parent != Path(".") else [] for rel in photos}
+    return labels, sorted({tags[0] for tags in labels.values() if tags})
+
+
 def match_labels(photos: Iterable[Path], labels: dict[Path, list[str]]) -> dict[Path, list[str]]:
     """Labels for ``photos`` from a labels file, matched by relative path or else by file name."""
     by_name = {Path(p).name: tags for p, tags in labels.items()}

@@ -292,6 +292,7 @@ def read_photos(root: Path, names: Sequence[str], size: int, log,
 
 
 def train(image_dir, out_dir, *, vocabulary: Sequence[str] = tagger.TERC_TAGS, labels: dict | None = None,
+          labels_source: str = "labels file",
           weights: str = "imagenet", input_size: int = 224, epochs: int = 30, batch_size: int = 32,
           c_values: Sequence[float] = (0.01, 0.03, 0.1, 0.3, 1.0), learning_rates: Sequence[float] = (1e-4,),
           fine_tune_blocks: int = 0, views: int = 2, balance: bool = True, pooling: str = "gem",
@@ -312,7 +313,7 @@ def train(image_dir, out_dir, *, vocabulary: Sequence[str] = tagger.TERC_TAGS, l
         source = "metadata: XMP dc:subject, IPTC Keywords, EXIF XPKeywords, lr:hierarchicalSubject leaves"
     else:
         photo_labels, unreadable = match_labels(found.photos, labels), []
-        source = "labels file"
+        source = labels_source
     for rel, reason in unreadable:
         log(f"skipping {rel}: {reason}")
     labelled = {str(p): tags for p, tags in photo_labels.items() if tags}

@@ -60,6 +60,18 @@ labels_option = click.option(
     "--labels", "labels_file", type=click.Path(path_type=Path, dir_okay=False),
     help="Read labels from this file instead of the photos' metadata "
          "(CSV 'file,tags', or a 'file class_id' list with classmap.csv beside it).")
+folder_labels_option = click.option(
+    "--folder-labels", is_flag=True,
+    help="Take each photo's class from the name of its parent folder (the layout of EuroSAT and most image "
+         "data sets), instead of its metadata.")
+
+
+def one_label_source(labels_file, folder_labels: bool) -> None:
+    """Labels come from a file or from folder names, not both."""
+    if labels_file and folder_labels:
+        fail("--labels and --folder-labels both say where labels come from; give one")
+
+
 class_map_option = click.option(
     "--class-map", type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="class_id,name CSV for a 'file class_id' labels list (default: classmap.csv beside it).")

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import click
 
-from tagger.cli.common import (EXIT_OK, backend_option, batch_option, class_map_option, fail, follow_symlinks_option,
-                               labels_option, model_option, open_session, show_progress, threshold_option, workers_option)
+from tagger.cli.common import (EXIT_OK, backend_option, batch_option, class_map_option, fail, folder_labels_option,
+                               follow_symlinks_option, labels_option, model_option, one_label_source, open_session,
+                               show_progress, threshold_option, workers_option)
 
 
 @click.command("evaluate")
@@ -19,6 +20,7 @@ from tagger.cli.common import (EXIT_OK, backend_option, batch_option, class_map_
 @threshold_option
 @labels_option
 @class_map_option
+@folder_labels_option
 @click.option("--split", type=click.Choice(["all", "train", "validation", "test"]), default=None,
               help="Only the photos of DIR in this split of the model card (default without DIR: test; with DIR: all).")
 @click.option("--json", "json_file", type=click.Path(path_type=Path, dir_okay=False),
@@ -30,7 +32,7 @@ from tagger.cli.common import (EXIT_OK, backend_option, batch_option, class_map_
 @follow_symlinks_option
 @batch_option
 @workers_option
-def command(folder, model_dir, backend, threshold, labels_file, class_map, split, json_file, markdown_file,
+def command(folder, model_dir, backend, threshold, labels_file, class_map, folder_labels, split, json_file, markdown_file,
             figure_file, follow_symlinks, batch_size, workers):
     """Measure a model on photos whose true tags are known.
 
@@ -45,14 +47,16 @@ def command(folder, model_dir, backend, threshold, labels_file, class_map, split
       terc-tag evaluate
       terc-tag evaluate ./labelled --json report.json --figure report.png
       terc-tag evaluate ./hirise/images --labels ./hirise/labels.txt --model models/hirise
+      terc-tag evaluate ./eurosat --folder-labels --model models/eurosat
     """
     from tagger.cli.common import default_model
     from tagger.discover import discover
     from tagger.evaluate import EvaluateError, evaluate, held_out_photos, read_card
-    from tagger.labels import LabelsError, labels_from_metadata, match_labels, read_labels_file
+    from tagger.labels import LabelsError, labels_from_folders, labels_from_metadata, match_labels, read_labels_file
     from tagger.report import (confusion_table, console as make_console, evaluation_table, figure, markdown,
                                overall_lines)
 
+    one_label_source(labels_file, folder_labels)
     bundle = model_dir or default_model()
     console = make_console()
     try:
@@ -64,11 +68,14 @@ def command(folder, model_dir, backend, threshold, labels_file, class_map, split
             if split not in (None, "all"):
                 members = set(card.get("split", {}).get(split, []))
                 photos = [p for p in photos if str(p) in members or p.name in members]
+        read_errors = []
         if labels_file:
             labels = match_labels(photos, read_labels_file(labels_file, class_map)[0])
-            read_errors = []
+        elif folder_labels:
+            labels = labels_from_folders(photos)[0]
         else:
             labels, read_errors = labels_from_metadata(folder, photos, card["vocabulary"], follow_symlinks)
+        labels = {p: [t for t in tags if t in card["vocabulary"]] for p, tags in labels.items()}
     except (EvaluateError, LabelsError) as exc:
         fail(str(exc))
     for name, reason in read_errors:

@@ -7,7 +7,8 @@ from pathlib import Path
 import click
 
 from tagger.cli.common import (EXIT_OK, EXIT_SOME_FAILED, class_map_option, fail, follow_symlinks_option,
-                               labels_option, model_option, parse_vocabulary)
+                               folder_labels_option, labels_option, model_option, one_label_source,
+                               parse_vocabulary)
 
 
 @click.command("labels")
@@ -16,11 +17,12 @@ from tagger.cli.common import (EXIT_OK, EXIT_SOME_FAILED, class_map_option, fail
               help="Write 'file,tags' rows to this CSV instead of printing them.")
 @labels_option
 @class_map_option
+@folder_labels_option
 @click.option("--vocabulary", help="Tags to keep: comma-separated, or a file with one per line. "
                                    "Default: the model's vocabulary.")
 @model_option
 @follow_symlinks_option
-def command(folder, csv_file, labels_file, class_map, vocabulary, model_dir, follow_symlinks):
+def command(folder, csv_file, labels_file, class_map, folder_labels, vocabulary, model_dir, follow_symlinks):
     """Print each photo's tags as read from its metadata.
 
     Reads XMP dc:subject, IPTC Keywords, EXIF XPKeywords and the leaves of
@@ -32,19 +34,23 @@ def command(folder, csv_file, labels_file, class_map, vocabulary, model_dir, fol
       terc-tag labels ./tagged
       terc-tag labels ./photos --csv labels.csv
       terc-tag labels ./hirise/images --labels ./hirise/labels.txt
+      terc-tag labels ./eurosat --folder-labels
     """
     from tagger.cli.common import default_model
     from tagger.discover import discover
     from tagger.evaluate import EvaluateError, read_card
-    from tagger.labels import LabelsError, labels_from_metadata, match_labels, read_labels_file
+    from tagger.labels import LabelsError, labels_from_folders, labels_from_metadata, match_labels, read_labels_file
     from tagger.outputs import atomic_write, csv_bytes
 
+    one_label_source(labels_file, folder_labels)
     found = discover(folder, follow_symlinks)
     errors = []
     try:
         if labels_file:
             all_labels, file_vocabulary = read_labels_file(labels_file, class_map)
             labels = match_labels(found.photos, all_labels)
+        elif folder_labels:
+            labels = labels_from_folders(found.photos)[0]
         else:
             vocab = parse_vocabulary(vocabulary) or read_card(model_dir or default_model())["vocabulary"]
             labels, errors = labels_from_metadata(folder, found.photos, vocab, follow_symlinks)

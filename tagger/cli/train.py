@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from tagger.cli.common import (EXIT_OK, class_map_option, code_bits_option, fail, follow_symlinks_option,
-                               labels_option, parse_vocabulary)
+from tagger.cli.common import (EXIT_OK, class_map_option, code_bits_option, fail, folder_labels_option,
+                               follow_symlinks_option, labels_option, one_label_source, parse_vocabulary)
 
 
 def _positive_list(ctx, param, value: str) -> list[float]:
@@ -27,6 +27,7 @@ def _positive_list(ctx, param, value: str) -> list[float]:
               help="Folder for the new model bundle, e.g. models/mine.")
 @labels_option
 @class_map_option
+@folder_labels_option
 @click.option("--vocabulary", help="Tags to learn: comma-separated or a file, one per line "
                                    "(default: the 12 TERC tags, or the labels file's classes).")
 @click.option("--weights", default="imagenet", show_default=True,
@@ -66,7 +67,7 @@ def _positive_list(ctx, param, value: str) -> list[float]:
 @click.option("--seed", type=int, default=0, show_default=True)
 @follow_symlinks_option
 @click.option("-q", "--quiet", is_flag=True, help="Print only the final result.")
-def command(folder, out_dir, labels_file, class_map, vocabulary, weights, input_size, epochs, batch_size,
+def command(folder, out_dir, labels_file, class_map, folder_labels, vocabulary, weights, input_size, epochs, batch_size,
             c_values, fine_tune_blocks, learning_rates, views, balance, pooling, label_sets, refit, sequence_gap,
             camera, code_bits, seed, follow_symlinks, quiet):
     """Train a model on the photos of DIR, using the tags in their metadata.
@@ -85,19 +86,25 @@ def command(folder, out_dir, labels_file, class_map, vocabulary, weights, input_
       terc-tag train ./labelled --out models/mine --weights resnet50_conv1-conv4.npz \\
           --fine-tune-blocks 2 --lr 0.1,0.01,0.001,0.0001
       terc-tag train ./hirise/images --labels ./hirise/labels.txt --out models/hirise --sequence-gap 100000
+      terc-tag train ./eurosat --folder-labels --out models/eurosat
     """
-    from tagger.labels import LabelsError, read_labels_file
+    from tagger.discover import discover
+    from tagger.labels import LabelsError, labels_from_folders, read_labels_file
     from tagger.report import console as make_console, evaluation_table, overall_lines
     from tagger.train import TrainError, train
     import tagger
 
-    labels = None
+    one_label_source(labels_file, folder_labels)
+    labels, source = None, "labels file"
     vocab = parse_vocabulary(vocabulary)
     try:
         if labels_file:
             labels, file_vocabulary = read_labels_file(labels_file, class_map)
             vocab = vocab or file_vocabulary
-        card = train(folder, out_dir, vocabulary=vocab or tagger.TERC_TAGS, labels=labels, weights=weights,
+        elif folder_labels:
+            labels, folder_vocabulary = labels_from_folders(discover(folder, follow_symlinks).photos)
+            vocab, source = vocab or folder_vocabulary, "parent folder names"
+        card = train(folder, out_dir, vocabulary=vocab or tagger.TERC_TAGS, labels=labels, labels_source=source, weights=weights,
                      input_size=input_size, epochs=epochs, batch_size=batch_size, c_values=c_values,
                      learning_rates=learning_rates,
                      fine_tune_blocks=fine_tune_blocks, views=views, balance=balance, pooling=pooling,
