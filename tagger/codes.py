@@ -195,7 +195,6 @@ def save_code_map(folder, kernel: np.ndarray, bias: np.ndarray, card: dict) -> N
     atomic_write(Path(folder) / "codes.json", json.dumps(card, indent=1).encode())
 
 
-
 def fit_codes(bundle, root, *, bits: int = BITS, views: int = 2, use_tags: bool = True,
               follow_symlinks: bool = False, seed: int = 0, log=print) -> dict:
     """Fit and save a code map for an existing bundle from the photos of ``root``; return its card.
