@@ -197,7 +197,7 @@ def save_code_map(folder, kernel: np.ndarray, bias: np.ndarray, card: dict) -> N
 
 def fit_codes(bundle, root, *, bits: int = BITS, views: int = 2, use_tags: bool = True,
               follow_symlinks: bool = False, seed: int = 0, log=print) -> dict:
-    """Fit and save a code map for an existing bundle from the photos of ``root``; return its card.
+    """Fit and save a code map for ``bundle`` (a ``Bundle``) from the photos of ``root``; return its card.
 
     With ``use_tags``, the photos carrying a tag of the bundle's vocabulary
     teach the learned map; without any (or ``use_tags`` False), every photo
@@ -206,13 +206,12 @@ def fit_codes(bundle, root, *, bits: int = BITS, views: int = 2, use_tags: bool 
     photos, a fifth of the sequences is held out instead.  The tag model is
     untouched, so archives tagged with it stay tagged.
     """
-    from tagger.bundle import Bundle
     from tagger.discover import discover
     from tagger.labels import labels_from_metadata
     from tagger.splits import assign_groups
     from tagger.train import VIEWS, read_photos
 
-    session = Bundle(bundle).load()
+    session = bundle.load()
     photos = discover(Path(root), follow_symlinks).photos
     labels = {str(p): [] for p in photos}
     if use_tags:

@@ -28,37 +28,44 @@ class Explanation:
     maps: dict[str, np.ndarray]
 
 
-def explain(session, pixels: np.ndarray, camera: np.ndarray | None = None,
-            tags: list[str] | None = None, threshold: float = 0.5) -> Explanation:
-    """Heat maps of one photo (``pixels``: the model's input size, uint8) for ``tags``.
+class Explainer:
+    """Heat maps from one session; build it once: splitting the network at the feature layer costs a second."""
 
-    Without ``tags``: the tags the photo gets at ``threshold``, or its most
-    probable tag when it gets none.
-    """
-    model = session.model
-    features = model.get_layer(session.feature_layer).output
-    backbone = keras.Model(model.inputs[0], features)  # the photo up to the feature map ...
-    head = keras.Model([features, *model.inputs[1:]], model.outputs[0])  # ... and from there to the tags
-    extra = []
-    if session.camera:
-        from tagger.camera import MISSING
+    def __init__(self, session):
+        self.session = session
+        model = session.model
+        features = model.get_layer(session.feature_layer).output
+        self.backbone = keras.Model(model.inputs[0], features)  # the photo up to the feature map ...
+        self.head = keras.Model([features, *model.inputs[1:]], model.outputs[0])  # ... and from there to the tags
 
-        extra.append(tf.constant((MISSING if camera is None else camera)[None].astype(np.float32)))
-    feature_map = backbone(tf.constant(pixels[None].astype(np.float32)), training=False)
-    with tf.GradientTape(persistent=True) as tape:
-        tape.watch(feature_map)
-        probabilities = head([feature_map, *extra], training=False)
-        per_tag = tf.unstack(tf.math.log(tf.clip_by_value(probabilities[0], 1e-7, 1.0)))  # inside the tape
-    p = probabilities[0].numpy()
-    if tags is None:
-        tags = [t for t, v in zip(session.vocabulary, p) if v >= threshold] or [session.vocabulary[int(p.argmax())]]
-    maps = {}
-    for tag in tags:
-        gradient = tape.gradient(per_tag[session.vocabulary.index(tag)], feature_map)[0].numpy()
-        weighted = np.maximum((feature_map[0].numpy() * gradient.mean(axis=(0, 1))).sum(axis=-1), 0)
-        maps[tag] = weighted / weighted.max() if weighted.max() > 0 else weighted
-    del tape
-    return Explanation({t: float(v) for t, v in zip(session.vocabulary, p)}, maps)
+    def __call__(self, pixels: np.ndarray, camera: np.ndarray | None = None, tags: list[str] | None = None,
+                 threshold: float = 0.5) -> Explanation:
+        """Heat maps of one photo (``pixels``: the model's input size, uint8) for ``tags``.
+
+        Without ``tags``: the tags the photo gets at ``threshold``, or its most
+        probable tag when it gets none.
+        """
+        session = self.session
+        extra = []
+        if session.camera:
+            from tagger.camera import MISSING
+
+            extra.append(tf.constant((MISSING if camera is None else camera)[None].astype(np.float32)))
+        feature_map = self.backbone(tf.constant(pixels[None].astype(np.float32)), training=False)
+        with tf.GradientTape(persistent=True) as tape:
+            tape.watch(feature_map)
+            probabilities = self.head([feature_map, *extra], training=False)
+            per_tag = tf.unstack(tf.math.log(tf.clip_by_value(probabilities[0], 1e-7, 1.0)))  # inside the tape
+        p = probabilities[0].numpy()
+        if tags is None:
+            tags = [t for t, v in zip(session.vocabulary, p) if v >= threshold] or [session.vocabulary[int(p.argmax())]]
+        maps = {}
+        for tag in tags:
+            gradient = tape.gradient(per_tag[session.vocabulary.index(tag)], feature_map)[0].numpy()
+            weighted = np.maximum((feature_map[0].numpy() * gradient.mean(axis=(0, 1))).sum(axis=-1), 0)
+            maps[tag] = weighted / weighted.max() if weighted.max() > 0 else weighted
+        del tape
+        return Explanation({t: float(v) for t, v in zip(session.vocabulary, p)}, maps)
 
 
 def overlay(photo: Image.Image, heat: np.ndarray, alpha: float = 0.5) -> Image.Image:

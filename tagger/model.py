@@ -72,7 +72,7 @@ class CameraEvidence(Standardize):
 
     A missing value becomes 0 after standardizing, the mean of the photos
     fit, so only its indicator speaks for it; the whole is multiplied by
-    ``CAMERA_WEIGHT``.  ``tagger.train.camera_columns`` is the same in numpy.
+    ``CAMERA_WEIGHT``.  ``tagger.train.head_input`` is the same in numpy.
     """
 
     def call(self, x):
@@ -130,9 +130,10 @@ def build_model(n_tags: int, input_size: int = 224, feature_layer: str = "conv4_
 
     With ``camera`` the model has a second input, the camera's evidence
     (:mod:`tagger.camera`, read by ``CameraEvidence``), beside the image
-    features that the tag head reads.  With ``code_bits`` the model has a second output beside the tags: the
-    similarity code layer (``tagger.codes``), one linear unit per bit on the
-    same standardized features; a bit is set where its unit is positive.
+    features that the tag head reads.  With ``code_bits`` the model has a
+    second output beside the tags: the similarity code layer
+    (``tagger.codes``), one linear unit per bit on the same standardized
+    features; a bit is set where its unit is positive.
     """
     pixels = keras.Input((input_size, input_size, 3), name="rgb")
     backbone = keras.applications.ResNet50(
@@ -143,7 +144,8 @@ def build_model(n_tags: int, input_size: int = 224, feature_layer: str = "conv4_
     inputs, head_input = [pixels], x
     if camera:
         inputs.append(keras.Input((CAMERA_SIZE,), name="camera"))
-        head_input = keras.layers.Concatenate(name="with_camera")([x, CameraEvidence(name="camera_standardize")(inputs[1])])
+        evidence = CameraEvidence(name="camera_standardize")(inputs[1])
+        head_input = keras.layers.Concatenate(name="with_camera")([x, evidence])
     if label_sets is None:
         tags = keras.layers.Dense(n_tags, activation="sigmoid", name="tags")(head_input)
     else:

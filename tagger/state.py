@@ -182,7 +182,7 @@ class State:
 
     def index(self) -> dict[str, Seen]:
         """Every photo's :class:`Seen`, in one query (no probabilities parsed)."""
-        if not self.db.execute("SELECT 1 FROM sqlite_master WHERE name = 'photos'").fetchone():
+        if not self._columns():
             return {}  # created, but its first batch never committed
         rows = self.db.execute("SELECT * FROM photos")
         return {row["path"]: Seen(row["size"], row["mtime_ns"], row["run_key"], row["status"], row["error"],

@@ -413,8 +413,8 @@ def train(image_dir, out_dir, *, vocabulary: Sequence[str] = tagger.TERC_TAGS, l
             "data": {"root": os.path.relpath(root.resolve(), out.resolve()), "n_photos": len(labelled),
                      "tag_counts": {t: int(sum(t in v for v in labelled.values())) for t in vocabulary}},
             "recipe": {"views": views, "class_balanced": balance,
-                       "camera": {"weight": CAMERA_WEIGHT, "dropout": "every second view of a photo fit without its EXIF"}
-                       if camera else None,
+                       "camera": {"weight": CAMERA_WEIGHT,
+                                  "dropout": "every second view of a photo fit without its EXIF"} if camera else None,
                        "frozen_head": {"solver": "exact L2 logistic regression per tag (Newton)",
                                        "C_chosen_by": "tags at or above baseline, then the mean of macro-F1 and "
                                                       "exact match, on the validation photos plus the training "
@@ -465,7 +465,8 @@ def _predict(session: TaggerSession, pixels: np.ndarray, camera: np.ndarray | No
     """Probabilities in batches; ``camera`` None: as for photos without EXIF."""
     if len(pixels) == 0:
         return np.zeros((0, len(session.vocabulary)), "float32")
-    return np.concatenate([session.predict(pixels[i:i + batch_size], None if camera is None else camera[i:i + batch_size])
+    return np.concatenate([session.predict(pixels[i:i + batch_size],
+                                           None if camera is None else camera[i:i + batch_size])
                            for i in range(0, len(pixels), batch_size)])
 
 

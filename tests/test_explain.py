@@ -6,7 +6,7 @@ from PIL import Image
 
 from tagger.cli import main
 from tagger.decode import decode
-from tagger.explain import explain
+from tagger.explain import Explainer
 from conftest import EXAMPLES, ISS
 
 MOON = EXAMPLES / "iss037e017572.jpg"  # a small Moon on black space
@@ -18,7 +18,7 @@ def run(*args):
 
 def test_the_moon_is_where_the_evidence_for_moon_is(session):
     pixels, camera = decode(MOON.read_bytes(), session.size)
-    explanation = explain(session, pixels, camera)
+    explanation = Explainer(session)(pixels, camera)
     assert list(explanation.maps) == ["Moon"] and explanation.probabilities["Moon"] > 0.5
     heat = explanation.maps["Moon"]
     assert heat.shape == (14, 14) and heat.max() == 1.0 and heat.min() >= 0
@@ -31,7 +31,7 @@ def test_the_moon_is_where_the_evidence_for_moon_is(session):
 
 def test_each_tag_asked_for_has_its_own_map(session):
     pixels, camera = decode(MOON.read_bytes(), session.size)
-    explanation = explain(session, pixels, camera, tags=["Moon", "Stars"])
+    explanation = Explainer(session)(pixels, camera, tags=["Moon", "Stars"])
     assert set(explanation.maps) == {"Moon", "Stars"}
     assert not np.allclose(explanation.maps["Moon"], explanation.maps["Stars"])
 

@@ -32,8 +32,8 @@ from tagger.cli.common import (EXIT_OK, backend_option, batch_option, class_map_
 @follow_symlinks_option
 @batch_option
 @workers_option
-def command(folder, model_dir, backend, threshold, labels_file, class_map, folder_labels, split, json_file, markdown_file,
-            figure_file, follow_symlinks, batch_size, workers):
+def command(folder, model_dir, backend, threshold, labels_file, class_map, folder_labels, split, json_file,
+            markdown_file, figure_file, follow_symlinks, batch_size, workers):
     """Measure a model on photos whose true tags are known.
 
     Prints, per tag: support, accuracy, the naive baseline's accuracy (always

@@ -45,14 +45,14 @@ def command(photos, out_dir, tags, model_dir, threshold):
         fail(f"--tags {', '.join(unknown)}: not in the model's vocabulary ({', '.join(bundle.vocabulary)})")
     from tagger.cli.common import open_session
     from tagger.decode import DecodeError, decode
-    from tagger.explain import display_image, explain, write_explanation
+    from tagger.explain import Explainer, display_image, write_explanation
 
-    session = open_session(model_dir)
+    explain = Explainer(open_session(model_dir))
     failed = 0
     for photo in tqdm(photos, unit="photo", disable=not show_progress(), leave=False):
         try:
             data = photo.read_bytes()
-            pixels, camera = decode(data, session.size)
+            pixels, camera = decode(data, explain.session.size)
         except OSError as exc:
             click.echo(f"terc-tag: {photo}: cannot read: {exc.strerror or exc}", err=True)
             failed += 1
@@ -61,7 +61,7 @@ def command(photos, out_dir, tags, model_dir, threshold):
             click.echo(f"terc-tag: {photo}: {exc}", err=True)
             failed += 1
             continue
-        explanation = explain(session, pixels, camera, wanted, threshold)
+        explanation = explain(pixels, camera, wanted, threshold)
         try:
             write_explanation(out_dir, photo.stem, display_image(data), explanation)
         except OSError as exc:

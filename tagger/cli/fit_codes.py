@@ -43,7 +43,7 @@ def command(folder, model_dir, code_bits, unsupervised, views, follow_symlinks, 
     from tagger.codes import fit_codes
 
     try:
-        card = fit_codes(bundle.path, folder, bits=code_bits, views=views, use_tags=not unsupervised,
+        card = fit_codes(bundle, folder, bits=code_bits, views=views, use_tags=not unsupervised,
                          follow_symlinks=follow_symlinks, log=(lambda message: None) if quiet else click.echo)
     except ValueError as exc:
         fail(str(exc))
