@@ -147,3 +147,55 @@ def test_no_field_writable_means_the_photo_is_refused():
         looped = bytearray(EMPTY_TIFF)
         looped[10:14] = (8).to_bytes(4, "little")  # IFD0's next IFD is IFD0 itself
         add_keywords(bytes(looped), ["Day"])
+
+
+DIGEST = ["-IPTCDigest", "-CurrentIPTCDigest"]
+
+
+def test_removing_a_keyword_takes_it_out_of_every_field_and_nothing_else(tmp_path):
+    tagged, removed = tmp_path / "tagged.jpg", tmp_path / "removed.jpg"
+    tagged.write_bytes(add_keywords(PHOTO.read_bytes(), ["Night", "Stars"]))
+    removed.write_bytes(write_keywords(tagged.read_bytes(), [], remove=["NIGHT"])[0])
+    (before,), (after,) = exiftool(PHOTO), exiftool(removed)
+    for field in ("XMP-dc:Subject", "IPTC:Keywords"):
+        assert as_list(after[field]) == as_list(before[field]) + ["Stars"]
+    assert after["IFD0:XPKeywords"] == "Stars"
+    ignore = {"System:FileName", "System:Directory", "System:FileModifyDate", "System:FileAccessDate",
+              "System:FileInodeChangeDate", "System:FileSize", "SourceFile", "XMP-dc:Subject", "IPTC:Keywords",
+              "IFD0:XPKeywords", "File:CurrentIPTCDigest", "Photoshop:IPTCDigest"}  # digests: the next test
+    assert {k: v for k, v in before.items() if k not in ignore and after.get(k) != v} == {}
+    assert np.array_equal(pixels(PHOTO), pixels(removed))
+
+
+def test_adding_then_removing_gives_back_the_xmp_and_iptc_bytes():
+    original = PHOTO.read_bytes()
+    round_trip = write_keywords(add_keywords(original, ["Night", "Moon"]), [], remove=["Night", "Moon"])[0]
+    for marker in (b"http://ns.adobe.com/xap/1.0/\0", b"Photoshop 3.0\0"):  # the XMP and IPTC segments
+        start = original.index(marker)
+        length = int.from_bytes(original[start - 2:start], "big")
+        assert original[start - 4:start - 2 + length] in round_trip
+
+
+def test_removal_keeps_the_iptc_digest_current(tmp_path):
+    photo = tmp_path / "p.jpg"
+    photo.write_bytes(PHOTO.read_bytes())
+    exiftool_write("-IPTCDigest=new", photo)  # make the original's digest current
+    (before,) = exiftool(photo)
+    assert before["Photoshop:IPTCDigest"] == before["File:CurrentIPTCDigest"]
+    photo.write_bytes(write_keywords(add_keywords(photo.read_bytes(), ["Moon"]), ["Night"], remove=["Day"])[0])
+    (after,) = exiftool(photo)
+    assert after["Photoshop:IPTCDigest"] == after["File:CurrentIPTCDigest"] != before["File:CurrentIPTCDigest"]
+    assert vocabulary_tags(read_keywords(photo.read_bytes()), TERC_TAGS) == ["Volcano", "Night", "Moon"]
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "TIFF"])
+def test_removal_in_png_and_tiff(fmt):
+    buffer = io.BytesIO()
+    Image.open(PHOTO).save(buffer, fmt)
+    once = add_keywords(buffer.getvalue(), ["Aurora", "Moon"])
+    assert vocabulary_tags(read_keywords(write_keywords(once, [], remove=["aurora"])[0]), TERC_TAGS) == ["Moon"]
+
+
+def test_removing_what_is_not_there_changes_nothing():
+    data = PHOTO.read_bytes()
+    assert write_keywords(data, [], remove=["Aurora"]) == (data, [])

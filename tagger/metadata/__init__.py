@@ -85,19 +85,26 @@ def merge(existing: Sequence[str], new: Iterable[str]) -> list[str]:
     return list(existing) + added
 
 
-def write_keywords(data: bytes, tags: Sequence[str]) -> tuple[bytes, list[str]]:
+def write_keywords(data: bytes, tags: Sequence[str], remove: Sequence[str] = ()) -> tuple[bytes, list[str]]:
     """``data`` with ``tags`` merged into XMP, IPTC and EXIF keywords, and a note for each field left alone.
 
-    Each field keeps all its keywords; a tag already present (in any case) is
-    not added again, so a rerun adds nothing.  Nothing but the keyword fields
-    changes: not another field, frame or pixel (:mod:`tagger.metadata.write`).
-    A field that cannot be written safely is left as it was and named in the
+    Each field keeps all its keywords but those in ``remove`` (compared
+    case-insensitively); a tag already present (in any case) is not added
+    again, so a rerun adds nothing.  Nothing but the keyword fields changes:
+    not another field, frame or pixel (:mod:`tagger.metadata.write`).  A
+    field that cannot be written safely is left as it was and named in the
     notes; a photo where no field can be written raises MetadataError.
     """
-    if not tags:
+    gone = {word.casefold() for word in remove}
+    if not tags and not gone:
         return data, []
+
+    def change(existing: list[str]) -> tuple[list[str], list[str]]:
+        kept = [word for word in existing if word.casefold() not in gone]
+        return [word for word in existing if word.casefold() in gone], merge(kept, tags)[len(kept):]
+
     try:
-        return write.write_keywords(data, lambda existing: merge(existing, tags)[len(existing):])
+        return write.write_keywords(data, change)
     except ValueError as exc:
         raise MetadataError(f"cannot write tags: {exc}") from None
 

@@ -2,7 +2,7 @@
 
 An IIM block is a flat list of datasets (``0x1C``, record, dataset number,
 length, value), so new keywords are datasets inserted after the last
-keyword: every other dataset keeps its bytes (no time or character set is
+keyword, and removed ones datasets cut out: every other dataset keeps its bytes (no time or character set is
 rewritten).  In JPEG (APP13) and TIFF (tag 34377) the block sits in a
 Photoshop image resource, beside ``IPTCDigest`` (resource 0x0425), the MD5
 of the block with which Adobe's tools decide whether XMP or IPTC is current.
@@ -82,6 +82,24 @@ def add_keywords(block: bytes, new: Sequence[str]) -> bytes:
     return block[:position] + b"".join(values) + block[position:]
 
 
+def remove_keywords(block: bytes, remove: Sequence[str]) -> bytes:
+    """``block`` without the 2:25 datasets holding one of ``remove`` (any case); every other byte kept."""
+    gone = {word.casefold() for word in remove}
+    encoding = "utf-8" if _is_utf8(block) else "latin-1"
+    cuts = [(start, end) for record, number, start, value, end in datasets(block)
+            if (record, number) == KEYWORDS and block[value:end].decode(encoding, "replace").casefold() in gone]
+    for start, end in reversed(cuts):
+        block = block[:start] + block[end:]
+    return block
+
+
+def edit_keywords(block: bytes | None, remove: Sequence[str], add: Sequence[str]) -> bytes:
+    """``block`` (None: no IPTC yet) without the ``remove`` keywords and with ``add`` appended."""
+    if block is None:
+        return new_block(add)
+    return add_keywords(remove_keywords(block, remove), add)
+
+
 def new_block(new: Sequence[str]) -> bytes:
     """An IPTC block holding ``new`` keywords alone (declared UTF-8 only when one is not ASCII)."""
     return add_keywords(b"" if all(word.isascii() for word in new) else _dataset(1, 90, UTF8_MARK), new)
@@ -122,14 +140,14 @@ def with_digest(irb: bytes, old_block: bytes | None, block: bytes) -> bytes:
     return irb
 
 
-def add_keywords_to_resources(irb: bytes, new: Sequence[str]) -> bytes:
-    """Photoshop resources with ``new`` keywords in their IPTC block (added if missing), digest kept true.
+def edit_keywords_in_resources(irb: bytes, remove: Sequence[str], add: Sequence[str]) -> bytes:
+    """Photoshop resources with their IPTC keywords edited (the block added if missing), digest kept true.
 
     Only the IPTC resource's size and data change; every other resource
     (and the IPTC resource's own name) keeps its bytes.
     """
     old = iptc_in_resources(irb)
-    block = add_keywords(old, new) if old is not None else new_block(new)
+    block = edit_keywords(old, remove, add)
     stop = 0
     for number, start, data, end in resources(irb):
         if number == IPTC_RESOURCE:

@@ -1,4 +1,4 @@
-"""Write keywords into a JPEG, TIFF or PNG, changing nothing else.
+"""Add and remove keywords in a JPEG, TIFF or PNG, changing nothing else.
 
 Each of the three fields is edited in its own container, by the narrowest
 change that format allows:
@@ -37,18 +37,21 @@ class WriteError(ValueError):
     """The photo's container cannot be edited at all; the message says why."""
 
 
-def write_keywords(data: bytes, added: Callable[[list[str]], list[str]]) -> tuple[bytes, list[str]]:
-    """``data`` with keywords added to each field, and notes on the fields left alone.
+#: ``change(existing)``: for one field's keywords, those to remove (as spelled there) and those to append.
+Change = Callable[[list[str]], tuple[list[str], list[str]]]
 
-    ``added(existing)`` gives, for one field's existing keywords, the words
-    to append to it (none if all are there).
+
+def write_keywords(data: bytes, change: Change) -> tuple[bytes, list[str]]:
+    """``data`` with each keyword field edited by ``change``, and notes on the fields left alone.
+
+    A field that ``change`` leaves as it is is not touched at all.
     """
     if data.startswith(b"\xff\xd8"):
-        return _jpeg(data, added)
+        return _jpeg(data, change)
     if data[:4] in (b"II*\x00", b"MM\x00*"):
-        return _tiff(data, added)
+        return _tiff(data, change)
     if data.startswith(PNG_SIGNATURE):
-        return _png(data, added)
+        return _png(data, change)
     raise WriteError("not a JPEG, TIFF or PNG file")
 
 
@@ -62,35 +65,35 @@ class _Notes(list):
             return None
 
 
-def _xmp_packet(packet: bytes | None, added) -> bytes | None:
-    new = added(xmp.subject(packet) if packet is not None else [])
-    if not new:
+def _xmp_packet(packet: bytes | None, change: Change) -> bytes | None:
+    remove, add = change(xmp.subject(packet) if packet is not None else [])
+    if not remove and not add:
         return None
-    return xmp.add_subject(packet, new) if packet is not None else xmp.new_packet(new)
+    return xmp.edit_subject(packet, remove, add) if packet is not None else xmp.new_packet(add)
 
 
-def _iptc_block(block: bytes | None, added) -> bytes | None:
-    new = added(iptc.keywords(block) if block is not None else [])
-    if not new:
-        return None
-    return iptc.add_keywords(block, new) if block is not None else iptc.new_block(new)
+def _iptc_block(block: bytes | None, change: Change) -> bytes | None:
+    remove, add = change(iptc.keywords(block) if block is not None else [])
+    return iptc.edit_keywords(block, remove, add) if remove or add else None
 
 
-def _photoshop_resources(irb: bytes | None, added) -> bytes | None:
+def _photoshop_resources(irb: bytes | None, change: Change) -> bytes | None:
     block = iptc.iptc_in_resources(irb) if irb is not None else None
-    new = added(iptc.keywords(block) if block is not None else [])
-    return iptc.add_keywords_to_resources(irb or b"", new) if new else None
+    remove, add = change(iptc.keywords(block) if block is not None else [])
+    return iptc.edit_keywords_in_resources(irb or b"", remove, add) if remove or add else None
 
 
-def _xp_entry(ifd: tiff.Ifd0, added) -> tuple[int, bytes] | None:
+def _xp_entry(ifd: tiff.Ifd0, change: Change) -> tuple[int, bytes] | None:
     have = tiff.xp_keywords(ifd)
-    new = added(have)
-    return tiff.xp_value(have + new) if new else None
+    remove, add = change(have)
+    if not remove and not add:
+        return None
+    return tiff.xp_value([word for word in have if word not in remove] + add)
 
 
-def _exif_block(block: bytes | None, added) -> bytes | None:
+def _exif_block(block: bytes | None, change: Change) -> bytes | None:
     ifd = tiff.Ifd0(block if block is not None else EMPTY_TIFF)
-    entry = _xp_entry(ifd, added)
+    entry = _xp_entry(ifd, change)
     return ifd.with_entries({tiff.XP_KEYWORDS: entry}) if entry else None
 
 
@@ -130,7 +133,7 @@ def _segment(marker: int, payload: bytes) -> bytes:
     return bytes((0xFF, marker)) + struct.pack(">H", len(payload) + 2) + payload
 
 
-def _jpeg(data: bytes, added) -> tuple[bytes, list[str]]:
+def _jpeg(data: bytes, change) -> tuple[bytes, list[str]]:
     segments, scan = _jpeg_segments(data)
 
     def segments_with(marker: int, ident: bytes) -> list[int]:
@@ -152,7 +155,7 @@ def _jpeg(data: bytes, added) -> tuple[bytes, list[str]]:
             edits.append((found, None))
             continue
         edits.append((found, notes.attempt(name, lambda: _maybe(
-            edit(payload(found, ident), added), lambda body: _segment(marker, ident + body)))))
+            edit(payload(found, ident), change), lambda body: _segment(marker, ident + body)))))
     # A new EXIF goes after JFIF's APP0; new XMP and IPTC after the existing APP0/APP1 segments, so that
     # no segment before an existing EXIF grows (exiftool and others report its offsets from the file's start).
     app01 = [i for i, s in enumerate(segments) if len(s) > 1 and s[1] in (APP0, APP1)]
@@ -195,31 +198,31 @@ def _maybe(value, wrap):
 
 # TIFF ---------------------------------------------------------------------------------------------
 
-def _tiff(data: bytes, added) -> tuple[bytes, list[str]]:
+def _tiff(data: bytes, change) -> tuple[bytes, list[str]]:
     try:
         ifd = tiff.Ifd0(data)
     except tiff.TiffError as exc:
         raise WriteError(str(exc)) from None
     notes, changes = _Notes(), {}
     found = ifd.value(tiff.XMP)
-    packet = notes.attempt("XMP dc:subject", lambda: _xmp_packet(found[1] if found else None, added))
+    packet = notes.attempt("XMP dc:subject", lambda: _xmp_packet(found[1] if found else None, change))
     if packet:
         changes[tiff.XMP] = (found[0] if found else tiff.BYTE, packet)
-    changes.update(notes.attempt("IPTC Keywords", lambda: _tiff_iptc(ifd, added)) or {})
-    entry = notes.attempt("EXIF XPKeywords", lambda: _xp_entry(ifd, added))
+    changes.update(notes.attempt("IPTC Keywords", lambda: _tiff_iptc(ifd, change)) or {})
+    entry = notes.attempt("EXIF XPKeywords", lambda: _xp_entry(ifd, change))
     if entry:
         changes[tiff.XP_KEYWORDS] = entry
     return _finish(ifd.with_entries(changes) if changes else data, notes)
 
 
-def _tiff_iptc(ifd: tiff.Ifd0, added) -> dict[int, tuple[int, bytes]]:
+def _tiff_iptc(ifd: tiff.Ifd0, change) -> dict[int, tuple[int, bytes]]:
     """IFD0 changes for the IPTC keywords: the IPTC tag (33723) and the digest among the Photoshop resources."""
     old, resources = ifd.value(tiff.IPTC), ifd.value(tiff.PHOTOSHOP)
     if old is None and resources and iptc.iptc_in_resources(resources[1]) is not None:
         # IPTC kept only among the Photoshop resources: extend it there rather than start a second block.
-        edited = _photoshop_resources(resources[1], added)
+        edited = _photoshop_resources(resources[1], change)
         return {tiff.PHOTOSHOP: (resources[0], edited)} if edited else {}
-    block = _iptc_block(old[1].rstrip(b"\x00") if old else None, added)
+    block = _iptc_block(old[1].rstrip(b"\x00") if old else None, change)
     if not block:
         return {}
     kind = old[0] if old else tiff.UNDEFINED
@@ -254,14 +257,14 @@ def _png_chunk(kind: bytes, body: bytes) -> bytes:
     return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
 
-def _png_xmp(body: bytes | None, added) -> bytes | None:
-    """A new ``iTXt`` body for the XMP packet in ``body``, or None if nothing is to be added.
+def _png_xmp(body: bytes | None, change) -> bytes | None:
+    """A new ``iTXt`` body for the XMP packet in ``body``, or None if it stays as it is.
 
     A compressed packet is decompressed, edited and compressed again: its
     text is what readers see, and only the keywords in it change.
     """
     if body is None:
-        packet = _xmp_packet(None, added)
+        packet = _xmp_packet(None, change)
         return None if packet is None else PNG_XMP_KEY + b"\x00\x00\x00\x00\x00" + packet
     compressed = body[len(PNG_XMP_KEY) + 1] == 1
     head_end = body.index(b"\x00", body.index(b"\x00", len(PNG_XMP_KEY) + 3) + 1) + 1
@@ -269,13 +272,13 @@ def _png_xmp(body: bytes | None, added) -> bytes | None:
         packet = zlib.decompress(body[head_end:]) if compressed else body[head_end:]
     except zlib.error as exc:
         raise ValueError(f"its compressed iTXt chunk is unreadable ({exc})") from None
-    edited = _xmp_packet(packet, added)
+    edited = _xmp_packet(packet, change)
     if edited is None:
         return None
     return body[:head_end] + (zlib.compress(edited) if compressed else edited)
 
 
-def _png(data: bytes, added) -> tuple[bytes, list[str]]:
+def _png(data: bytes, change) -> tuple[bytes, list[str]]:
     chunks = _png_chunks(data)
 
     def body(chunk) -> bytes | None:
@@ -284,8 +287,8 @@ def _png(data: bytes, added) -> tuple[bytes, list[str]]:
     packet = next((c for c in chunks if c[0] == b"iTXt" and body(c).startswith(PNG_XMP_KEY + b"\x00")), None)
     exif = next((c for c in chunks if c[0] == b"eXIf"), None)
     notes = _Notes()
-    edits = [(packet, b"iTXt", notes.attempt("XMP dc:subject", lambda: _png_xmp(body(packet), added))),
-             (exif, b"eXIf", notes.attempt("EXIF XPKeywords", lambda: _exif_block(body(exif), added)))]
+    edits = [(packet, b"iTXt", notes.attempt("XMP dc:subject", lambda: _png_xmp(body(packet), change))),
+             (exif, b"eXIf", notes.attempt("EXIF XPKeywords", lambda: _exif_block(body(exif), change)))]
     replaced = {found[1]: _png_chunk(kind, new) for found, kind, new in edits if new is not None and found}
     added_chunks = [_png_chunk(kind, new) for found, kind, new in edits if new is not None and not found]
     out, placed = [PNG_SIGNATURE], False

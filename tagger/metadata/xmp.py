@@ -1,8 +1,9 @@
 """XMP ``dc:subject``, edited in the packet's own text.
 
-The packet is parsed only to read the keywords and to check the result; the
-new ``rdf:li`` items are inserted into the text, so every other byte of the
-packet (``rdf:about``, the toolkit name, formatting, padding) stays as it was.
+The packet is parsed only to read the keywords and to check the result; new
+``rdf:li`` items are inserted into the text and removed ones cut out of it,
+so every other byte of the packet (``rdf:about``, the toolkit name,
+formatting, padding) stays as it was.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 from typing import Sequence
-from xml.sax.saxutils import escape
+from xml.sax.saxutils import escape, unescape
 
 RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
 DC = "http://purl.org/dc/elements/1.1/"
@@ -34,38 +35,61 @@ def _prefix(text: str, uri: str) -> str | None:
     return found.group(1) if found else None
 
 
-def add_subject(packet: bytes, new: Sequence[str]) -> bytes:
-    """``packet`` with ``new`` keywords appended to ``dc:subject`` (created if missing)."""
-    if not new:
+def _container(text: str, rdf: str, dc: str | None):
+    """The match of ``dc:subject``'s container: a Bag, as XMP specifies, or the Seq some exporters write."""
+    if dc is None:
+        return None
+    return re.search(rf"<{dc}:subject\s*>\s*<{rdf}:(Bag|Seq)(\s[^>/]*)?(/>|>.*?</{rdf}:\1\s*>)", text, re.S)
+
+
+def edit_subject(packet: bytes, remove: Sequence[str], add: Sequence[str]) -> bytes:
+    """``packet`` without the ``remove`` keywords (any case) and with ``add`` appended to ``dc:subject``.
+
+    Only the ``rdf:li`` items concerned change; the result is parsed again
+    and refused unless its keywords are exactly the ones intended.
+    """
+    if not remove and not add:
         return packet
-    before = subject(packet)
+    gone = {word.casefold() for word in remove}
+    expected = [word for word in subject(packet) if word.casefold() not in gone] + list(add)
     text = packet.decode("utf-8")
     rdf, dc = _prefix(text, RDF), _prefix(text, DC)
     if rdf is None:
         raise XmpError("XMP packet without an RDF namespace")
+    if gone:
+        bag = _container(text, rdf, dc)
+        if bag is None:
+            raise XmpError("XMP dc:subject is not a list terc-tag can edit")
+
+        def kept(item: re.Match) -> str:
+            return "" if unescape(item.group(2)).casefold() in gone else item.group(0)
+
+        inner = re.sub(rf"<{rdf}:li(\s[^>/]*)?>([^<]*)</{rdf}:li>\s*", kept, text[bag.start(3):bag.end(3)])
+        text = text[:bag.start(3)] + inner + text[bag.end(3):]
+    if add:
+        text = _appended(text, rdf, dc, add)
+    result = text.encode("utf-8")
+    if subject(result) != expected:
+        raise XmpError("XMP dc:subject did not come out as intended")
+    return result
+
+
+def _appended(text: str, rdf: str, dc: str | None, new: Sequence[str]) -> str:
     items = "".join(f"<{rdf}:li>{escape(word)}</{rdf}:li>" for word in new)
-    bag = None  # the subject's container: a Bag, as XMP specifies, or the Seq some exporters write
-    if dc is not None:
-        bag = re.search(rf"<{dc}:subject\s*>\s*<{rdf}:(Bag|Seq)(\s[^>/]*)?(/>|>.*?</{rdf}:\1\s*>)", text, re.S)
+    bag = _container(text, rdf, dc)
     if bag:
         kind = bag.group(1)
         if bag.group(3) == "/>":
-            edited = text[:bag.start(3)] + f">{items}</{rdf}:{kind}>" + text[bag.end(3):]
-        else:
-            close = text.rindex(f"</{rdf}:{kind}", bag.start(3), bag.end())
-            edited = text[:close] + items + text[close:]
-    else:
-        end = text.rfind(f"</{rdf}:RDF>")
-        if end < 0 or (dc is not None and re.search(rf"<{dc}:subject\b", text)):
-            raise XmpError("XMP packet with a dc:subject terc-tag cannot extend safely")
-        about = re.search(rf'<{rdf}:Description\b[^>]*?\b{rdf}:about\s*=\s*"([^"]*)"', text)
-        edited = (text[:end] + f'<{rdf}:Description {rdf}:about="{about.group(1) if about else ""}" '
-                  f'xmlns:dc="{DC}"><dc:subject><{rdf}:Bag>{items}</{rdf}:Bag></dc:subject></{rdf}:Description>'
-                  + text[end:])
-    result = edited.encode("utf-8")
-    if subject(result) != before + list(new):
-        raise XmpError("XMP dc:subject did not come out as intended")
-    return result
+            return text[:bag.start(3)] + f">{items}</{rdf}:{kind}>" + text[bag.end(3):]
+        close = text.rindex(f"</{rdf}:{kind}", bag.start(3), bag.end())
+        return text[:close] + items + text[close:]
+    end = text.rfind(f"</{rdf}:RDF>")
+    if end < 0 or (dc is not None and re.search(rf"<{dc}:subject\b", text)):
+        raise XmpError("XMP packet with a dc:subject terc-tag cannot extend safely")
+    about = re.search(rf'<{rdf}:Description\b[^>]*?\b{rdf}:about\s*=\s*"([^"]*)"', text)
+    return (text[:end] + f'<{rdf}:Description {rdf}:about="{about.group(1) if about else ""}" '
+            f'xmlns:dc="{DC}"><dc:subject><{rdf}:Bag>{items}</{rdf}:Bag></dc:subject></{rdf}:Description>'
+            + text[end:])
 
 
 def new_packet(words: Sequence[str]) -> bytes:
