@@ -22,7 +22,7 @@ import sqlite3
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -31,13 +31,11 @@ from tqdm import tqdm
 
 from tagger.decode import batched, iter_decoded
 from tagger.discover import discover
-from tagger.metadata import MetadataError, write_keywords
-from tagger.outputs import (atomic_write, clear_scattered_temporaries, clear_temporaries, csv_bytes, folder_mode,
-                            is_inside, make_folders, temp_folder)
-from tagger.state import CodeUpdate, Record, RunLock, Seen, State
-
-PREDICTIONS_CSV = "predictions.csv"
-
+from tagger.metadata import MetadataError, edit_keywords
+from tagger.outputs import (atomic_write, clear_scattered_temporaries, clear_temporaries, folder_mode, is_inside,
+                            make_folders, temp_folder)
+from tagger.predictions import PREDICTIONS_CSV, write_predictions
+from tagger.state import CodeUpdate, EditLock, Record, RunLock, Seen, State
 
 class FolderError(Exception):
     """INPUT or OUTPUT cannot be used; nothing was written."""
@@ -56,6 +54,7 @@ class Summary:
     partly_tagged: list[tuple[str, str]] = field(default_factory=list)  # file, the fields left alone and why
     codes_added: int = 0  # photos tagged before that got a similarity code this run (--add-codes)
     codes_missing: int = 0  # photos tagged before whose similarity code is missing or from another code map
+    reviewed_kept: int = 0  # photos a person reviewed: predicted again, their tags kept
     skipped: list[tuple[str, str]] = field(default_factory=list)
     tag_counts: Counter = field(default_factory=Counter)
     pending: int = 0
@@ -76,6 +75,7 @@ class Summary:
             "known_failures": [{"file": f, "reason": r, "first_failed": t} for f, r, t in self.known_failures],
             "partly_tagged": [{"file": f, "reason": r} for f, r in self.partly_tagged],
             "codes_added": self.codes_added, "codes_missing": self.codes_missing,
+            "reviewed_kept": self.reviewed_kept,
             "skipped": [{"file": f, "reason": r} for f, r in self.skipped],
             "tag_counts": dict(self.tag_counts), "seconds": round(self.seconds, 3),
             "photos_per_second": round(self.photos_per_second, 2),
@@ -185,7 +185,8 @@ def tag_folder(input_dir, output_dir, model, *, threshold: float | str = 0.5, fo
                           follow_symlinks=follow_symlinks, batch_size=batch_size, workers=workers,
                           progress=progress)
             try:
-                _write_predictions(output_dir, state, model.vocabulary, thresholds, review_margin)
+                with EditLock(output_dir):  # a correction rewrites its rows meanwhile
+                    write_predictions(output_dir, state, model.vocabulary, thresholds, review_margin)
             except OSError as exc:  # the state is safe; the next run writes it again
                 summary.failed.append((PREDICTIONS_CSV, f"cannot write to OUTPUT: {_error_text(exc)}"))
         finally:
@@ -211,20 +212,20 @@ def _read_only_index(output_dir: Path) -> dict[str, Seen]:
 def _tag_jobs(jobs, session, thresholds, input_dir, output_dir, state, run_key, summary, *, follow_symlinks,
               batch_size, workers, progress) -> None:
     writer = _BatchWriter(session.vocabulary, thresholds, input_dir, output_dir, {job.rel: job for job in jobs},
-                          run_key, session.codes_id, summary)
+                          run_key, session.codes_id, summary, state)
     decoded = iter_decoded(input_dir, [job.rel for job in jobs], session.size, workers,
                            follow_symlinks=follow_symlinks)
-    # Batch k is written (metadata, fsync) in a thread while batch k+1 is predicted.
+    # Batch k is written (metadata, fsync, state) in a thread while batch k+1 is predicted.
     with ThreadPoolExecutor(1, thread_name_prefix="write") as pool, \
             tqdm(total=len(jobs), unit="photo", disable=not progress, leave=False) as bar:
         in_flight = None
         for batch in batched(decoded, batch_size):
             probabilities, codes = _predict(session, batch)
             if in_flight:
-                bar.update(_save(state, in_flight))
+                bar.update(in_flight.result())
             in_flight = pool.submit(writer.write, batch, probabilities, codes)
         if in_flight:
-            bar.update(_save(state, in_flight))
+            bar.update(in_flight.result())
 
 
 def _plan(photos, input_dir: Path, output_dir: Path, seen: dict[str, Seen], run_key: str, code_key: str | None, *,
@@ -294,16 +295,13 @@ def _predict(session, batch) -> tuple[list, list]:
     return probabilities, codes
 
 
-def _save(state: State, written) -> int:
-    results = written.result()
-    state.save([r for r in results if isinstance(r, Record)])
-    state.save_codes([r for r in results if isinstance(r, CodeUpdate)])
-    return len(results)
-
-
 @dataclass
 class _BatchWriter:
-    """Stage 4 for one batch: merge tags into each photo's bytes and write the copy."""
+    """Stage 4 for one batch: merge tags into each photo's bytes, write the copies, record them.
+
+    All of it happens under the :class:`EditLock`, and a photo a person
+    reviewed (even during this run) keeps the tags they gave it.
+    """
 
     vocabulary: list[str]
     thresholds: np.ndarray
@@ -313,9 +311,15 @@ class _BatchWriter:
     run_key: str
     code_key: str | None
     summary: Summary
+    state: State
 
-    def write(self, batch, probabilities, codes) -> list[Record | CodeUpdate | None]:
-        return [self._write_one(item, p, code) for item, p, code in zip(batch, probabilities, codes)]
+    def write(self, batch, probabilities, codes) -> int:
+        """Write and record ``batch``; return how many photos it held."""
+        with EditLock(self.output_dir):
+            results = [self._write_one(item, p, code) for item, p, code in zip(batch, probabilities, codes)]
+            self.state.save([r for r in results if isinstance(r, Record)])
+            self.state.save_codes([r for r in results if isinstance(r, CodeUpdate)])
+        return len(results)
 
     def _write_one(self, item, p, code) -> Record | CodeUpdate | None:
         """The photo's record; None when OUTPUT could not take it (not the photo's fault: retried next run)."""
@@ -326,11 +330,24 @@ class _BatchWriter:
                 return None
             self.summary.codes_added += 1
             return CodeUpdate(str(rel), code, self.code_key)
-        tags, error, output, notes = [], item.error, item.data, []
+        st = item.stat or job.stat  # the version actually read, where it was read
+        probabilities = dict(zip(self.vocabulary, map(float, p))) if p is not None else None
+        reviewed = self.state.get(str(rel))  # read now, under the lock: a person may have reviewed it just now
+        reviewed = reviewed if reviewed is not None and reviewed.reviewed and reviewed.status == "tagged" else None
+        if p is not None and reviewed is not None and (reviewed.size, reviewed.mtime_ns) == (st.st_size, st.st_mtime_ns) \
+                and (self.output_dir / rel).is_file():
+            self.summary.reviewed_kept += 1  # the same photo: new probabilities; the person's tags and copy stay
+            return replace(reviewed, run_key=self.run_key, probabilities=probabilities,
+                           code=code, code_key=self.code_key if code else None)
+        tags, written, error, output, notes = [], [], item.error, item.data, []
         if p is not None:
-            tags = [tag for tag, prob, t in zip(self.vocabulary, p, self.thresholds) if prob >= t]
+            # A new version of a reviewed photo gets the person's tags, not the model's.
+            tags = reviewed.tags if reviewed else [tag for tag, prob, t in zip(self.vocabulary, p, self.thresholds)
+                                                   if prob >= t]
             try:
-                output, notes = write_keywords(item.data, tags)
+                output, notes, had = edit_keywords(item.data, tags)
+                present = {word.casefold() for word in had}
+                written = [tag for tag in tags if tag.casefold() not in present]
             except MetadataError as exc:
                 error = str(exc)
         if output is not None:  # copy even a failed photo, so OUTPUT holds every photo
@@ -342,8 +359,6 @@ class _BatchWriter:
                 return None
             if error:
                 error += " (copied unchanged)"
-        st = item.stat or job.stat  # the version actually read, where it was read
-        probabilities = dict(zip(self.vocabulary, map(float, p))) if p is not None else None
         if error:
             self.summary.failed.append((str(rel), error))
             first = job.first_failed or datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -354,44 +369,5 @@ class _BatchWriter:
         if notes:
             self.summary.partly_tagged.append((str(rel), "; ".join(notes)))
         return Record(str(rel), st.st_size, st.st_mtime_ns, self.run_key, "tagged", probabilities, tags, None,
-                      code=code, code_key=self.code_key if code else None)
-
-
-def uncertain_tags(probabilities: dict[str, float], thresholds: dict[str, float], margin: float) -> list[tuple[str, float]]:
-    """Tags whose probability lies within ``margin`` of their threshold, closest first."""
-    near = [(tag, abs(p - thresholds[tag])) for tag, p in probabilities.items()
-            if tag in thresholds and abs(p - thresholds[tag]) < margin]
-    return sorted(near, key=lambda item: item[1])
-
-
-def _write_predictions(output_dir, state, vocabulary, thresholds, margin) -> None:
-    limits = dict(zip(vocabulary, map(float, thresholds)))
-    rows = []
-    for record in state.records():
-        if record.status != "tagged" or record.probabilities is None:
-            continue
-        probs = record.probabilities
-        near = uncertain_tags(probs, limits, margin)
-        rows.append([record.path] + [f"{probs[t]:.4f}" if t in probs else "" for t in vocabulary]
-                    + [";".join(record.tags), ";".join(t for t, _ in near)])
-    atomic_write(output_dir / PREDICTIONS_CSV, csv_bytes(["file", *vocabulary, "tags", "uncertain"], rows),
-                 temp_dir=temp_folder(output_dir))
-
-
-def write_review(path: Path, output_dir: Path, thresholds: dict[str, float], margin: float) -> int:
-    """Write the photos a person should check, most uncertain first; return how many."""
-    state = State.reader(output_dir)
-    entries = []
-    try:
-        for record in state.records() if state else []:
-            if record.status == "tagged" and record.probabilities:
-                for tag, distance in uncertain_tags(record.probabilities, thresholds, margin):
-                    entries.append((distance, record.path, tag, record.probabilities[tag]))
-    finally:
-        if state:
-            state.close()
-    entries.sort()
-    rows = [[p, tag, f"{prob:.4f}", f"{thresholds[tag]:.2f}", "yes" if prob >= thresholds[tag] else "no"]
-            for _, p, tag, prob in entries]
-    atomic_write(Path(path), csv_bytes(["file", "tag", "probability", "threshold", "tagged"], rows))
-    return len({row[0] for row in rows})
+                      code=code, code_key=self.code_key if code else None, written=written,
+                      reviewed=reviewed.reviewed if reviewed else None)

@@ -11,6 +11,9 @@ The state lives in ``OUTPUT/.terc-tag/`` beside the copies it describes:
   state is upgraded in place by the next run that writes.
 * ``lock``: held with ``flock`` for the whole run.  The kernel drops the lock
   when the process dies, so a killed run never leaves a stale lock behind.
+* ``edit.lock``: held briefly by whoever changes copies and their rows (a
+  run's batch, one correction), so that a correction made during a run is
+  neither lost nor undone.
 """
 
 from __future__ import annotations
@@ -75,6 +78,28 @@ class RunLock:
             raise
 
 
+class EditLock:
+    """Held (waiting for it if need be) while a batch of copies and their rows change.
+
+    A run checks under it which photos a person reviewed meanwhile, and
+    ``correct`` changes a copy under it, so neither undoes the other.
+    """
+
+    def __init__(self, output: Path):
+        self.path = Path(output) / STATE_DIR_NAME / "edit.lock"
+        self._fd: int | None = None
+
+    def __enter__(self) -> "EditLock":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        os.close(self._fd)
+        self._fd = None
+
+
 @dataclass
 class Record:
     path: str
@@ -88,6 +113,8 @@ class Record:
     first_failed: str | None = None  # when this version of the file (same size and mtime) first failed
     code: bytes | None = None  # the similarity code: packed little-endian uint64 words
     code_key: str | None = None  # the bundle's codes_id
+    written: list[str] | None = None  # the keywords terc-tag added to the copy (None: tagged before 0.4)
+    reviewed: str | None = None  # when a person corrected or accepted its tags; then no run changes them
 
 
 class CodeUpdate(NamedTuple):
@@ -112,10 +139,11 @@ class Seen(NamedTuple):
 
 #: 1: the photos table.  2 (terc-tag 0.2): first_failed, so an unchanged broken file is a known failure.
 #: 3 (0.3): code and code_key, the similarity code of each photo.
-SCHEMA_VERSION = 3
+#: 4 (0.4): written and reviewed, so that a person's corrections stay.
+SCHEMA_VERSION = 4
 _COLUMNS = ("path", "size", "mtime_ns", "run_key", "status", "probabilities", "tags", "error", "first_failed",
-            "code", "code_key")
-_ADDED_IN = {2: ("first_failed TEXT",), 3: ("code BLOB", "code_key TEXT")}
+            "code", "code_key", "written", "reviewed")
+_ADDED_IN = {2: ("first_failed TEXT",), 3: ("code BLOB", "code_key TEXT"), 4: ("written TEXT", "reviewed TEXT")}
 
 
 class State:
@@ -134,7 +162,8 @@ class State:
             return
         folder = Path(output) / STATE_DIR_NAME
         folder.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(folder / "state.sqlite", isolation_level=None)
+        # A run's writer thread commits its batches; calls on the connection never overlap.
+        self.db = sqlite3.connect(folder / "state.sqlite", isolation_level=None, check_same_thread=False)
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
@@ -167,10 +196,11 @@ class State:
             self.db.execute(
                 "CREATE TABLE IF NOT EXISTS photos (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER,"
                 " run_key TEXT, status TEXT, probabilities TEXT, tags TEXT, error TEXT, first_failed TEXT,"
-                " code BLOB, code_key TEXT)")
+                " code BLOB, code_key TEXT, written TEXT, reviewed TEXT)")
             # From 1: 0.1 also stored OUTPUT's own write failures as "failed"; without first_failed they are
             # not known failures, so each is tried once more and then recorded as it really is.
             # From 2: photos tagged before have no code; `tag --add-codes` computes them.
+            # From 3: photos tagged before do not say which keywords terc-tag added; `correct` removes none.
             for version in range(self.migrated_from or SCHEMA_VERSION, SCHEMA_VERSION):
                 for column in _ADDED_IN[version + 1]:
                     self.db.execute(f"ALTER TABLE photos ADD COLUMN {column}")
@@ -195,7 +225,8 @@ class State:
                 f"INSERT OR REPLACE INTO photos VALUES ({', '.join('?' * len(_COLUMNS))})",
                 [(r.path, r.size, r.mtime_ns, r.run_key, r.status,
                   json.dumps(r.probabilities) if r.probabilities is not None else None,
-                  json.dumps(r.tags), r.error, r.first_failed, r.code, r.code_key) for r in records])
+                  json.dumps(r.tags), r.error, r.first_failed, r.code, r.code_key,
+                  json.dumps(r.written) if r.written is not None else None, r.reviewed) for r in records])
 
     def save_codes(self, updates: list[CodeUpdate]) -> None:
         """Store new codes for photos whose tags stay as they are, in one transaction."""
@@ -233,7 +264,12 @@ class State:
         probabilities, tags = row["probabilities"], row["tags"]
         return Record(row["path"], row["size"], row["mtime_ns"], row["run_key"], row["status"],
                       json.loads(probabilities) if probabilities else None, json.loads(tags or "[]"), row["error"],
-                      _get(row, "first_failed"), _get(row, "code"), _get(row, "code_key"))
+                      _get(row, "first_failed"), _get(row, "code"), _get(row, "code_key"),
+                      _json(_get(row, "written")), _get(row, "reviewed"))
+
+
+def _json(text: str | None):
+    return json.loads(text) if text is not None else None
 
 
 def _get(row: sqlite3.Row, column: str):

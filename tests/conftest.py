@@ -1,6 +1,7 @@
 import io
 import json
 import shutil
+import sqlite3
 import subprocess
 from pathlib import Path
 
@@ -14,6 +15,19 @@ HIRISE = FIXTURES / "hirise"
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples" / "photos"
 DEFAULT_MODEL = ROOT / "models" / "terc-iss"
+
+
+def downgrade_state(output: Path, version: int) -> None:
+    """Make OUTPUT's state what terc-tag left at schema ``version`` (0: terc-tag 0.1, which set none)."""
+    from tagger.state import _ADDED_IN, SCHEMA_VERSION
+
+    db = sqlite3.connect(Path(output) / ".terc-tag" / "state.sqlite")
+    with db:
+        for added in range(max(version, 1) + 1, SCHEMA_VERSION + 1):
+            for column in _ADDED_IN[added]:
+                db.execute(f"ALTER TABLE photos DROP COLUMN {column.split()[0]}")
+        db.execute(f"PRAGMA user_version = {version}")
+    db.close()
 
 
 @pytest.fixture

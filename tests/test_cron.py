@@ -3,7 +3,6 @@
 import json
 import os
 import shutil
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,7 @@ from click.testing import CliRunner
 from tagger.bundle import Bundle
 from tagger.cli import main
 from tagger.pipeline import tag_folder
-from conftest import DEFAULT_MODEL, ISS
+from conftest import DEFAULT_MODEL, ISS, downgrade_state
 
 GOOD = ISS / "iss052e033191.jpg"
 
@@ -136,11 +135,7 @@ def test_an_output_written_by_0_1_keeps_working(incoming, tmp_path, session, mon
     out = tmp_path / "tagged"
     (incoming / "notes.jpg").write_text("a text file named .jpg")
     tag_folder(incoming, out, session)
-    with sqlite3.connect(out / ".terc-tag" / "state.sqlite") as db:  # back to 0.1's schema
-        for column in ("first_failed", "code", "code_key"):
-            db.execute(f"ALTER TABLE photos DROP COLUMN {column}")
-        db.execute("PRAGMA user_version = 0")
-    db.close()
+    downgrade_state(out, 0)  # back to 0.1's schema
     stale = out / "day" / ".terc-tmp-4242-iss038e040838.jpg"
     stale.write_bytes(b"half a photo")
     photo = sorted((incoming / "day").iterdir())[0]

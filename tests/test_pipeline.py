@@ -11,7 +11,7 @@ import pytest
 from tagger import TERC_TAGS
 from tagger.metadata import read_keywords, vocabulary_tags
 from tagger.pipeline import FolderError, tag_folder
-from conftest import ISS, pixels
+from conftest import pixels
 
 
 def digests(folder: Path) -> dict[str, str]:

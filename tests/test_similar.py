@@ -1,9 +1,22 @@
 """Similar photos: the Hamming search over packed binary codes."""
 
+import json
+import shutil
+import sqlite3
+from pathlib import Path
+
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
-from tagger.similar import CodeIndex, pack
+from tagger.bundle import Bundle
+from tagger.cli import main
+from tagger.codes import encode
+from tagger.decode import decode_photo
+from tagger.pipeline import tag_folder
+from tagger.similar import CodeIndex, SimilarIndex, find_similar, pack
+from tagger.state import SCHEMA_VERSION, State
+from conftest import DEFAULT_MODEL, ISS, downgrade_state
 
 
 def brute_force(bits: np.ndarray, query: int, k: int, exclude: bool):
@@ -46,22 +59,6 @@ def test_pack_keeps_every_bit_and_refuses_ragged_codes():
 
 
 # --- An OUTPUT's index and `terc-tag similar` (the default model's code map) ---
-
-import json  # noqa: E402
-import shutil  # noqa: E402
-import sqlite3  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-from click.testing import CliRunner  # noqa: E402
-
-from tagger.bundle import Bundle  # noqa: E402
-from tagger.cli import main  # noqa: E402
-from tagger.codes import encode  # noqa: E402
-from tagger.decode import decode_photo  # noqa: E402
-from tagger.pipeline import tag_folder  # noqa: E402
-from tagger.similar import SimilarIndex, find_similar  # noqa: E402
-from tagger.state import State  # noqa: E402
-from conftest import DEFAULT_MODEL, ISS  # noqa: E402
 
 
 def run(*args):
@@ -188,12 +185,7 @@ def test_an_output_tagged_before_codes_keeps_its_tags_and_gets_codes_on_request(
     """A 0.2 OUTPUT (schema 2, no codes): nothing is re-tagged; --add-codes codes it without rewriting a photo."""
     out = tmp_path / "tagged"
     tag_folder(ISS, out, session_module)
-    db = sqlite3.connect(out / ".terc-tag" / "state.sqlite")
-    with db:  # what terc-tag 0.2 left: no code columns, user_version 2
-        db.execute("ALTER TABLE photos DROP COLUMN code")
-        db.execute("ALTER TABLE photos DROP COLUMN code_key")
-        db.execute("PRAGMA user_version = 2")
-    db.close()
+    downgrade_state(out, 2)  # what terc-tag 0.2 left: no code columns
     copies = {p.name: p.stat().st_mtime_ns for p in out.glob("*.jpg")}
 
     result = run("similar", "iss052e033191.jpg", "--index", out)
@@ -207,7 +199,7 @@ def test_an_output_tagged_before_codes_keeps_its_tags_and_gets_codes_on_request(
     added = run("tag", ISS, out, "--backend", "tf", "--add-codes")
     assert added.exit_code == 0 and "6 photos tagged before got their similarity code" in added.output
     assert {p.name: p.stat().st_mtime_ns for p in out.glob("*.jpg")} == copies  # no photo rewritten
-    assert all(len(code) == 8 for code in stored_codes(out).values()) and user_version(out) == 3
+    assert all(len(code) == 8 for code in stored_codes(out).values()) and user_version(out) == SCHEMA_VERSION
     assert run("similar", "iss052e033191.jpg", "--index", out, "-q").exit_code == 0
     quiet = run("tag", ISS, out, "--backend", "tf", "--add-codes")
     assert "0 photos tagged" in quiet.output and "similarity code" not in quiet.output

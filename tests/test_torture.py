@@ -12,11 +12,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pytest
 from PIL import Image
 
 import tagger.decode
 import tagger.pipeline
+import tagger.predictions
 from tagger.pipeline import tag_folder
 from conftest import ISS
 import hostile
@@ -79,12 +79,13 @@ def test_full_disk_fails_those_files_and_the_next_run_finishes(tmp_path, session
             raise OSError(errno.ENOSPC, "No space left on device")
         real_write(path, data, *args, **kwargs)
 
-    monkeypatch.setattr(tagger.pipeline, "atomic_write", disk_fills_up)
+    for stage in (tagger.pipeline, tagger.predictions):
+        monkeypatch.setattr(stage, "atomic_write", disk_fills_up)
     summary = tag_folder(src, tmp_path / "out", session)
     assert len(summary.tagged) == 3 and len(summary.failed) == 4  # three photos and predictions.csv
     assert all("OUTPUT is full" in reason for _, reason in summary.failed)
     assert "predictions.csv" in dict(summary.failed)
-    monkeypatch.setattr(tagger.pipeline, "atomic_write", real_write)
+    monkeypatch.undo()
     again = tag_folder(src, tmp_path / "out", session)
     assert len(again.tagged) == 3 and again.unchanged == 3
     assert_consistent(src, tmp_path / "out", photo_names(src))
@@ -172,7 +173,7 @@ def test_kill_9_mid_run_then_a_concurrent_run_then_complete(tmp_path):
     _wait_for_rows(out, second, at_least=1)  # the state exists already, so wait for the lock instead
     deadline = time.monotonic() + 60
     while not (out / ".terc-tag" / "lock").read_text().strip() == str(second.pid):
-        assert time.monotonic() < deadline and second.poll() is None
+        assert time.monotonic() < deadline and second.poll() is None, second.poll() and second.communicate()
         time.sleep(0.05)
     started = time.monotonic()
     third = subprocess.run([sys.executable, "-m", "tagger", str(src), str(out)], capture_output=True, text=True)

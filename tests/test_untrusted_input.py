@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 import tagger.pipeline
+import tagger.predictions
 from tagger.bundle import Bundle, BundleError
 from tagger.cli import main
 from tagger.discover import discover
@@ -216,7 +217,7 @@ def test_formula_file_names_are_written_as_text(tmp_path, session):
         (src / name).write_bytes(PHOTO.read_bytes())
     tag_folder(src, out, session)
     review = tmp_path / "review.csv"
-    tagger.pipeline.write_review(review, out, {t: 0.5 for t in session.vocabulary}, 0.5)
+    tagger.predictions.write_review(review, out, {t: 0.5 for t in session.vocabulary}, 0.5)
     for table in (out / "predictions.csv", review):
         cells = [row[0] for row in csv.reader(table.open(encoding="utf-8"))][1:]
         assert cells and all(cell.startswith("'") for cell in cells), cells

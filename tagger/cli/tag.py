@@ -66,7 +66,8 @@ def command(input_dir, output_dir, model_dir, backend, threshold, force, retry_f
     Exit codes: 0 all good, 1 some files failed, 2 usage error, 3 another run holds the lock,
     130 interrupted.
     """
-    from tagger.pipeline import FolderError, tag_folder, write_review
+    from tagger.pipeline import FolderError, tag_folder
+    from tagger.predictions import write_review
     from tagger.report import console, print_summary
     from tagger.state import LockHeld, RunLock
 

@@ -14,7 +14,7 @@ changes those fields and nothing else.
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from typing import Iterable, NamedTuple, Sequence
 
 import pyexiv2
 
@@ -85,8 +85,14 @@ def merge(existing: Sequence[str], new: Iterable[str]) -> list[str]:
     return list(existing) + added
 
 
-def write_keywords(data: bytes, tags: Sequence[str], remove: Sequence[str] = ()) -> tuple[bytes, list[str]]:
-    """``data`` with ``tags`` merged into XMP, IPTC and EXIF keywords, and a note for each field left alone.
+class Edited(NamedTuple):
+    data: bytes
+    notes: list[str]  # one per field left alone, and why
+    had: list[str]  # the keywords the edited fields held before (none when there was nothing to do)
+
+
+def edit_keywords(data: bytes, add: Sequence[str], remove: Sequence[str] = ()) -> Edited:
+    """``data`` with ``add`` merged into XMP, IPTC and EXIF keywords and ``remove`` taken out of them.
 
     Each field keeps all its keywords but those in ``remove`` (compared
     case-insensitively); a tag already present (in any case) is not added
@@ -96,19 +102,28 @@ def write_keywords(data: bytes, tags: Sequence[str], remove: Sequence[str] = ())
     notes; a photo where no field can be written raises MetadataError.
     """
     gone = {word.casefold() for word in remove}
-    if not tags and not gone:
-        return data, []
+    if not add and not gone:
+        return Edited(data, [], [])
+    had: list[str] = []
 
     def change(existing: list[str]) -> tuple[list[str], list[str]]:
+        had.extend(existing)
         kept = [word for word in existing if word.casefold() not in gone]
-        return [word for word in existing if word.casefold() in gone], merge(kept, tags)[len(kept):]
+        return [word for word in existing if word.casefold() in gone], merge(kept, add)[len(kept):]
 
     try:
-        return write.write_keywords(data, change)
+        edited, notes = write.write_keywords(data, change)
     except ValueError as exc:
         raise MetadataError(f"cannot write tags: {exc}") from None
+    return Edited(edited, notes, _unique(had))
+
+
+def write_keywords(data: bytes, tags: Sequence[str]) -> tuple[bytes, list[str]]:
+    """``data`` with ``tags`` added (:func:`edit_keywords`), and the notes on fields left alone."""
+    edited = edit_keywords(data, tags)
+    return edited.data, edited.notes
 
 
 def add_keywords(data: bytes, tags: Sequence[str]) -> bytes:
     """:func:`write_keywords` without its notes."""
-    return write_keywords(data, tags)[0]
+    return edit_keywords(data, tags).data
