@@ -9,7 +9,7 @@ from __future__ import annotations
 import click
 
 from tagger import __version__
-from tagger.cli import correct, evaluate, explain, fit_codes, labels, similar, tag, train
+from tagger.cli import correct, evaluate, explain, fit_codes, labels, review, similar, tag, train
 
 
 class DefaultToTag(click.Group):
@@ -35,11 +35,12 @@ def main():
       terc-tag similar ./tagged/a.jpg --index ./tagged   photos like a.jpg
       terc-tag explain ./tagged/a.jpg --out explained    why a.jpg got its tags
       terc-tag correct ./tagged/a.jpg --add Aurora       fix a tag; no later run undoes it
+      terc-tag review ./tagged                           check and correct tags in a web page
 
     Exit codes: 0 all good, 1 some files failed, 2 usage error, 3 another run holds the lock,
     130 interrupted.
     """
 
 
-for module in (tag, labels, evaluate, train, fit_codes, similar, explain, correct):
+for module in (tag, labels, evaluate, train, fit_codes, similar, explain, correct, review):
     main.add_command(module.command)

@@ -1,0 +1,65 @@
+"""``terc-tag review OUTPUT``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from tagger.cli.common import fail, model_option, open_bundle, threshold_option
+
+
+@click.command("review")
+@click.argument("output_dir", metavar="OUTPUT", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--port", type=click.IntRange(0, 65535), default=0, help="Port to listen on (default: a free one).")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on. Anything but loopback lets other machines reach the page (with the token).")
+@click.option("--no-browser", is_flag=True, help="Print the address, do not open a browser.")
+@model_option
+@threshold_option
+def command(output_dir, port, host, no_browser, model_dir, threshold):
+    """Check and correct the tags of a tagged OUTPUT in a local web page.
+
+    The page shows the photos most in need of a look first (a tag near its
+    threshold, then the rarest tags), each with its tags and probabilities,
+    a heat map per tag on demand, and its most similar photos, to which the
+    same correction applies in one keystroke (all frames of a burst at
+    once). Every change is written into the photo at once, through the same
+    code as `terc-tag correct`, and the photo is marked reviewed: no later
+    `tag` run changes its tags.
+
+    The server listens on 127.0.0.1 and needs the random token in the printed
+    address; it stops with Ctrl-C.
+
+    \b
+    Keys: j/k or arrows next/previous, 1-9 0 - = toggle a tag, h heat map,
+          Enter accept as is, s apply this photo's changes to the ticked similar photos.
+
+    \b
+    Examples:
+      terc-tag review tagged
+      terc-tag review tagged --no-browser --port 8765
+
+    Exit codes: 0 stopped with Ctrl-C, 2 OUTPUT is not a tagged OUTPUT or the port is taken.
+    """
+    import webbrowser
+
+    from tagger.review import Review, Server, is_loopback
+
+    if not (output_dir / ".terc-tag" / "state.sqlite").is_file():
+        fail(f"{output_dir} is not a tagged OUTPUT (no .terc-tag/state.sqlite); run `terc-tag tag INPUT OUTPUT` first")
+    if not is_loopback(host):
+        click.echo(f"terc-tag: warning: listening on {host}: other machines can reach this page "
+                   "(they still need the token)", err=True)
+    try:
+        server = Server(Review(output_dir, open_bundle(model_dir), threshold), host, port)
+    except OSError as exc:
+        fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
+    click.echo(f"Reviewing {output_dir}: open {server.url}  (Ctrl-C stops)")
+    if not no_browser:
+        webbrowser.open(server.url)
+    with server:
+        try:
+            server.wait()
+        except KeyboardInterrupt:
+            pass

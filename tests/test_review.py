@@ -1,0 +1,208 @@
+"""`terc-tag review`: the web page's security rules, its API, and a real browser correcting a photo."""
+
+import os
+import shutil
+import sqlite3
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from tagger.bundle import Bundle
+from tagger.cli import main
+from tagger.pipeline import tag_folder
+from tagger.review import TOKEN_HEADER, Review, Server, create_app
+from tagger.state import State
+from conftest import DEFAULT_MODEL, ISS, as_list, exiftool
+
+TOKEN = "a-test-token"
+
+
+@pytest.fixture(scope="module")
+def tagged_once(tmp_path_factory):
+    from tagger.model import TaggerSession
+
+    out = tmp_path_factory.mktemp("review") / "tagged"
+    tag_folder(ISS, out, TaggerSession(DEFAULT_MODEL))
+    return out
+
+
+@pytest.fixture
+def output(tagged_once, tmp_path):
+    return shutil.copytree(tagged_once, tmp_path / "tagged")
+
+
+@pytest.fixture
+def client(output):
+    app = create_app(Review(output, Bundle(DEFAULT_MODEL)), TOKEN)
+    return app.test_client()
+
+
+def reviewed(output: Path, name: str) -> str | None:
+    state = State.reader(output)
+    try:
+        return state.get(name).reviewed
+    finally:
+        state.close()
+
+
+def test_every_request_needs_the_token(client):
+    for path in ("/", "/api/photos", "/thumb/iss038e040838.jpg", "/api/similar/iss038e040838.jpg"):
+        assert client.get(path).status_code == 401
+        assert client.get(path + "?token=wrong").status_code == 401
+    first = client.get(f"/?token={TOKEN}")
+    assert first.status_code == 200 and "terc_tag_token" in first.headers["Set-Cookie"]
+    assert "SameSite=Strict" in first.headers["Set-Cookie"] and "HttpOnly" in first.headers["Set-Cookie"]
+    assert client.get("/api/photos").status_code == 200  # the cookie carries it from here
+
+
+def test_a_change_needs_the_token_in_a_header_not_just_the_cookie(client, output):
+    client.get(f"/?token={TOKEN}")
+    body = {"paths": ["iss038e040838.jpg"], "add": ["Night"]}
+    assert client.post("/api/correct", json=body).status_code == 401  # what another site's form could send
+    assert reviewed(output, "iss038e040838.jpg") is None
+    answer = client.post("/api/correct", json=body, headers={TOKEN_HEADER: TOKEN})
+    assert answer.status_code == 200 and answer.json["corrected"][0]["tags"] == ["Night", "Aurora"]
+    assert reviewed(output, "iss038e040838.jpg")
+
+
+@pytest.mark.parametrize("path", [
+    "/thumb/../predictions.csv", "/thumb/..%2Fpredictions.csv", "/thumb/%2e%2e/%2e%2e/etc/passwd",
+    "/thumb/.terc-tag/state.sqlite", "/large/predictions.csv", "/thumb/%2Fetc%2Fpasswd",
+    "/heat/..%2F..%2Fetc%2Fpasswd?tag=Day", "/api/similar/%2e%2e%2fpredictions.csv", "/thumb/nowhere.jpg",
+])
+def test_only_tagged_photos_inside_output_are_served(client, path):
+    client.get(f"/?token={TOKEN}")
+    answer = client.get(path, follow_redirects=True)
+    assert answer.status_code == 404 and b"Traceback" not in answer.data and b"root:" not in answer.data
+
+
+def test_a_symbolic_link_out_of_output_is_not_followed(client, output, tmp_path):
+    secret = tmp_path / "secret.jpg"
+    shutil.copy(ISS / "iss052e033191.jpg", secret)
+    (output / "escape.jpg").symlink_to(secret)
+    with sqlite3.connect(output / ".terc-tag" / "state.sqlite") as db:  # even if the state named it
+        db.execute("INSERT INTO photos (path, size, mtime_ns, run_key, status, probabilities, tags)"
+                   " SELECT 'escape.jpg', size, mtime_ns, run_key, status, probabilities, tags FROM photos LIMIT 1")
+    db.close()
+    client.get(f"/?token={TOKEN}")
+    assert client.get("/thumb/escape.jpg").status_code == 404
+    assert client.get("/thumb/iss052e033191.jpg").status_code == 200
+
+
+@pytest.mark.parametrize("body, message", [
+    ("not json", b"expected a JSON object"),
+    ({"paths": "iss038e040838.jpg"}, b"expected {"),
+    ({"paths": ["iss038e040838.jpg"], "add": ["Auroras"]}, b"not in the model's vocabulary"),
+    ({"paths": ["iss038e040838.jpg"], "add": [3]}, b"expected {"),
+])
+def test_malformed_changes_get_a_short_4xx(client, output, body, message):
+    client.get(f"/?token={TOKEN}")
+    kwargs = {"data": body} if isinstance(body, str) else {"json": body}
+    answer = client.post("/api/correct", headers={TOKEN_HEADER: TOKEN}, **kwargs)
+    assert answer.status_code == 400 and message in answer.data and len(answer.data) < 300
+    assert reviewed(output, "iss038e040838.jpg") is None
+
+
+def test_an_unexpected_failure_is_a_500_without_a_traceback(output, monkeypatch):
+    monkeypatch.setattr(Review, "photos", lambda self: 1 / 0)
+    client = create_app(Review(output, Bundle(DEFAULT_MODEL)), TOKEN).test_client()
+    answer = client.get(f"/api/photos?token={TOKEN}")
+    assert answer.status_code == 500 and b"ZeroDivision" not in answer.data and b"Traceback" not in answer.data
+
+
+def test_the_list_puts_uncertain_photos_first_and_counts_progress(client, output):
+    client.get(f"/?token={TOKEN}")
+    first = client.get("/api/photos").json
+    assert first["left"] == 6 and first["reviewed"] == 0
+    assert first["photos"][0]["uncertain"]  # a tag near its threshold comes first
+    client.post("/api/correct", json={"paths": [first["photos"][0]["path"]], "add": [], "remove": []},
+                headers={TOKEN_HEADER: TOKEN})  # accepted as it is
+    after = client.get("/api/photos").json
+    assert after["left"] == 5 and after["reviewed"] == 1 and after["photos"][-1]["reviewed"]
+
+
+def test_heat_map_and_similar_photos(client):
+    client.get(f"/?token={TOKEN}")
+    heat = client.get("/heat/iss038e040838.jpg?tag=Aurora")
+    assert heat.status_code == 200 and heat.data.startswith(b"\x89PNG")
+    assert client.get("/heat/iss038e040838.jpg?tag=Auroras").status_code == 400
+    similar = client.get("/api/similar/iss038e040838.jpg").json["results"]
+    assert len(similar) == 5 and "iss038e040838.jpg" not in [m["path"] for m in similar]
+
+
+def test_the_server_listens_on_loopback_only_and_warns_otherwise(output, monkeypatch):
+    with Server(Review(output, Bundle(DEFAULT_MODEL))) as server:
+        assert server.url.startswith(f"http://127.0.0.1:{server.port}/?token=") and len(server.token) >= 32
+        with urllib.request.urlopen(server.url) as page:
+            assert page.status == 200
+    monkeypatch.setattr(Server, "wait", lambda self: (_ for _ in ()).throw(KeyboardInterrupt))
+    result = CliRunner().invoke(main, ["review", str(output), "--no-browser", "--host", "127.0.0.2"])
+    assert result.exit_code == 0 and "http://127.0.0.2:" in result.output and "warning" not in result.output
+    result = CliRunner().invoke(main, ["review", str(output), "--no-browser", "--host", "0.0.0.0"])
+    assert result.exit_code == 0 and "warning: listening on 0.0.0.0" in result.output
+    missing = CliRunner().invoke(main, ["review", str(output / "nowhere"), "--no-browser"])
+    assert missing.exit_code == 2 and "is not a tagged OUTPUT" in missing.output
+
+
+# --- In a real browser: Debian's chromium, headless, driven by Selenium ---
+
+CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+
+
+@pytest.fixture
+def browser():
+    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+        pytest.skip("Debian's chromium and chromium-driver are not installed (tests/run.sh installs them)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,900"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    yield driver
+    driver.quit()
+
+
+def wait_for(condition, timeout=20):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError("the page did not get there in time")
+
+
+def test_a_person_corrects_a_photo_with_the_keyboard(browser, output):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    with Server(Review(output, Bundle(DEFAULT_MODEL))) as server:
+        browser.get(server.url)
+        cells = wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, ".cell"))
+        assert len(cells) == 6 and "token" not in browser.current_url  # the token leaves the address bar
+        first = cells[0].get_attribute("data-path")
+        body = browser.find_element(By.TAG_NAME, "body")
+        body.send_keys("9")  # the 9th tag of the vocabulary: Moon
+        wait_for(lambda: "saved 1 photo" in browser.find_element(By.ID, "status").text)
+        (meta,) = exiftool(output / first)
+        assert "Moon" in as_list(meta["XMP-dc:Subject"]) and "Moon" in as_list(meta["IPTC:Keywords"])
+        assert reviewed(output, first)
+
+        body.send_keys("j")  # the next photo, accepted as it is with Enter
+        second = wait_for(lambda: browser.find_element(By.CSS_SELECTOR, ".cell.selected").get_attribute("data-path"))
+        assert second != first
+        body.send_keys(Keys.ENTER)
+        wait_for(lambda: browser.find_element(By.ID, "progress").text == "2 reviewed · 4 left")
+        assert reviewed(output, second)
+        if os.environ.get("TERC_TAG_SCREENSHOT"):  # how docs/review.png is made
+            body.send_keys("k")
+            time.sleep(1)
+            browser.save_screenshot(os.environ["TERC_TAG_SCREENSHOT"])
+    with pytest.raises(OSError):  # and the server stopped with the block
+        urllib.request.urlopen(server.url, timeout=2)
