@@ -191,3 +191,14 @@ def test_training_reads_the_corrected_tags(archive):
     correct(out, [AURORA], TERC_TAGS, add=["Night"], remove=["Aurora"])
     labels, errors = labels_from_metadata(out, [Path(AURORA), Path(VOLCANO)], TERC_TAGS)
     assert errors == [] and labels == {Path(AURORA): ["Night"], Path(VOLCANO): ["Volcano", "Day"]}
+
+
+def test_a_predictions_csv_written_before_0_4_gains_its_reviewed_column(archive):
+    _, out = archive
+    table = out / "predictions.csv"
+    rows = list(csv.reader(table.open(encoding="utf-8")))
+    with table.open("w", encoding="utf-8", newline="") as handle:  # 0.3's columns
+        csv.writer(handle, lineterminator="\n").writerows(row[:-1] for row in rows)
+    correct(out, [AURORA], TERC_TAGS, add=["Night"])
+    assert csv_row(out, AURORA)["reviewed"] == record(out, AURORA).reviewed
+    assert csv_row(out, VOLCANO)["reviewed"] == "" and csv_row(out, VOLCANO)["Day"] == rows[3][8]  # kept as it was

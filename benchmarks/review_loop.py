@@ -1,0 +1,130 @@
+"""Which photos should a person review first?  The review page's order against a random pick.
+
+Simulates the loop on the shared ISS photos.  For each seed, the photos are
+split by sequence into a held-out fifth (never reviewed, only scored) and a
+pool; a model is fit on ``--start`` random photos of the pool, as if they were
+all TERC had tagged.  It predicts the rest of the pool, and a person "reviews"
+N of them (their true tags stand for the person's answers), chosen
+
+* by the product's order (``tagger.predictions.review_order``, what
+  ``terc-tag review`` shows first: tags near their threshold, then rare tags),
+* or at random.
+
+The head is refit on the start photos plus the N reviewed ones (the training
+recipe's frozen head: standardized GeM features, class-balanced exact
+logistic regression, each photo and its mirror image), and macro-F1 on the
+held-out photos is reported for each N, averaged over the seeds.
+
+    python benchmarks/review_loop.py ../shared/data/iss-terc/images \\
+        --weights ../shared/weights/resnet50_imagenet_msra_conv1-conv4.npz --png docs/review-loop.png
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+import tagger
+from head_cv import fold_assignments, labelled_photos, pooled_features
+from tagger.metrics import evaluate_predictions
+from tagger.predictions import review_order
+from tagger.state import Record
+from tagger.train import fit_head, head_input, head_output
+
+THRESHOLD, MARGIN = 0.5, 0.1
+
+
+def fit_and_predict(x: np.ndarray, y: np.ndarray, fit: np.ndarray, predict: np.ndarray, c: float) -> np.ndarray:
+    """Tag probabilities for the ``predict`` photos from a head fit on the ``fit`` photos (all their views)."""
+    views = len(x)
+    x_fit = x[:, fit].reshape(-1, x.shape[-1])
+    mean, variance = x_fit.mean(axis=0), x_fit.var(axis=0)
+    kernel, bias = fit_head(head_input(x_fit, mean, variance, False), np.tile(y[fit], (views, 1)), c)
+    return head_output(head_input(x[0, predict], mean, variance, False) @ kernel + bias)
+
+
+def product_pick(names: list[str], probabilities: np.ndarray, count: int) -> list[int]:
+    """The first ``count`` photos of what ``terc-tag review`` would show, as positions in ``names``."""
+    tags = tagger.TERC_TAGS
+    records = [Record(name, 0, 0, "", "tagged", dict(zip(tags, map(float, p))),
+                      [t for t, v in zip(tags, p) if v >= THRESHOLD], None) for name, p in zip(names, probabilities)]
+    position = {name: i for i, name in enumerate(names)}
+    return [position[r.path] for r in review_order(records, dict.fromkeys(tags, THRESHOLD), MARGIN)[:count]]
+
+
+def macro_f1(y: np.ndarray, probabilities: np.ndarray) -> float:
+    result = evaluate_predictions(y, probabilities, np.full(y.shape[1], THRESHOLD), tagger.TERC_TAGS)
+    return result["overall"]["macro_f1"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("images", type=Path)
+    parser.add_argument("--weights", required=True)
+    parser.add_argument("--features", type=Path, help="cache the pooled features in this .npz (made if missing)")
+    parser.add_argument("--start", type=int, default=60, help="photos tagged before any review")
+    parser.add_argument("--reviewed", type=int, nargs="+", default=[0, 25, 50, 100, 200])
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--c", type=float, default=0.1)
+    parser.add_argument("--png", type=Path, help="draw the curves here")
+    args = parser.parse_args()
+
+    labels, names, pixels, y, _ = labelled_photos(args.images)
+    if args.features and args.features.is_file():
+        x = np.load(args.features)["x"]
+    else:
+        x = pooled_features(pixels, args.weights, "gem", views=2)
+        if args.features:
+            np.savez(args.features, x=x)
+    results = {"review order": {n: [] for n in args.reviewed}, "random": {n: [] for n in args.reviewed}}
+    for seed, folds in enumerate(fold_assignments(labels, names, args.seeds)):
+        rng = np.random.default_rng(seed)
+        held = np.flatnonzero(folds == folds.min())
+        pool = rng.permutation(np.flatnonzero(folds != folds.min()))
+        start, candidates = pool[:args.start], pool[args.start:]
+        guesses = fit_and_predict(x, y, start, candidates, args.c)
+        order = candidates[product_pick([names[i] for i in candidates], guesses, len(candidates))]
+        shuffled = rng.permutation(candidates)
+        for n in args.reviewed:
+            for name, picked in (("review order", order[:n]), ("random", shuffled[:n])):
+                fit = np.concatenate([start, picked])
+                results[name][n].append(macro_f1(y[held], fit_and_predict(x, y, fit, held, args.c)))
+        print(f"seed {seed}: {len(held)} held out, {len(candidates)} to review", flush=True)
+
+    print(f"\n{len(names)} photos; {args.seeds} seeds; {args.start} tagged before review; macro-F1 on the held-out "
+          "fifth (mean ± sd over seeds)\n")
+    print("| photos reviewed | review order | random | gain of review order |")
+    print("|---:|---:|---:|---:|")
+    for n in args.reviewed:
+        ordered, random = np.array(results["review order"][n]), np.array(results["random"][n])
+        print(f"| {n} | {ordered.mean():.3f} ± {ordered.std():.3f} | {random.mean():.3f} ± {random.std():.3f} | "
+              f"{(ordered - random).mean():+.3f} |")
+    if args.png:
+        draw(results, args)
+
+
+def draw(results: dict, args) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(6, 3.6), dpi=110)
+    for name, style in (("review order", "o-"), ("random", "s--")):
+        means = [np.mean(results[name][n]) for n in args.reviewed]
+        spread = [np.std(results[name][n]) for n in args.reviewed]
+        axes.errorbar(args.reviewed, means, yerr=spread, fmt=style, capsize=3, label=name)
+    axes.set_xlabel(f"photos reviewed (after {args.start} tagged)")
+    axes.set_ylabel("macro-F1, held-out photos")
+    axes.set_title("Learning from reviews: which photos to check first")
+    axes.grid(alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(args.png)
+    print(f"curve: {args.png}")
+
+
+if __name__ == "__main__":
+    main()
