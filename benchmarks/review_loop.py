@@ -7,7 +7,8 @@ all TERC had tagged.  It predicts the rest of the pool, and a person "reviews"
 N of them (their true tags stand for the person's answers), chosen
 
 * by the product's order (``tagger.predictions.review_order``, what
-  ``terc-tag review`` shows first: tags near their threshold, then rare tags),
+  ``terc-tag review`` shows first: the closeness of a tag's probability to
+  its threshold, weighted by the tag's rarity),
 * or at random.
 
 The head is refit on the start photos plus the N reviewed ones (the training
@@ -33,7 +34,7 @@ from tagger.predictions import review_order
 from tagger.state import Record
 from tagger.train import fit_head, head_input, head_output
 
-THRESHOLD, MARGIN = 0.5, 0.1
+THRESHOLD = 0.5
 
 
 def fit_and_predict(x: np.ndarray, y: np.ndarray, fit: np.ndarray, predict: np.ndarray, c: float) -> np.ndarray:
@@ -51,7 +52,7 @@ def product_pick(names: list[str], probabilities: np.ndarray, count: int) -> lis
     records = [Record(name, 0, 0, "", "tagged", dict(zip(tags, map(float, p))),
                       [t for t, v in zip(tags, p) if v >= THRESHOLD], None) for name, p in zip(names, probabilities)]
     position = {name: i for i, name in enumerate(names)}
-    return [position[r.path] for r in review_order(records, dict.fromkeys(tags, THRESHOLD), MARGIN)[:count]]
+    return [position[r.path] for r in review_order(records, dict.fromkeys(tags, THRESHOLD))[:count]]
 
 
 def macro_f1(y: np.ndarray, probabilities: np.ndarray) -> float:
@@ -67,6 +68,8 @@ def main() -> None:
     parser.add_argument("--start", type=int, default=60, help="photos tagged before any review")
     parser.add_argument("--reviewed", type=int, nargs="+", default=[0, 25, 50, 100, 200])
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="seeds used for choosing the order were 0-4; 5 and up are fresh splits")
     parser.add_argument("--c", type=float, default=0.1)
     parser.add_argument("--png", type=Path, help="draw the curves here")
     args = parser.parse_args()
@@ -79,28 +82,35 @@ def main() -> None:
         if args.features:
             np.savez(args.features, x=x)
     results = {"review order": {n: [] for n in args.reviewed}, "random": {n: [] for n in args.reviewed}}
-    for seed, folds in enumerate(fold_assignments(labels, names, args.seeds)):
+    wrong = {"review order": {n: [] for n in args.reviewed}, "random": {n: [] for n in args.reviewed}}
+    assignments = fold_assignments(labels, names, args.first_seed + args.seeds)[args.first_seed:]
+    for seed, folds in enumerate(assignments, args.first_seed):
         rng = np.random.default_rng(seed)
         held = np.flatnonzero(folds == folds.min())
         pool = rng.permutation(np.flatnonzero(folds != folds.min()))
         start, candidates = pool[:args.start], pool[args.start:]
         guesses = fit_and_predict(x, y, start, candidates, args.c)
+        needs_change = dict(zip(candidates, ((guesses >= THRESHOLD) != (y[candidates] > 0)).any(axis=1)))
         order = candidates[product_pick([names[i] for i in candidates], guesses, len(candidates))]
         shuffled = rng.permutation(candidates)
         for n in args.reviewed:
             for name, picked in (("review order", order[:n]), ("random", shuffled[:n])):
                 fit = np.concatenate([start, picked])
+                wrong[name][n].append(np.mean([needs_change[i] for i in picked]) if n else 0.0)
                 results[name][n].append(macro_f1(y[held], fit_and_predict(x, y, fit, held, args.c)))
         print(f"seed {seed}: {len(held)} held out, {len(candidates)} to review", flush=True)
 
-    print(f"\n{len(names)} photos; {args.seeds} seeds; {args.start} tagged before review; macro-F1 on the held-out "
+    print(f"\n{len(names)} photos; seeds {args.first_seed}-{args.first_seed + args.seeds - 1}; {args.start} tagged before review; macro-F1 on the held-out "
           "fifth (mean ± sd over seeds)\n")
-    print("| photos reviewed | review order | random | gain of review order |")
-    print("|---:|---:|---:|---:|")
+    print("| photos reviewed | review order | random | gain of review order (same split) | splits it wins "
+          "| photos the person corrects: order / random |")
+    print("|---:|---:|---:|---:|---:|---:|")
     for n in args.reviewed:
         ordered, random = np.array(results["review order"][n]), np.array(results["random"][n])
+        gain = ordered - random
         print(f"| {n} | {ordered.mean():.3f} ± {ordered.std():.3f} | {random.mean():.3f} ± {random.std():.3f} | "
-              f"{(ordered - random).mean():+.3f} |")
+              f"{gain.mean():+.3f} ± {gain.std():.3f} | {(gain > 0).sum()} of {len(gain)} | "
+              + (f"{np.mean(wrong['review order'][n]):.0%} / {np.mean(wrong['random'][n]):.0%} |" if n else " |"))
     if args.png:
         draw(results, args)
 

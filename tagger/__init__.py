@@ -11,7 +11,7 @@ Importing this package is cheap: TensorFlow is imported only by
 
 import os
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 
 # TensorFlow's C++ warnings would fill every cron mail; errors still show (see also tagger._tf).
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

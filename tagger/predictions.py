@@ -26,24 +26,35 @@ def uncertain_tags(probabilities: dict[str, float], thresholds: dict[str, float]
     return sorted(near, key=lambda item: item[1])
 
 
-def review_order(records: Sequence[Record], thresholds: dict[str, float], margin: float) -> list[Record]:
+#: Added to each tag's frequency in :func:`review_order`, so that a tag the model never gives still has a finite weight.
+RARE_SMOOTHING = 0.02
+
+
+def closeness(probability: float, threshold: float) -> float:
+    """1 at the threshold, falling linearly to 0 at 0 and at 1: how undecided the model is about a tag."""
+    return 1 - abs(probability - threshold) / (threshold if probability < threshold else 1 - threshold)
+
+
+def review_order(records: Sequence[Record], thresholds: dict[str, float]) -> list[Record]:
     """The tagged photos no person has reviewed yet, those most in need of a look first.
 
-    First the photos with a tag near its threshold (closest first): there
-    the model is least sure.  Then the others by their rarest tag, rarest
-    first: rare tags have the fewest examples to learn from, so each
-    checked one teaches the model most.
+    A photo needs a look as much as its most pressing tag: the tag's
+    :func:`closeness` to its threshold divided by how often the model gives
+    that tag (plus :data:`RARE_SMOOTHING`).  So a rare tag near its
+    threshold comes first, then common tags near theirs and hints of rare
+    ones: rare tags have the fewest examples to learn from, so each checked
+    one teaches the model most.  ``benchmarks/review_loop.py`` measures the
+    order against a random pick.
     """
     pending = [r for r in records if r.status == "tagged" and r.probabilities and not r.reviewed]
     frequency = Counter(tag for r in pending for tag in r.tags)
+    weight = {tag: 1 / (frequency[tag] / max(len(pending), 1) + RARE_SMOOTHING) for tag in thresholds}
 
-    def need(record: Record) -> tuple:
-        near = uncertain_tags(record.probabilities, thresholds, margin)
-        if near:
-            return 0, near[0][1], record.path
-        return 1, min((frequency[tag] for tag in record.tags), default=len(pending) + 1), record.path
+    def need(record: Record) -> float:
+        return max((closeness(p, thresholds[tag]) * weight[tag] for tag, p in record.probabilities.items()
+                    if tag in thresholds), default=0.0)
 
-    return sorted(pending, key=need)
+    return sorted(pending, key=lambda record: (-need(record), record.path))
 
 
 def _row(record: Record, vocabulary: Sequence[str], limits: dict[str, float], margin: float) -> list[str]:

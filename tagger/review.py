@@ -55,14 +55,17 @@ class Review:
         finally:
             state.close()
 
-    def photos(self) -> dict:
-        """Every tagged photo, those most in need of a look first (then the reviewed ones), with progress."""
+    def photos(self, limit: int = 500) -> dict:
+        """The ``limit`` photos most in need of a look and the ``limit`` reviewed last, with progress.
+
+        The limit keeps the page light on a large archive; reloading it shows the next ones.
+        """
         records = self.records()
-        pending = review_order(records, self.thresholds, self.margin)
+        pending = review_order(records, self.thresholds)
         done = sorted((r for r in records if r.reviewed), key=lambda r: r.reviewed, reverse=True)
         return {"vocabulary": list(self.bundle.vocabulary), "thresholds": self.thresholds,
                 "reviewed": len(done), "left": len(pending),
-                "photos": [self._photo(r) for r in pending + done]}
+                "photos": [self._photo(r) for r in pending[:limit] + done[:limit]]}
 
     def _photo(self, record) -> dict:
         near = uncertain_tags(record.probabilities, self.thresholds, self.margin)
@@ -139,7 +142,7 @@ def _png(image) -> bytes:
     return buffer.getvalue()
 
 
-@lru_cache(maxsize=2048)
+@lru_cache(maxsize=512)
 def _jpeg(path: Path, mtime_ns: int, longest: int) -> bytes:
     from tagger.explain import display_image
 

@@ -13,8 +13,9 @@ from click.testing import CliRunner
 from tagger.bundle import Bundle
 from tagger.cli import main
 from tagger.pipeline import tag_folder
+from tagger.predictions import review_order
 from tagger.review import TOKEN_HEADER, Review, Server, create_app
-from tagger.state import State
+from tagger.state import Record, State
 from conftest import DEFAULT_MODEL, ISS, as_list, exiftool
 
 TOKEN = "a-test-token"
@@ -113,11 +114,25 @@ def test_an_unexpected_failure_is_a_500_without_a_traceback(output, monkeypatch)
     assert answer.status_code == 500 and b"ZeroDivision" not in answer.data and b"Traceback" not in answer.data
 
 
-def test_the_list_puts_uncertain_photos_first_and_counts_progress(client, output):
+def test_review_order_puts_rare_tags_near_their_threshold_first():
+    def photo(name, reviewed=None, **probabilities):
+        tags = [t for t, p in probabilities.items() if p >= 0.5]
+        return Record(name, 0, 0, "", "tagged", probabilities, tags, None, reviewed=reviewed)
+
+    common = [photo(f"day{i}.jpg", Day=0.99, Aurora=0.001) for i in range(20)]
+    records = common + [photo("unsure-day.jpg", Day=0.55, Aurora=0.001),
+                        photo("unsure-aurora.jpg", Day=0.99, Aurora=0.45),
+                        photo("hint-of-aurora.jpg", Day=0.99, Aurora=0.2),
+                        photo("checked.jpg", "2026-11-24T00:00:00+00:00", Day=0.5, Aurora=0.5)]
+    order = [r.path for r in review_order(records, {"Day": 0.5, "Aurora": 0.5})]
+    assert order[:3] == ["unsure-aurora.jpg", "hint-of-aurora.jpg", "unsure-day.jpg"]
+    assert "checked.jpg" not in order and len(order) == 23
+
+
+def test_the_list_counts_progress(client, output):
     client.get(f"/?token={TOKEN}")
     first = client.get("/api/photos").json
     assert first["left"] == 6 and first["reviewed"] == 0
-    assert first["photos"][0]["uncertain"]  # a tag near its threshold comes first
     client.post("/api/correct", json={"paths": [first["photos"][0]["path"]], "add": [], "remove": []},
                 headers={TOKEN_HEADER: TOKEN})  # accepted as it is
     after = client.get("/api/photos").json
