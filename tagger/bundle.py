@@ -1,7 +1,10 @@
 """A model bundle as data: its card, vocabulary and identity, read without TensorFlow.
 
 A bundle is a folder with two files, ``model.json`` (the model card) and
-``weights.npz`` (arrays keyed ``"<layer name>/<index>"``), and optionally a
+``weights.npz`` (arrays keyed ``"<layer name>/<index>"``).  Bundles whose
+backbone stays frozen may share it: the card's ``backbone.weights.shared_file``
+names a weights file beside the bundles (``models/backbones/``), checked by
+its SHA-256, and ``weights.npz`` then holds the layers after it.  Optionally a
 code map for finding similar photos: ``codes.json`` (its card: bits, method,
 retrieval metrics) and ``codes.npz`` (the layer ``codes/0``, ``codes/1``).
 The code map is kept apart so that fitting one (``terc-tag fit-codes``)
@@ -21,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import zipfile
 from pathlib import Path
 
@@ -51,6 +55,9 @@ class Bundle:
                 raise ValueError("inputs must name rgb and, optionally, camera")
             #: Whether the model reads the camera's evidence (tagger.camera) beside the pixels.
             self.camera = "camera" in inputs
+            head = self.card.get("head")
+            #: One class per image (a softmax head): the top class is the tag, not every tag past its threshold.
+            self.single_label = isinstance(head, dict) and head.get("activation") == "softmax"
         except OSError as exc:
             raise BundleError(f"cannot read {card_path}: {exc.strerror or exc}") from None
         except ValueError as exc:
@@ -59,11 +66,29 @@ class Bundle:
             raise BundleError(f"{card_path} is not a valid model card: missing or malformed {exc}") from None
         digest = hashlib.sha256(card_bytes)
         _hash_file(digest, self.weights_path)
+        self.shared_backbone = self._check_shared_backbone()
+        if self.shared_backbone:
+            _hash_file(digest, self.shared_backbone)
         network = digest.hexdigest()  # the network alone: codes may be searched from any backend
         digest.update(backend.encode())
         #: Changes whenever the card, the weights or the backend change; incremental runs key on it.
         self.model_id = digest.hexdigest()[:16]
         self.codes_card, self.codes_id = self._read_code_map(network)
+
+    def _check_shared_backbone(self) -> Path | None:
+        """The shared backbone file the card names, after checking that it is the one the bundle was made with."""
+        shared = self.card.get("backbone", {}).get("weights", {}).get("shared_file")
+        if shared is None:
+            return None
+        path = self.path / str(shared)
+        try:
+            digest = hashlib.sha256()
+            _hash_file(digest, path)
+        except OSError as exc:
+            raise BundleError(f"{self.path} needs its shared backbone {path}: {exc.strerror or exc}") from None
+        if digest.hexdigest() != self.card["backbone"]["weights"].get("sha256"):
+            raise BundleError(f"{path} is not the backbone {self.path} was made with (its SHA-256 differs)")
+        return path
 
     def _read_code_map(self, network: str) -> tuple[dict | None, str | None]:
         """The code map's card and identity (None, None when the bundle has none).
@@ -97,8 +122,14 @@ class Bundle:
     def size(self) -> tuple[int, int]:
         return (self.input_size, self.input_size)
 
-    def thresholds(self, choice: float | str = 0.5) -> np.ndarray:
-        """Per-tag thresholds: a fixed probability, or ``"calibrated"`` from the card."""
+    def thresholds(self, choice: float | str | None = None) -> np.ndarray:
+        """Per-tag thresholds: a fixed probability, ``"calibrated"`` from the card, or None for the card's default.
+
+        The default is 0.5 for independent tags, and 0 for a single-label
+        bundle: its top class is always written.
+        """
+        if choice is None:
+            choice = self.card.get("thresholds", {}).get("default", 0.5)
         if choice == "calibrated":
             calibrated = self.card.get("thresholds", {}).get("calibrated")
             if not calibrated:
@@ -106,9 +137,21 @@ class Bundle:
             return np.array([calibrated[tag] for tag in self.vocabulary], dtype=np.float32)
         return np.full(len(self.vocabulary), float(choice), dtype=np.float32)
 
+    def decide(self, probabilities, thresholds) -> list[str]:
+        """The tags for one image's probabilities: each tag at or past its threshold, or the top class.
+
+        A single-label bundle gives its top class where it reaches its
+        threshold, and nothing otherwise.
+        """
+        if self.single_label:
+            top = int(np.argmax(probabilities))
+            return [self.vocabulary[top]] if probabilities[top] >= thresholds[top] else []
+        return [tag for tag, p, t in zip(self.vocabulary, probabilities, thresholds) if p >= t]
+
     def weights(self) -> dict[str, np.ndarray]:
-        """Every array of ``weights.npz`` (and ``codes.npz``); pickled data is refused, never unpickled."""
-        files = [self.weights_path] + ([self.path / "codes.npz"] if self.codes_card else [])
+        """Every array of the shared backbone, ``weights.npz`` and ``codes.npz``; pickled data is refused."""
+        files = ([self.shared_backbone] if self.shared_backbone else []) + [self.weights_path] + (
+            [self.path / "codes.npz"] if self.codes_card else [])
         arrays = {}
         for path in files:
             try:
@@ -123,6 +166,27 @@ class Bundle:
         from tagger.model import TaggerSession
 
         return TaggerSession(self.path, self.backend)
+
+
+def bundled_models() -> Path | None:
+    """The folder of the models that ship with terc-tag: the source tree's ``models/`` or the installed copy."""
+    for base in (Path(__file__).resolve().parents[1], Path(sys.prefix) / "share" / "terc-tag"):
+        if (base / "models" / "terc-iss" / "model.json").is_file():
+            return base / "models"
+    return None
+
+
+def find_bundle(name_or_path: str | os.PathLike) -> Path:
+    """A bundle folder, or the name of a bundled model (``terc-iss``, ``hirise``, ``eurosat``)."""
+    path = Path(name_or_path)
+    if path.is_dir() or os.sep in str(name_or_path) or "/" in str(name_or_path):
+        return path
+    home = bundled_models()
+    if home and (home / path / "model.json").is_file():
+        return home / path
+    names = sorted(p.parent.name for p in home.glob("*/model.json")) if home else []
+    raise BundleError(f"no model {name_or_path!r}: not a folder, nor a bundled model"
+                      + (f" ({', '.join(names)})" if names else ""))
 
 
 def _hash_file(digest, path: Path) -> None:

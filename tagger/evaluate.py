@@ -15,7 +15,7 @@ from tqdm import tqdm
 from tagger.bundle import Bundle, BundleError
 from tagger.codes import retrieval_metrics
 from tagger.decode import batched, iter_decoded
-from tagger.metrics import confusion_matrix, evaluate_predictions, precision_recall_curve
+from tagger.metrics import confusion_matrix, evaluate_classes, evaluate_predictions, precision_recall_curve
 
 
 class EvaluateError(Exception):
@@ -67,7 +67,7 @@ def predict_photos(session, root: Path, photos: Sequence[Path], batch_size: int 
     return kept, probabilities, words, failed
 
 
-def evaluate(session, root: Path, labels: dict[Path, list[str]], threshold: float | str = 0.5,
+def evaluate(session, root: Path, labels: dict[Path, list[str]], threshold: float | str | None = None,
              batch_size: int = 32, workers: int | None = None, progress: bool = False,
              follow_symlinks: bool = False) -> dict:
     """The full report for the labelled photos of ``root`` (``labels``: relative path -> tags).
@@ -75,17 +75,23 @@ def evaluate(session, root: Path, labels: dict[Path, list[str]], threshold: floa
     With a code map, ``retrieval`` says how well the photos' codes find each
     other (``tagger.codes.retrieval_metrics``); otherwise it is None.
     """
+    if session.single_label:  # one class per photo: a photo with none, or two, cannot be scored
+        labels = {p: tags for p, tags in labels.items() if sum(t in tags for t in session.vocabulary) == 1}
     photos = sorted(labels)
     kept, probabilities, codes, failed = predict_photos(session, root, photos, batch_size, workers, progress,
                                                  follow_symlinks)
     y_true = np.array([[tag in labels[p] for tag in session.vocabulary] for p in kept], dtype=bool).reshape(
         len(kept), len(session.vocabulary))
-    report = evaluate_predictions(y_true, probabilities, session.thresholds(threshold), session.vocabulary)
+    thresholds = session.thresholds(threshold)
+    if session.single_label:
+        report = evaluate_classes(y_true, probabilities, thresholds, session.vocabulary)
+    else:
+        report = evaluate_predictions(y_true, probabilities, thresholds, session.vocabulary)
+        matrix = confusion_matrix(y_true, probabilities)
+        report["confusion_matrix"] = matrix.tolist() if matrix is not None else None
     report["model"] = str(session.path)
-    report["threshold_choice"] = threshold
+    report["threshold_choice"] = "the model's default" if threshold is None else threshold
     report["failed"] = [{"file": str(p), "reason": r} for p, r in failed]
-    matrix = confusion_matrix(y_true, probabilities)
-    report["confusion_matrix"] = matrix.tolist() if matrix is not None else None
     report["retrieval"] = retrieval_metrics(codes, y_true, kept) if codes is not None and len(kept) > 1 else None
     report["curves"] = {tag: _pr_points(y_true[:, j], probabilities[:, j]) for j, tag in enumerate(session.vocabulary)}
     return report

@@ -39,11 +39,11 @@ class Explainer:
         self.head = keras.Model([features, *model.inputs[1:]], model.outputs[0])  # ... and from there to the tags
 
     def __call__(self, pixels: np.ndarray, camera: np.ndarray | None = None, tags: list[str] | None = None,
-                 threshold: float = 0.5) -> Explanation:
+                 threshold: float | None = None) -> Explanation:
         """Heat maps of one photo (``pixels``: the model's input size, uint8) for ``tags``.
 
-        Without ``tags``: the tags the photo gets at ``threshold``, or its most
-        probable tag when it gets none.
+        Without ``tags``: the tags the photo gets at ``threshold`` (None: the
+        model's default), or its most probable tag when it gets none.
         """
         session = self.session
         extra = []
@@ -58,7 +58,8 @@ class Explainer:
             per_tag = tf.unstack(tf.math.log(tf.clip_by_value(probabilities[0], 1e-7, 1.0)))  # inside the tape
         p = probabilities[0].numpy()
         if tags is None:
-            tags = [t for t, v in zip(session.vocabulary, p) if v >= threshold] or [session.vocabulary[int(p.argmax())]]
+            thresholds = session.thresholds(threshold)
+            tags = session.decide(p, thresholds) or [session.vocabulary[int(p.argmax())]]
         maps = {}
         for tag in tags:
             gradient = tape.gradient(per_tag[session.vocabulary.index(tag)], feature_map)[0].numpy()

@@ -66,3 +66,86 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, c: float = 0.1, balanced: bool = 
         if converged:
             break
     return theta[:-1], float(theta[-1])
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def fit_softmax(x: np.ndarray, y: np.ndarray, classes: int, c: float = 0.1, balance: float = 1.0,
+                iterations: int = 30, tolerance: float = 1e-6) -> tuple[np.ndarray, np.ndarray]:
+    """Kernel ``(d, classes)`` and bias ``(classes,)`` of L2-regularized multinomial logistic regression.
+
+    The single-label head: one softmax over the classes, so that the
+    probabilities of an image sum to 1.  Minimises
+    ``sum(s_i * crossentropy_i) + |W|^2 / (2C)`` (biases not penalised) by
+    Newton's method with conjugate-gradient steps (Hessian-vector products
+    only: the full Hessian of ``d * classes`` unknowns would not fit).
+    ``balance`` weighs each class by ``(n / (classes * count)) ** balance``:
+    0 treats every image alike, 1 gives each class the weight of the others
+    together; in between keeps a dominant class from being given up for rare
+    ones.  ``y`` holds class indices.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    n, d = x.shape
+    onehot = np.eye(classes)[np.asarray(y)]
+    counts = np.maximum(onehot.sum(axis=0), 1)
+    s = ((n / (classes * counts)) ** balance)[np.asarray(y)][:, None]
+
+    def unpack(theta):
+        return theta[:d * classes].reshape(d, classes), theta[d * classes:]
+
+    def objective(theta):
+        w, b = unpack(theta)
+        z = x @ w + b
+        m = z.max(axis=1, keepdims=True)
+        log_norm = (m + np.log(np.exp(z - m).sum(axis=1, keepdims=True)))[:, 0]
+        return np.sum(s[:, 0] * (log_norm - (z * onehot).sum(axis=1))) + 0.5 * np.sum(w ** 2) / c
+
+    theta = np.zeros(d * classes + classes)
+    value, first_norm = objective(theta), None
+    for _ in range(iterations):
+        w, b = unpack(theta)
+        p = _softmax(x @ w + b)
+        residual = s * (p - onehot)
+        gradient = np.concatenate([(x.T @ residual + w / c).ravel(), residual.sum(axis=0)])
+
+        def hessian_times(v):
+            vw, vb = unpack(v)
+            a = x @ vw + vb
+            r = s * p * (a - (p * a).sum(axis=1, keepdims=True))
+            return np.concatenate([(x.T @ r + vw / c).ravel(), r.sum(axis=0)])
+
+        norm = np.linalg.norm(gradient)
+        first_norm = first_norm or norm
+        # Truncated Newton: solve each step only as well as the gradient is small (Eisenstat-Walker forcing).
+        step = _conjugate_gradient(hessian_times, -gradient, tolerance=min(0.5, np.sqrt(norm / first_norm)))
+        scale = 1.0
+        while scale > 1e-4:  # damped Newton, as in fit_logistic
+            candidate = theta + scale * step
+            new_value = objective(candidate)
+            if new_value <= value:
+                break
+            scale /= 2
+        theta, converged = candidate, value - new_value < tolerance * max(1.0, abs(value))
+        value = new_value
+        if converged:
+            break
+    return unpack(theta)
+
+
+def _conjugate_gradient(multiply, b: np.ndarray, tolerance: float, iterations: int = 200) -> np.ndarray:
+    """Solve ``A v = b`` for a symmetric positive definite ``A`` given only ``v -> A v``."""
+    v, r = np.zeros_like(b), b.copy()
+    direction, rr = r.copy(), r @ r
+    for _ in range(iterations):
+        if np.sqrt(rr) <= tolerance * np.linalg.norm(b):
+            break
+        a_direction = multiply(direction)
+        alpha = rr / (direction @ a_direction)
+        v += alpha * direction
+        r -= alpha * a_direction
+        rr, previous = r @ r, rr
+        direction = r + (rr / previous) * direction
+    return v

@@ -91,6 +91,56 @@ def evaluate_predictions(y_true: np.ndarray, y_score: np.ndarray, thresholds: np
     }
 
 
+def evaluate_classes(y_true: np.ndarray, y_score: np.ndarray, thresholds: np.ndarray,
+                     vocabulary: Sequence[str]) -> dict:
+    """All figures for a single-label model: the top class against the true class, beside the baseline.
+
+    The baseline always predicts the most frequent class.  An image whose top
+    class falls short of its threshold gets no class: it counts as wrong,
+    and in no class's precision.  Per class, the same figures as
+    :func:`evaluate_predictions` gives per tag (one-vs-rest), so that the
+    tables read alike; ``overall`` adds accuracy and the confusion matrix.
+    """
+    y_true = np.asarray(y_true, dtype=bool)
+    y_score = np.asarray(y_score, dtype=np.float64)
+    k = len(vocabulary)
+    truth = y_true.argmax(axis=1)
+    top = y_score.argmax(axis=1) if len(y_score) else np.zeros(0, int)
+    given = y_score[np.arange(len(top)), top] >= np.asarray(thresholds)[top] if len(top) else np.zeros(0, bool)
+    y_pred = np.zeros_like(y_true)
+    y_pred[np.arange(len(top))[given], top[given]] = True
+    majority = int(np.bincount(truth, minlength=k).argmax()) if len(truth) else 0
+    tags = {}
+    for j, tag in enumerate(vocabulary):
+        m = tag_metrics(y_true[:, j], y_pred[:, j], y_score[:, j])
+        always = np.full(len(truth), j == majority)
+        baseline = tag_metrics(y_true[:, j], always, always.astype(np.float64))
+        m.update({f"baseline_{key}": baseline[key] for key in ("precision", "recall", "f1")})
+        tags[tag] = m
+    present = [m for m in tags.values() if m["support"] > 0]
+    aps = [m["average_precision"] for m in present]
+    matrix = np.zeros((k, k), dtype=int)
+    np.add.at(matrix, (truth, top), 1)
+    return {
+        "n_images": int(len(y_true)),
+        "single_label": True,
+        "vocabulary": list(vocabulary),
+        "thresholds": {tag: float(t) for tag, t in zip(vocabulary, thresholds)},
+        "tags": tags,
+        "overall": {
+            "accuracy": _ratio(np.sum(given & (top == truth)), len(truth)),
+            "baseline_accuracy": _ratio(np.sum(truth == majority), len(truth)),
+            "baseline_class": vocabulary[majority],
+            "no_class": int(np.sum(~given)),
+            "macro_f1": float(np.mean([m["f1"] for m in present])) if present else 0.0,
+            "baseline_macro_f1": float(np.mean([m["baseline_f1"] for m in present])) if present else 0.0,
+            "mean_average_precision": float(np.mean(aps)) if aps else None,
+            "classes_at_or_above_baseline_f1": sum(m["f1"] >= m["baseline_f1"] for m in present),
+        },
+        "confusion_matrix": matrix.tolist(),
+    }
+
+
 def confusion_matrix(y_true: np.ndarray, y_score: np.ndarray) -> np.ndarray | None:
     """For single-label data (one tag per photo): true class x arg-max predicted class."""
     y_true = np.asarray(y_true, dtype=bool)

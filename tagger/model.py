@@ -125,8 +125,12 @@ class LabelSetMarginals(keras.layers.Layer):
 
 
 def build_model(n_tags: int, input_size: int = 224, feature_layer: str = "conv4_block6_out", pooling: str = "gem",
-                label_sets=None, code_bits: int | None = None, camera: bool = False) -> keras.Model:
-    """ResNet-50 up to ``feature_layer`` plus a new multi-label sigmoid head.
+                label_sets=None, code_bits: int | None = None, camera: bool = False,
+                activation: str = "sigmoid") -> keras.Model:
+    """ResNet-50 up to ``feature_layer`` plus a new head: one sigmoid per tag, or a softmax over classes.
+
+    ``activation="softmax"`` is the single-label head (one class per image,
+    HiRISE, EuroSAT); ``label_sets`` applies to sigmoid heads only.
 
     With ``camera`` the model has a second input, the camera's evidence
     (:mod:`tagger.camera`, read by ``CameraEvidence``), beside the image
@@ -147,7 +151,7 @@ def build_model(n_tags: int, input_size: int = 224, feature_layer: str = "conv4_
         evidence = CameraEvidence(name="camera_standardize")(inputs[1])
         head_input = keras.layers.Concatenate(name="with_camera")([x, evidence])
     if label_sets is None:
-        tags = keras.layers.Dense(n_tags, activation="sigmoid", name="tags")(head_input)
+        tags = keras.layers.Dense(n_tags, activation=activation, name="tags")(head_input)
     else:
         tags = LabelSetMarginals(label_sets, name="label_sets")(keras.layers.Dense(n_tags, name="tags")(head_input))
     outputs = [tags, keras.layers.Dense(code_bits, name="codes")(x)] if code_bits else tags
@@ -155,17 +159,20 @@ def build_model(n_tags: int, input_size: int = 224, feature_layer: str = "conv4_
 
 
 def head_config(card: dict) -> dict:
-    """``pooling`` and ``label_sets`` (a 0/1 matrix or None) from a model card.
+    """``pooling``, ``label_sets`` (a 0/1 matrix or None) and ``activation`` from a model card.
 
     Cards written before these options (``head`` a plain string) mean average
-    pooling and independent tags.
+    pooling and independent sigmoid tags.
     """
     head = card.get("head")
     if not isinstance(head, dict):
-        return {"pooling": "average", "label_sets": None}
+        return {"pooling": "average", "label_sets": None, "activation": "sigmoid"}
     vocabulary = card["vocabulary"]
     sets = head.get("label_sets")
-    return {"pooling": head["pooling"],
+    activation = head.get("activation", "sigmoid")
+    if activation not in ("sigmoid", "softmax"):
+        raise ValueError(f"unknown head activation {activation!r}")
+    return {"pooling": head["pooling"], "activation": activation,
             "label_sets": None if sets is None else [[tag in combo for tag in vocabulary] for combo in sets]}
 
 
@@ -189,15 +196,21 @@ def load_weights(model: keras.Model, weights: str | os.PathLike | dict) -> list[
     return loaded
 
 
-def save_weights(model: keras.Model, path: str | os.PathLike) -> None:
-    """Kernels as float16 (half the size), vectors as float32.
+def save_weights(model: keras.Model, path: str | os.PathLike, only=None, skip=()) -> None:
+    """Kernels as float16 (half the size), vectors as float32; the layers named in ``only``, less ``skip``.
 
     Batch-norm variances can exceed float16's range (65504), and vectors are
     a tiny share of the bytes, so only kernels are stored in half precision.
     """
     arrays = {f"{layer.name}/{i}": w.astype(np.float16 if w.ndim > 1 else np.float32)
-              for layer in model.layers for i, w in enumerate(layer.get_weights())}
+              for layer in model.layers if (only is None or layer.name in only) and layer.name not in skip
+              for i, w in enumerate(layer.get_weights())}
     np.savez_compressed(path, **arrays)
+
+
+def backbone_layers(model: keras.Model) -> set[str]:
+    """The names of the ResNet-50 layers (``conv1_*`` to ``conv5_*``): what bundles on one frozen backbone share."""
+    return {layer.name for layer in model.layers if layer.name.startswith("conv") and layer.weights}
 
 
 #: Inference backends: TensorFlow fp32 (the reference), and OpenVINO in fp32 or bf16.

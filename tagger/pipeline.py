@@ -25,6 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from tqdm import tqdm
@@ -137,7 +138,7 @@ class Plan:
         return bool(self.jobs or self.predictions_missing)
 
 
-def tag_folder(input_dir, output_dir, model, *, threshold: float | str = 0.5, force: bool = False,
+def tag_folder(input_dir, output_dir, model, *, threshold: float | str | None = None, force: bool = False,
                retry_failed: bool = False, add_codes: bool = False, dry_run: bool = False,
                follow_symlinks: bool = False,
                batch_size: int = 32, workers: int | None = None, review_margin: float = 0.1,
@@ -211,7 +212,7 @@ def _read_only_index(output_dir: Path) -> dict[str, Seen]:
 
 def _tag_jobs(jobs, session, thresholds, input_dir, output_dir, state, run_key, summary, *, follow_symlinks,
               batch_size, workers, progress) -> None:
-    writer = _BatchWriter(session.vocabulary, thresholds, input_dir, output_dir, {job.rel: job for job in jobs},
+    writer = _BatchWriter(session.vocabulary, thresholds, session.decide, input_dir, output_dir, {job.rel: job for job in jobs},
                           run_key, session.codes_id, summary, state)
     decoded = iter_decoded(input_dir, [job.rel for job in jobs], session.size, workers,
                            follow_symlinks=follow_symlinks)
@@ -305,6 +306,7 @@ class _BatchWriter:
 
     vocabulary: list[str]
     thresholds: np.ndarray
+    decide: Callable[[np.ndarray, np.ndarray], list[str]]  # Bundle.decide: tags past thresholds, or the top class
     input_dir: Path
     output_dir: Path
     jobs: dict[Path, Job]
@@ -342,8 +344,7 @@ class _BatchWriter:
         tags, written, error, output, notes = [], [], item.error, item.data, []
         if p is not None:
             # A new version of a reviewed photo gets the person's tags, not the model's.
-            tags = reviewed.tags if reviewed else [tag for tag, prob, t in zip(self.vocabulary, p, self.thresholds)
-                                                   if prob >= t]
+            tags = reviewed.tags if reviewed else self.decide(p, self.thresholds)
             try:
                 output, notes, had = edit_keywords(item.data, tags)
                 present = {word.casefold() for word in had}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -57,6 +58,8 @@ def print_summary(summary, console: Console) -> None:
 
 
 def evaluation_table(report: dict) -> Table:
+    if report.get("single_label"):
+        return _class_table(report)
     table = Table("tag", "support", "accuracy", "baseline", "precision", "recall", "F1", "bal. acc.", "MCC", "AP",
                   title=f"{report['n_images']} photos, model {report.get('model', '')}", title_justify="left")
     for tag, m in report["tags"].items():
@@ -64,6 +67,18 @@ def evaluation_table(report: dict) -> Table:
         table.add_row(tag, str(m["support"]), f"[{'green' if beats else 'red'}]{m['accuracy']:.3f}[/]",
                       _fmt(m["baseline_accuracy"]), _fmt(m["precision"]), _fmt(m["recall"]), _fmt(m["f1"]),
                       _fmt(m["balanced_accuracy"]), _fmt(m["mcc"]), _fmt(m["average_precision"]))
+    return table
+
+
+def _class_table(report: dict) -> Table:
+    """Per class: the top class's precision, recall and F1, beside the baseline's (always the majority class)."""
+    table = Table("class", "support", "precision", "recall", "F1", "baseline F1", "AP",
+                  title=f"{report['n_images']} images, model {report.get('model', '')}", title_justify="left")
+    for tag, m in report["tags"].items():
+        beats = m["f1"] >= m["baseline_f1"]
+        table.add_row(tag, str(m["support"]), _fmt(m["precision"]), _fmt(m["recall"]),
+                      f"[{'green' if beats else 'red'}]{m['f1']:.3f}[/]", _fmt(m["baseline_f1"]),
+                      _fmt(m["average_precision"]))
     return table
 
 
@@ -79,6 +94,12 @@ def confusion_table(report: dict) -> Table | None:
 
 def overall_lines(report: dict) -> list[str]:
     o = report["overall"]
+    if report.get("single_label"):
+        return [f"accuracy {o['accuracy']:.3f} (baseline {o['baseline_accuracy']:.3f}: always {o['baseline_class']})"
+                + (f"; {o['no_class']} images below the threshold got no class" if o["no_class"] else ""),
+                f"macro F1 {o['macro_f1']:.3f} (baseline {o['baseline_macro_f1']:.3f}), mAP "
+                f"{_fmt(o['mean_average_precision'])}; {o['classes_at_or_above_baseline_f1']}/"
+                f"{sum(m['support'] > 0 for m in report['tags'].values())} classes at or above their baseline F1"]
     return [
         f"exact match {o['exact_match']:.3f} (baseline {o['baseline_exact_match']:.3f}); "
         f"Hamming loss {o['hamming_loss']:.3f} (baseline {o['baseline_hamming_loss']:.3f})",
@@ -100,12 +121,17 @@ def _retrieval_lines(r: dict | None) -> list[str]:
 
 def markdown(report: dict) -> str:
     """The evaluation as a Markdown report (the README's tables come from here)."""
-    rows = ["| tag | support | accuracy | baseline | precision | recall | F1 | balanced acc. | MCC | AP |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    if report.get("single_label"):
+        columns = {"precision": "precision", "recall": "recall", "F1": "f1", "baseline F1": "baseline_f1",
+                   "AP": "average_precision"}
+    else:
+        columns = {"accuracy": "accuracy", "baseline": "baseline_accuracy", "precision": "precision",
+                   "recall": "recall", "F1": "f1", "balanced acc.": "balanced_accuracy", "MCC": "mcc",
+                   "AP": "average_precision"}
+    rows = [f"| {'class' if report.get('single_label') else 'tag'} | support | " + " | ".join(columns) + " |",
+            "|---|---:" + "|---:" * len(columns) + "|"]
     for tag, m in report["tags"].items():
-        rows.append(f"| {tag} | {m['support']} | " + " | ".join(_fmt(m[k]) for k in (
-            "accuracy", "baseline_accuracy", "precision", "recall", "f1", "balanced_accuracy", "mcc",
-            "average_precision")) + " |")
+        rows.append(f"| {tag} | {m['support']} | " + " | ".join(_fmt(m[k]) for k in columns.values()) + " |")
     text = [f"# Evaluation of {report.get('model', 'model')}", "",
             f"{report['n_images']} photos, thresholds: {report.get('threshold_choice', '')}.", "",
             *rows, "", *(f"- {line}" for line in overall_lines(report))]
@@ -120,12 +146,15 @@ def markdown(report: dict) -> str:
 
 
 def figure(report: dict, path: str | Path) -> None:
-    """Per-tag accuracy against the baseline, and precision-recall curves, as one PNG."""
+    """Per-tag accuracy against the baseline and precision-recall curves, as one PNG; a confusion matrix
+    beside per-class F1 for a single-label model."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    if report.get("single_label"):
+        return _class_figure(report, path, plt)
     tags = list(report["tags"])
     fig, (bars, curves) = plt.subplots(1, 2, figsize=(14, 5.5))
     x = range(len(tags))
@@ -146,6 +175,35 @@ def figure(report: dict, path: str | Path) -> None:
     curves.set_ylabel("precision")
     curves.set_title("Precision-recall curves")
     curves.legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _class_figure(report: dict, path: str | Path, plt) -> None:
+    classes, matrix = list(report["tags"]), np.array(report["confusion_matrix"])
+    fig, (bars, grid) = plt.subplots(1, 2, figsize=(15, 6.5), gridspec_kw={"width_ratios": [1, 1.2]})
+    x = np.arange(len(classes))
+    bars.bar(x - 0.2, [report["tags"][c]["f1"] for c in classes], 0.4, label="model")
+    bars.bar(x + 0.2, [report["tags"][c]["baseline_f1"] for c in classes], 0.4,
+             label=f"baseline (always {report['overall']['baseline_class']})")
+    bars.set_xticks(x, classes, rotation=45, ha="right")
+    bars.set_ylim(0, 1.0)
+    bars.set_ylabel("F1")
+    bars.legend(loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=2)
+    bars.set_title(f"Per-class F1 (accuracy {report['overall']['accuracy']:.3f}, "
+                   f"baseline {report['overall']['baseline_accuracy']:.3f})")
+    shares = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    grid.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    for i, j in np.ndindex(matrix.shape):
+        if matrix[i, j]:
+            grid.text(j, i, str(matrix[i, j]), ha="center", va="center",
+                      color="white" if shares[i, j] > 0.5 else "black", fontsize=8)
+    grid.set_xticks(x, classes, rotation=45, ha="right")
+    grid.set_yticks(x, classes)
+    grid.set_xlabel("predicted (top class)")
+    grid.set_ylabel("true class")
+    grid.set_title("Confusion matrix (colour: share of the true class)")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -40,7 +40,7 @@ THUMBNAIL, LARGE = 320, 1024
 class Review:
     """What the page shows of one OUTPUT, read fresh from its state on each request."""
 
-    def __init__(self, output: Path, bundle, threshold: float | str = 0.5, margin: float = 0.1):
+    def __init__(self, output: Path, bundle, threshold: float | str | None = None, margin: float = 0.1):
         self.output, self.bundle, self.margin = Path(output).resolve(), bundle, margin
         self.thresholds = dict(zip(bundle.vocabulary, map(float, bundle.thresholds(threshold))))
         self._explainer = None

@@ -69,12 +69,18 @@ def test_combinations_are_the_distinct_label_rows_most_frequent_first():
 def test_model_card_decides_the_head():
     vocabulary = ["A", "B", "C"]
     old = head_config({"vocabulary": vocabulary, "head": "global average pooling, ..."})
-    assert old == {"pooling": "average", "label_sets": None}
+    assert old == {"pooling": "average", "label_sets": None, "activation": "sigmoid"}
     new = head_config({"vocabulary": vocabulary, "head": {"pooling": "gem", "label_sets": [["A"], ["B", "C"]]}})
-    assert new == {"pooling": "gem", "label_sets": [[True, False, False], [False, True, True]]}
+    assert new == {"pooling": "gem", "label_sets": [[True, False, False], [False, True, True]], "activation": "sigmoid"}
     model = build_model(3, 32, "conv3_block4_out", **new)
     assert isinstance(model.get_layer("pool"), GeMPool) and model.output.shape[-1] == 3
     assert model.layers[-1].name == "label_sets"
+    single = head_config({"vocabulary": vocabulary, "head": {"pooling": "gem", "label_sets": None,
+                                                             "activation": "softmax"}})
+    model = build_model(3, 32, "conv3_block4_out", **single)
+    assert model.get_layer("tags").activation.__name__ == "softmax"
+    with pytest.raises(ValueError, match="activation"):
+        head_config({"vocabulary": vocabulary, "head": {"pooling": "gem", "activation": "relu"}})
 
 
 def test_group_folds_keep_sequences_whole():
@@ -100,9 +106,10 @@ def test_frozen_head_is_judged_held_out_and_kept_fit_on_the_photos_fit(refit):
     x = rng.normal(size=(100, 512)).astype("float32") + 2 * y @ rng.normal(size=(2, 512)).astype("float32")
     (x_train, x_val), (y_train, y_val) = (x[:80], x[80:]), (y[:80], y[80:])
     model = build_model(2, 32, "conv3_block4_out", "gem", tag_combinations(y if refit else y_train))
-    c, sweep, (y_held, p_held) = fit_frozen_head(
-        model, x_train, y_train, np.arange(80) % 5, x_val, y_val, (0.01, 1.0), True, lambda m: None,
+    chosen, sweep, (y_held, p_held) = fit_frozen_head(
+        model, x_train, y_train, np.arange(80) % 5, x_val, y_val, (0.01, 1.0), (1.0,), lambda m: None,
         label_sets=True, refit_with=(x_val, y_val) if refit else None)
+    c = chosen["C"]
     assert c in (0.01, 1.0) and set(sweep) == {"0.01", "1"}
     assert len(y_held) == len(p_held) == 100 and np.all((p_held >= 0) & (p_held <= 1))
     x_fit, y_fit = (x, y) if refit else (x_train, y_train)
@@ -110,3 +117,20 @@ def test_frozen_head_is_judged_held_out_and_kept_fit_on_the_photos_fit(refit):
     assert np.allclose(mean, x_fit.mean(axis=0), atol=1e-4)
     kernel, bias = fit_head((x_fit - x_fit.mean(axis=0)) / np.sqrt(x_fit.var(axis=0) + 1e-6), y_fit, c)
     assert np.allclose(model.get_layer("tags").get_weights()[0], kernel, atol=1e-4)
+
+
+def test_a_single_label_head_is_one_softmax_whose_sweep_also_picks_the_class_weights():
+    rng = np.random.default_rng(1)
+    classes = rng.choice(3, size=150, p=[0.7, 0.2, 0.1])
+    y = np.eye(3, dtype="float32")[classes]
+    x = rng.normal(size=(150, 512)).astype("float32") + 3 * y @ rng.normal(size=(3, 512)).astype("float32")
+    model = build_model(3, 32, "conv3_block4_out", "gem", activation="softmax")
+    chosen, sweep, (y_held, p_held) = fit_frozen_head(
+        model, x[:120], y[:120], np.arange(120) % 5, x[120:], y[120:], (0.1, 1.0), (0.0, 1.0), lambda m: None,
+        single_label=True)
+    assert set(sweep) == {"C=0.1, balance=0", "C=0.1, balance=1", "C=1, balance=0", "C=1, balance=1"}
+    assert set(sweep["C=1, balance=1"]["held_out"]) == {"score", "macro_f1", "accuracy"}
+    assert np.allclose(p_held.sum(axis=1), 1, atol=1e-5)  # probabilities of one image sum to 1
+    head = keras.Model(model.get_layer("standardize").input, model.output)
+    p = head.predict(x[120:], verbose=0)
+    assert np.allclose(p.sum(axis=1), 1, atol=1e-5) and np.mean(p.argmax(axis=1) == classes[120:]) > 0.9

@@ -12,14 +12,12 @@ EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_LOCKED, EXIT_INTERRUPTED = 0, 1, 2, 
 
 
 def default_model() -> Path:
-    """The bundled model: ``$TERC_TAG_MODEL``, the source tree's ``models/``, or the installed copy."""
+    """The default model: ``$TERC_TAG_MODEL``, else the bundled ``terc-iss``."""
+    from tagger.bundle import bundled_models
+
     if os.environ.get("TERC_TAG_MODEL"):
         return Path(os.environ["TERC_TAG_MODEL"])
-    for base in (Path(__file__).resolve().parents[2], Path(sys.prefix) / "share" / "terc-tag"):
-        candidate = base / "models" / "terc-iss"
-        if (candidate / "model.json").is_file():
-            return candidate
-    return Path("models/terc-iss")
+    return (bundled_models() or Path("models")) / "terc-iss"
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> None:
@@ -50,12 +48,31 @@ class ThresholdType(click.ParamType):
         return number
 
 
+class ModelType(click.ParamType):
+    """A model bundle folder, or the name of a bundled model (``hirise``)."""
+
+    name = "MODEL"
+
+    def convert(self, value, param, ctx):
+        from tagger.bundle import BundleError, find_bundle
+
+        if isinstance(value, Path):
+            return value
+        try:
+            return find_bundle(value)
+        except BundleError as exc:
+            self.fail(str(exc), param, ctx)
+
+
 model_option = click.option(
-    "--model", "model_dir", type=click.Path(path_type=Path), default=None,
-    help="Model bundle folder (model.json + weights.npz). Default: the bundled models/terc-iss.")
+    "--model", "model_dir", type=ModelType(), default=None,
+    help="Model bundle: a folder (model.json + weights.npz) or a bundled model's name: terc-iss (the "
+         "default), hirise, eurosat.")
 threshold_option = click.option(
-    "--threshold", "--thresholds", "threshold", type=ThresholdType(), default=0.5, show_default=True,
-    help="Tag when probability >= this, or 'calibrated' for the per-tag thresholds in the model card.")
+    "--threshold", "--thresholds", "threshold", type=ThresholdType(), default=None,
+    help="Tag when probability >= this, or 'calibrated' for the per-tag thresholds in the model card. Default: "
+         "the model's own, 0.5 (a single-label model such as hirise writes its top class; with a threshold, "
+         "only where its probability reaches it).")
 labels_option = click.option(
     "--labels", "labels_file", type=click.Path(path_type=Path, dir_okay=False),
     help="Read labels from this file instead of the photos' metadata "

@@ -17,8 +17,8 @@ from tagger.cli.common import EXIT_OK, EXIT_SOME_FAILED, fail, model_option, ope
 @click.option("--tags", help="Comma-separated tags to explain (default: the tags each photo gets, or its most "
                              "probable tag).")
 @model_option
-@click.option("--threshold", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.5,
-              show_default=True, help="Which tags a photo gets, when --tags is not given.")
+@click.option("--threshold", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None,
+              help="Which tags a photo gets, when --tags is not given (default: the model's own, as for tag).")
 def command(photos, out_dir, tags, model_dir, threshold):
     """Show where in each PHOTO the evidence for its tags lies, as heat maps.
 

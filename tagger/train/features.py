@@ -1,0 +1,139 @@
+"""Training's inputs: the backbone's start, the photos, and their features under dihedral views.
+
+The backbone stays frozen in the frozen phase, so each photo goes through it
+once per view and the pooled features are cached; every head of the sweep
+is then fit on those numbers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from tagger._tf import keras
+from tagger.camera import MISSING as CAMERA_MISSING, SIZE as CAMERA_SIZE
+from tagger.decode import DecodeError, decode
+from tagger.discover import read_inside
+from tagger.model import backbone_layers, load_weights, save_weights
+from tagger.train import TrainError
+
+#: Dihedral views of a square image: identity, flips, quarter turns, transposes.
+VIEWS = (
+    lambda a: a,
+    lambda a: a[:, ::-1],
+    lambda a: a[::-1, :],
+    lambda a: a[::-1, ::-1],
+    lambda a: np.rot90(a, 1),
+    lambda a: np.rot90(a, 3),
+    lambda a: a.transpose(1, 0, 2),
+    lambda a: np.rot90(a, 2).transpose(1, 0, 2),
+)
+
+
+
+def initial_weights(model: keras.Model, weights: str) -> dict:
+    """Load ``imagenet`` (download), ``none`` or a local file; return provenance."""
+    if weights == "none":
+        return {"source": "none (random initialisation)", "layers_loaded": 0}
+    if weights == "imagenet":
+        try:
+            reference = keras.applications.ResNet50(include_top=False, weights="imagenet")
+        except Exception as exc:  # Keras reports a failed download as a bare Exception
+            raise TrainError(f"cannot download the ImageNet weights ({exc}); without internet, copy "
+                             "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5 here and pass --weights FILE") from None
+        arrays = {f"{l.name}/{i}": w for l in reference.layers for i, w in enumerate(l.get_weights())}
+        return {"source": "imagenet (keras.applications download)", "layers_loaded": len(load_weights(model, arrays))}
+    path = Path(weights)
+    if not path.is_file():
+        raise TrainError(f"--weights {weights}: not 'imagenet', 'none' or an existing file")
+    if path.suffix == ".h5":  # the official Keras file, copied to an air-gapped site
+        reference = keras.applications.ResNet50(include_top=False, weights=None)
+        reference.load_weights(path)
+        arrays = {f"{l.name}/{i}": w for l in reference.layers for i, w in enumerate(l.get_weights())}
+    else:
+        arrays = dict(np.load(path))
+    loaded = load_weights(model, arrays)
+    if not loaded:
+        raise TrainError(f"--weights {weights}: no layer names match ResNet-50")
+    return {"source": "file", "file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+            "layers_loaded": len(loaded)}
+
+
+def pretrained_feature_layer(weights: str) -> str:
+    """The deepest stage the weights cover: stage 5 when present, else stage 4."""
+    if weights in ("imagenet", "none") or Path(weights).suffix == ".h5":
+        return "conv5_block3_out"
+    keys = np.load(weights).files
+    return "conv5_block3_out" if any(k.startswith("conv5_") for k in keys) else "conv4_block6_out"
+
+
+
+def read_photos(root: Path, names: Sequence[str], size: int, log,
+                follow_symlinks: bool = False) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """The names that could be decoded, their pixels and their camera evidence (``tagger.camera``)."""
+    kept, arrays, cameras = [], [], []
+    for name in names:
+        try:
+            pixels, camera = decode(read_inside(root, name, follow_symlinks)[0], (size, size))
+        except OSError as exc:
+            log(f"skipping {name}: {exc.strerror or exc}")
+            continue
+        except DecodeError as exc:
+            log(f"skipping {name}: {exc}")
+            continue
+        kept.append(name)
+        arrays.append(pixels)
+        cameras.append(camera)
+    if not arrays:
+        return kept, np.zeros((0, size, size, 3), np.uint8), np.zeros((0, CAMERA_SIZE), np.float32)
+    return kept, np.stack(arrays), np.stack(cameras)
+
+
+
+def with_camera(features: np.ndarray, evidence: np.ndarray, views: int) -> tuple[np.ndarray, int]:
+    """Each view's features beside its photo's evidence, every second view without it (EXIF dropout).
+
+    ``features`` holds ``views`` blocks of the same photos.  The stripped
+    views teach the head photos whose EXIF was stripped, so that they lose
+    nothing against a model without the camera input; with a single view, a
+    stripped copy of it is added.  Returns the rows and how many blocks they
+    hold (to repeat the labels by).
+    """
+    n = len(evidence)
+    blocks = [features[v * n:(v + 1) * n] for v in range(views)] + ([features[:n]] if views == 1 else [])
+    rows = [np.concatenate([block, evidence if v % 2 == 0 else np.tile(CAMERA_MISSING, (n, 1))], axis=1)
+            for v, block in enumerate(blocks)]
+    return np.concatenate(rows), len(rows)
+
+
+def save_shared_backbone(model: keras.Model, folder: Path, feature_layer: str) -> Path:
+    """Keep the model's frozen backbone in ``folder``, once for every bundle trained on it; return its file.
+
+    The file is named by a digest of its weights (not of the file's bytes,
+    which carry zip timestamps), so a second bundle on the same backbone
+    finds it there and adds nothing.
+    """
+    layers = backbone_layers(model)
+    digest = hashlib.sha256()
+    for layer in sorted(layers):
+        for w in model.get_layer(layer).get_weights():
+            digest.update(w.astype(np.float16 if w.ndim > 1 else np.float32).tobytes())
+    path = folder / f"resnet50-{feature_layer.split('_')[0]}-{digest.hexdigest()[:12]}.npz"
+    if not path.is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(".partial.npz")
+        save_weights(model, partial, only=layers)
+        os.replace(partial, path)
+    return path
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

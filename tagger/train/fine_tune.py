@@ -1,0 +1,72 @@
+"""The optional fine-tune phase: Adam on the last residual blocks and the head."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tagger._tf import keras
+
+
+def weighted_bce(pos_weight: np.ndarray):
+    """Binary cross-entropy per tag, the positives weighted by ``pos_weight``."""
+    w = keras.ops.convert_to_tensor(np.asarray(pos_weight, dtype="float32"))
+
+    def loss(y_true, y_pred):
+        y_pred = keras.ops.clip(y_pred, 1e-7, 1 - 1e-7)
+        terms = w * y_true * keras.ops.log(y_pred) + (1 - y_true) * keras.ops.log(1 - y_pred)
+        return -keras.ops.mean(terms, axis=-1)
+
+    return loss
+
+
+def weighted_crossentropy(class_weight: np.ndarray):
+    """Categorical cross-entropy for a softmax head, each class weighted as ``fit_softmax`` weighs it."""
+    w = keras.ops.convert_to_tensor(np.asarray(class_weight, dtype="float32"))
+
+    def loss(y_true, y_pred):
+        return -keras.ops.sum(w * y_true * keras.ops.log(keras.ops.clip(y_pred, 1e-7, 1.0)), axis=-1)
+
+    return loss
+
+
+class _EpochLog(keras.callbacks.Callback):
+    def __init__(self, log, label, epochs):
+        super().__init__()
+        self.log, self.label, self.epochs = log, label, epochs
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.log(f"{self.label} epoch {epoch + 1}/{self.epochs}: loss {logs['loss']:.4f}, val_loss {logs['val_loss']:.4f}")
+
+
+def fine_tune_top(model: keras.Model, split_layer: str, train, val, balance: float, learning_rates, epochs,
+                  batch_size, seed, log, single_label: bool = False) -> dict:
+    """Adam on the blocks after ``split_layer`` plus the head; keep the best rate, or the frozen head."""
+    top = keras.Model(model.get_layer(split_layer).output, model.output)
+    for layer in top.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.trainable = False  # too few photos to re-estimate batch statistics
+    y_train = train[1]
+    positives = y_train.sum(axis=0)
+    if single_label:
+        loss = weighted_crossentropy((len(y_train) / (y_train.shape[1] * np.maximum(positives, 1))) ** balance)
+    else:
+        loss = weighted_bce(np.clip((len(y_train) - positives) / np.maximum(positives, 1), 1, 50) if balance
+                            else np.ones(y_train.shape[1]))
+    top.compile(loss=loss)
+    start = top.get_weights()
+    sweep = {"frozen head": float(top.evaluate(*val, batch_size=batch_size, verbose=0))}
+    best_lr, best_weights = None, start
+    for lr in learning_rates:
+        top.set_weights(start)
+        keras.utils.set_random_seed(seed)
+        top.compile(optimizer=keras.optimizers.Adam(lr), loss=loss)
+        stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=5, restore_best_weights=True)
+        history = top.fit(*train, validation_data=val, epochs=epochs, batch_size=batch_size, verbose=0, shuffle=True,
+                          callbacks=[stop, _EpochLog(log, f"fine-tune lr={lr:g}", epochs)])
+        sweep[f"{lr:g}"] = float(np.nanmin(history.history["val_loss"]))
+        log(f"fine-tune learning rate {lr:g}: best validation loss {sweep[f'{lr:g}']:.4f}")
+        if sweep[f"{lr:g}"] < min(v for k, v in sweep.items() if k != f"{lr:g}"):
+            best_lr, best_weights = lr, top.get_weights()
+    top.set_weights(best_weights)
+    return {"blocks_after": split_layer, "validation_loss": sweep, "learning_rate": best_lr,
+            "kept": best_lr is not None}
