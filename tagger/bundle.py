@@ -4,7 +4,8 @@ A bundle is a folder with two files, ``model.json`` (the model card) and
 ``weights.npz`` (arrays keyed ``"<layer name>/<index>"``).  Bundles whose
 backbone stays frozen may share it: the card's ``backbone.weights.shared_file``
 names a weights file beside the bundles (``models/backbones/``), checked by
-its SHA-256, and ``weights.npz`` then holds the layers after it.  Optionally a
+its SHA-256 (``shared_sha256``), and ``weights.npz`` then holds the layers
+after it.  Optionally a
 code map for finding similar photos: ``codes.json`` (its card: bits, method,
 retrieval metrics) and ``codes.npz`` (the layer ``codes/0``, ``codes/1``).
 The code map is kept apart so that fitting one (``terc-tag fit-codes``)
@@ -86,7 +87,7 @@ class Bundle:
             _hash_file(digest, path)
         except OSError as exc:
             raise BundleError(f"{self.path} needs its shared backbone {path}: {exc.strerror or exc}") from None
-        if digest.hexdigest() != self.card["backbone"]["weights"].get("sha256"):
+        if digest.hexdigest() != self.card["backbone"]["weights"].get("shared_sha256"):
             raise BundleError(f"{path} is not the backbone {self.path} was made with (its SHA-256 differs)")
         return path
 
@@ -143,10 +144,7 @@ class Bundle:
         A single-label bundle gives its top class where it reaches its
         threshold, and nothing otherwise.
         """
-        if self.single_label:
-            top = int(np.argmax(probabilities))
-            return [self.vocabulary[top]] if probabilities[top] >= thresholds[top] else []
-        return [tag for tag, p, t in zip(self.vocabulary, probabilities, thresholds) if p >= t]
+        return decide(self.vocabulary, self.single_label, probabilities, thresholds)
 
     def weights(self) -> dict[str, np.ndarray]:
         """Every array of the shared backbone, ``weights.npz`` and ``codes.npz``; pickled data is refused."""
@@ -166,6 +164,14 @@ class Bundle:
         from tagger.model import TaggerSession
 
         return TaggerSession(self.path, self.backend)
+
+
+def decide(vocabulary: list[str], single_label: bool, probabilities, thresholds) -> list[str]:
+    """:meth:`Bundle.decide` as a plain function, for processes that hold no bundle (the write stage)."""
+    if single_label:
+        top = int(np.argmax(probabilities))
+        return [vocabulary[top]] if probabilities[top] >= thresholds[top] else []
+    return [tag for tag, p, t in zip(vocabulary, probabilities, thresholds) if p >= t]
 
 
 def bundled_models() -> Path | None:

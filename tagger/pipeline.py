@@ -25,11 +25,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from tqdm import tqdm
 
+from tagger.bundle import decide
 from tagger.decode import batched, iter_decoded
 from tagger.discover import discover
 from tagger.metadata import MetadataError, edit_keywords
@@ -37,6 +37,7 @@ from tagger.outputs import (atomic_write, clear_scattered_temporaries, clear_tem
                             make_folders, temp_folder)
 from tagger.predictions import PREDICTIONS_CSV, write_predictions
 from tagger.state import CodeUpdate, EditLock, Record, RunLock, Seen, State
+
 
 class FolderError(Exception):
     """INPUT or OUTPUT cannot be used; nothing was written."""
@@ -61,6 +62,20 @@ class Summary:
     pending: int = 0
     seconds: float = 0.0
     dry_run: bool = False
+
+    def add(self, outcome: "Outcome") -> None:
+        """Count one photo's outcome of stage 4."""
+        if outcome.failure:
+            self.failed.append((outcome.rel, outcome.failure))
+        if isinstance(outcome.record, CodeUpdate):
+            self.codes_added += 1
+        elif outcome.reviewed_kept:
+            self.reviewed_kept += 1
+        elif outcome.record is not None and outcome.record.status == "tagged":
+            self.tagged.append(outcome.rel)
+            self.tag_counts.update(outcome.record.tags)
+            if outcome.notes:
+                self.partly_tagged.append((outcome.rel, outcome.notes))
 
     @property
     def photos_per_second(self) -> float:
@@ -142,7 +157,7 @@ def tag_folder(input_dir, output_dir, model, *, threshold: float | str | None = 
                retry_failed: bool = False, add_codes: bool = False, dry_run: bool = False,
                follow_symlinks: bool = False,
                batch_size: int = 32, workers: int | None = None, review_margin: float = 0.1,
-               progress: bool = False) -> Summary:
+               progress: bool = False, engine: str = "local", **engine_options) -> Summary:
     """Tag every new or changed photo of ``input_dir`` into a copy under ``output_dir``.
 
     ``model`` is a :class:`tagger.bundle.Bundle`, loaded only if some photo
@@ -150,6 +165,11 @@ def tag_folder(input_dir, output_dir, model, *, threshold: float | str | None = 
     When it has a code map, every photo tagged gets its similarity code from
     the same forward pass; ``add_codes`` also codes the photos tagged by this
     model before it had its code map (no photo is rewritten).
+
+    ``engine``: ``local`` (threads in this process) or ``ray`` (a Ray Data
+    job, :mod:`tagger.ray_engine`; ``engine_options`` such as ``address``).
+    Both run the same stage functions: :func:`tagger.decode.read_and_decode`,
+    :func:`predict_batch`, :func:`write_batch` and :func:`commit`.
     """
     input_dir, output_dir = Path(input_dir), Path(output_dir)
     thresholds = model.thresholds(threshold)
@@ -182,9 +202,11 @@ def tag_folder(input_dir, output_dir, model, *, threshold: float | str | None = 
             clear_temporaries(output_dir)
             plan = plan_with(state.index())  # again, under the lock: another run may have finished meanwhile
             if plan.jobs:
-                _tag_jobs(plan.jobs, model.load(), thresholds, input_dir, output_dir, state, run_key, summary,
-                          follow_symlinks=follow_symlinks, batch_size=batch_size, workers=workers,
-                          progress=progress)
+                context = WriteContext(list(model.vocabulary), model.single_label, thresholds, input_dir, output_dir,
+                                       run_key, model.codes_id)
+                run = _tag_jobs if engine == "local" else _ray_engine().tag_jobs
+                run(plan.jobs, model, context, state, summary, follow_symlinks=follow_symlinks,
+                    batch_size=batch_size, workers=workers, progress=progress, **engine_options)
             try:
                 with EditLock(output_dir):  # a correction rewrites its rows meanwhile
                     write_predictions(output_dir, state, model.vocabulary, thresholds, review_margin)
@@ -210,21 +232,33 @@ def _read_only_index(output_dir: Path) -> dict[str, Seen]:
         return {}
 
 
-def _tag_jobs(jobs, session, thresholds, input_dir, output_dir, state, run_key, summary, *, follow_symlinks,
-              batch_size, workers, progress) -> None:
-    writer = _BatchWriter(session.vocabulary, thresholds, session.decide, input_dir, output_dir, {job.rel: job for job in jobs},
-                          run_key, session.codes_id, summary, state)
-    decoded = iter_decoded(input_dir, [job.rel for job in jobs], session.size, workers,
+def _ray_engine():
+    from tagger import ray_engine
+
+    return ray_engine
+
+
+def _tag_jobs(jobs, model, context, state, summary, *, follow_symlinks, batch_size, workers, progress) -> None:
+    """The local engine: decode in threads, predict here, write and record each batch in a writer thread."""
+    session = model.load()
+    by_path = {job.rel: job for job in jobs}
+    decoded = iter_decoded(context.input_dir, [job.rel for job in jobs], session.size, workers,
                            follow_symlinks=follow_symlinks)
+
+    def write_and_record(batch, probabilities, codes) -> int:
+        commit(state, write_batch(context, [by_path[item.path] for item in batch], batch, probabilities, codes),
+               summary)
+        return len(batch)
+
     # Batch k is written (metadata, fsync, state) in a thread while batch k+1 is predicted.
     with ThreadPoolExecutor(1, thread_name_prefix="write") as pool, \
             tqdm(total=len(jobs), unit="photo", disable=not progress, leave=False) as bar:
         in_flight = None
         for batch in batched(decoded, batch_size):
-            probabilities, codes = _predict(session, batch)
+            probabilities, codes = predict_batch(session, batch)
             if in_flight:
                 bar.update(in_flight.result())
-            in_flight = pool.submit(writer.write, batch, probabilities, codes)
+            in_flight = pool.submit(write_and_record, batch, probabilities, codes)
         if in_flight:
             bar.update(in_flight.result())
 
@@ -283,8 +317,8 @@ def _copy_kept(copy: Path, source: os.stat_result, narrow: bool) -> bool:
         return False
 
 
-def _predict(session, batch) -> tuple[list, list]:
-    """Probabilities and code for each decoded photo of ``batch``; None where it could not be decoded."""
+def predict_batch(session, batch) -> tuple[list, list]:
+    """Stage 3: probabilities and code for each decoded photo of ``batch``; None where it could not be decoded."""
     good = [i for i, item in enumerate(batch) if item.pixels is not None]
     probabilities, codes = [None] * len(batch), [None] * len(batch)
     if good:
@@ -296,79 +330,115 @@ def _predict(session, batch) -> tuple[list, list]:
     return probabilities, codes
 
 
-@dataclass
-class _BatchWriter:
-    """Stage 4 for one batch: merge tags into each photo's bytes, write the copies, record them.
-
-    All of it happens under the :class:`EditLock`, and a photo a person
-    reviewed (even during this run) keeps the tags they gave it.
-    """
+@dataclass(frozen=True)
+class WriteContext:
+    """What stage 4 needs to know of a run: plain data, so that it travels to other processes."""
 
     vocabulary: list[str]
+    single_label: bool
     thresholds: np.ndarray
-    decide: Callable[[np.ndarray, np.ndarray], list[str]]  # Bundle.decide: tags past thresholds, or the top class
     input_dir: Path
     output_dir: Path
-    jobs: dict[Path, Job]
     run_key: str
     code_key: str | None
-    summary: Summary
-    state: State
 
-    def write(self, batch, probabilities, codes) -> int:
-        """Write and record ``batch``; return how many photos it held."""
-        with EditLock(self.output_dir):
-            results = [self._write_one(item, p, code) for item, p, code in zip(batch, probabilities, codes)]
-            self.state.save([r for r in results if isinstance(r, Record)])
-            self.state.save_codes([r for r in results if isinstance(r, CodeUpdate)])
-        return len(results)
+    def tags(self, probabilities: np.ndarray) -> list[str]:
+        return decide(self.vocabulary, self.single_label, probabilities, self.thresholds)
 
-    def _write_one(self, item, p, code) -> Record | CodeUpdate | None:
-        """The photo's record; None when OUTPUT could not take it (not the photo's fault: retried next run)."""
-        rel, job = item.path, self.jobs[item.path]
-        if job.codes_only:
-            if code is None:
-                self.summary.failed.append((str(rel), f"no similarity code: {item.error}"))
-                return None
-            self.summary.codes_added += 1
-            return CodeUpdate(str(rel), code, self.code_key)
-        st = item.stat or job.stat  # the version actually read, where it was read
-        probabilities = dict(zip(self.vocabulary, map(float, p))) if p is not None else None
-        reviewed = self.state.get(str(rel))  # read now, under the lock: a person may have reviewed it just now
-        reviewed = reviewed if reviewed is not None and reviewed.reviewed and reviewed.status == "tagged" else None
-        if p is not None and reviewed is not None and (reviewed.size, reviewed.mtime_ns) == (st.st_size, st.st_mtime_ns) \
-                and (self.output_dir / rel).is_file():
-            self.summary.reviewed_kept += 1  # the same photo: new probabilities; the person's tags and copy stay
-            return replace(reviewed, run_key=self.run_key, probabilities=probabilities,
-                           code=code, code_key=self.code_key if code else None)
-        tags, written, error, output, notes = [], [], item.error, item.data, []
-        if p is not None:
-            # A new version of a reviewed photo gets the person's tags, not the model's.
-            tags = reviewed.tags if reviewed else self.decide(p, self.thresholds)
-            try:
-                output, notes, had = edit_keywords(item.data, tags)
-                present = {word.casefold() for word in had}
-                written = [tag for tag in tags if tag.casefold() not in present]
-            except MetadataError as exc:
-                error = str(exc)
-        if output is not None:  # copy even a failed photo, so OUTPUT holds every photo
-            try:
-                make_folders(self.output_dir, rel.parent, self.input_dir)
-                atomic_write(self.output_dir / rel, output, item.stat.st_mode & 0o777, temp_folder(self.output_dir))
-            except OSError as exc:
-                self.summary.failed.append((str(rel), f"cannot write to OUTPUT: {_error_text(exc)}"))
-                return None
-            if error:
-                error += " (copied unchanged)"
+
+@dataclass
+class Outcome:
+    """Stage 4's result for one photo: what to record in the state, and what to report."""
+
+    rel: str
+    record: Record | CodeUpdate | None  # None: OUTPUT could not take it (not the photo's fault: retried next run)
+    failure: str | None = None
+    notes: str | None = None  # fields left alone (partly tagged)
+    reviewed_kept: bool = False  # a photo a person reviewed: predicted again, copy and tags kept
+
+
+def write_batch(context: WriteContext, jobs: list[Job], batch, probabilities, codes) -> list[Outcome]:
+    """Stage 4 for one batch: merge tags into each photo's bytes and write the copies.
+
+    Under the :class:`EditLock`, and with the state read then: a photo a
+    person reviewed (even during this run) keeps the tags they gave it.
+    """
+    with EditLock(context.output_dir):
+        state = State.reader(context.output_dir)
+        try:
+            return [write_photo(context, job, item, p, code, _reviewed(state, item.path))
+                    for job, item, p, code in zip(jobs, batch, probabilities, codes)]
+        finally:
+            if state:
+                state.close()
+
+
+def _reviewed(state: State | None, rel: Path) -> Record | None:
+    record = state.get(str(rel)) if state else None
+    return record if record is not None and record.reviewed and record.status == "tagged" else None
+
+
+def write_photo(context: WriteContext, job: Job, item, p, code, reviewed: Record | None) -> Outcome:
+    """One photo of stage 4: its copy in OUTPUT (tagged, or byte for byte where it failed) and its record."""
+    rel = str(item.path)
+    if job.codes_only:
+        if code is None:
+            return Outcome(rel, None, f"no similarity code: {item.error}")
+        return Outcome(rel, CodeUpdate(rel, code, context.code_key))
+    st = item.stat or job.stat  # the version actually read, where it was read
+    probabilities = dict(zip(context.vocabulary, map(float, p))) if p is not None else None
+    code_key = context.code_key if code else None
+    if p is not None and reviewed is not None and (reviewed.size, reviewed.mtime_ns) == (st.st_size, st.st_mtime_ns) \
+            and (context.output_dir / rel).is_file():  # the same photo: new probabilities; its tags and copy stay
+        return Outcome(rel, replace(reviewed, run_key=context.run_key, probabilities=probabilities, code=code,
+                                    code_key=code_key), reviewed_kept=True)
+    tags, written, error, output, notes = [], [], item.error, item.data, []
+    if p is not None:
+        # A new version of a reviewed photo gets the person's tags, not the model's.
+        tags = reviewed.tags if reviewed else context.tags(p)
+        try:
+            output, notes, had = edit_keywords(item.data, tags)
+            present = {word.casefold() for word in had}
+            written = [tag for tag in tags if tag.casefold() not in present]
+        except MetadataError as exc:
+            error = str(exc)
+    if output is not None:  # copy even a failed photo, so OUTPUT holds every photo
+        try:
+            make_folders(context.output_dir, Path(rel).parent, context.input_dir)
+            atomic_write(context.output_dir / rel, output, item.stat.st_mode & 0o777, temp_folder(context.output_dir))
+        except OSError as exc:
+            return Outcome(rel, None, f"cannot write to OUTPUT: {_error_text(exc)}")
         if error:
-            self.summary.failed.append((str(rel), error))
-            first = job.first_failed or datetime.now(timezone.utc).isoformat(timespec="seconds")
-            return Record(str(rel), st.st_size, st.st_mtime_ns, self.run_key, "failed", probabilities, [], error,
-                          first)
-        self.summary.tagged.append(str(rel))
-        self.summary.tag_counts.update(tags)
-        if notes:
-            self.summary.partly_tagged.append((str(rel), "; ".join(notes)))
-        return Record(str(rel), st.st_size, st.st_mtime_ns, self.run_key, "tagged", probabilities, tags, None,
-                      code=code, code_key=self.code_key if code else None, written=written,
-                      reviewed=reviewed.reviewed if reviewed else None)
+            error += " (copied unchanged)"
+    if error:
+        first = job.first_failed or datetime.now(timezone.utc).isoformat(timespec="seconds")
+        return Outcome(rel, Record(rel, st.st_size, st.st_mtime_ns, context.run_key, "failed", probabilities, [],
+                                   error, first), error)
+    return Outcome(rel, Record(rel, st.st_size, st.st_mtime_ns, context.run_key, "tagged", probabilities, tags, None,
+                               code=code, code_key=code_key, written=written,
+                               reviewed=reviewed.reviewed if reviewed else None), notes="; ".join(notes) or None)
+
+
+def commit(state: State, outcomes: list[Outcome], summary: Summary) -> None:
+    """Stage 5's bookkeeping: record a batch's outcomes in the state (under the :class:`EditLock`) and count them.
+
+    A photo a person reviewed after its copy was written keeps that review:
+    the correction rewrote the copy last, so only the new probabilities are
+    taken.
+    """
+    with EditLock(state.output):
+        records, codes = [], []
+        for outcome in outcomes:
+            record = outcome.record
+            if isinstance(record, CodeUpdate):
+                codes.append(record)
+            elif record is not None:
+                now = state.get(outcome.rel)
+                if now is not None and now.reviewed and now.reviewed != record.reviewed:
+                    record = replace(now, run_key=record.run_key, probabilities=record.probabilities,
+                                     code=record.code, code_key=record.code_key)
+                    outcome = replace(outcome, record=record, reviewed_kept=True)
+                records.append(record)
+            summary.add(outcome)
+        state.save(records)
+        state.save_codes(codes)

@@ -156,6 +156,7 @@ class State:
     """
 
     def __init__(self, output: Path, *, _db: sqlite3.Connection | None = None):
+        self.output = Path(output)
         self.migrated_from: int | None = None
         if _db is not None:
             self.db = _db

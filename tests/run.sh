@@ -19,5 +19,5 @@ if ! command -v exiftool >/dev/null || ! command -v exiv2 >/dev/null \
 fi
 
 [ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[cpu,test]" 2> >(grep -v "^WARNING: Location" >&2)
+.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[cpu,test,ray]" 2> >(grep -v "^WARNING: Location" >&2)
 exec .venv/bin/python -m pytest -q "$@"

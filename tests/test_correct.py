@@ -13,9 +13,10 @@ from click.testing import CliRunner
 
 from tagger import TERC_TAGS
 from tagger.cli import main
+from tagger import pipeline
 from tagger.correct import correct
 from tagger.labels import labels_from_metadata
-from tagger.pipeline import _BatchWriter, tag_folder
+from tagger.pipeline import tag_folder
 from tagger.state import EditLock, State
 from conftest import DEFAULT_MODEL, ISS, as_list, downgrade_state, exiftool, exiftool_write, pixels
 
@@ -142,16 +143,34 @@ def test_a_new_version_of_a_reviewed_photo_gets_the_persons_tags(archive, sessio
 def test_a_correction_made_while_a_run_works_on_the_photo_is_kept(archive, session_module, monkeypatch):
     """The run has predicted the photo's batch when the person corrects it; the run must not undo it."""
     incoming, out = archive
-    write = _BatchWriter.write
+    write = pipeline.write_batch
 
-    def corrected_meanwhile(self, batch, probabilities, codes):
+    def corrected_meanwhile(context, jobs, batch, probabilities, codes):
         if any(item.path.name == AURORA for item in batch):
             correct(out, [AURORA], TERC_TAGS, add=["Moon"], remove=["Aurora"])
-        return write(self, batch, probabilities, codes)
+        return write(context, jobs, batch, probabilities, codes)
 
-    monkeypatch.setattr(_BatchWriter, "write", corrected_meanwhile)
+    monkeypatch.setattr(pipeline, "write_batch", corrected_meanwhile)
     summary = tag_folder(incoming, out, session_module, force=True)
     assert summary.reviewed_kept == 1
+    assert record(out, AURORA).tags == ["Moon"] and record(out, AURORA).reviewed
+    (meta,) = exiftool(out / AURORA)
+    assert as_list(meta["XMP-dc:Subject"]) == ["Moon"]
+
+
+def test_a_correction_between_writing_a_copy_and_recording_it_is_kept(archive, session_module, monkeypatch):
+    """The Ray engine writes copies on the workers and records them on the driver: a person may come between."""
+    incoming, out = archive
+    record_batch = pipeline.commit
+
+    def corrected_meanwhile(state, outcomes, summary):
+        if any(outcome.rel == AURORA for outcome in outcomes):
+            correct(out, [AURORA], TERC_TAGS, add=["Moon"], remove=["Aurora"])
+        return record_batch(state, outcomes, summary)
+
+    monkeypatch.setattr(pipeline, "commit", corrected_meanwhile)
+    summary = tag_folder(incoming, out, session_module, force=True)
+    assert summary.reviewed_kept == 1 and AURORA not in summary.tagged
     assert record(out, AURORA).tags == ["Moon"] and record(out, AURORA).reviewed
     (meta,) = exiftool(out / AURORA)
     assert as_list(meta["XMP-dc:Subject"]) == ["Moon"]

@@ -34,14 +34,20 @@ from tagger.cli.common import (EXIT_INTERRUPTED, EXIT_LOCKED, EXIT_OK, EXIT_SOME
               help="How near a threshold counts as uncertain.")
 @batch_option
 @workers_option
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="local: threads in this process; ray: the same stages as a Ray Data job on a cluster "
+                   '(pip install -e ".[ray]"), with OUTPUT on a filesystem every node mounts.')
+@click.option("--ray-address", metavar="ADDR",
+              help="With --engine ray, join the cluster at ADDR (e.g. 10.0.0.5:6379, or 'auto' on a cluster "
+                   "node); without it, start a local Ray on this machine.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing unless something failed (for cron).")
 @click.option("--log-file", type=click.Path(path_type=Path, dir_okay=False),
               help="Append a line per run, and one per failed file, to this log.")
 @click.option("--json-summary", type=click.Path(path_type=Path, dir_okay=False),
               help="Write the run's summary (every failed and skipped file) as JSON.")
 def command(input_dir, output_dir, model_dir, backend, threshold, force, retry_failed, add_codes, follow_symlinks,
-            dry_run,
-            review_file, review_margin, batch_size, workers, quiet, log_file, json_summary):
+            dry_run, review_file, review_margin, batch_size, workers, engine, ray_address, quiet, log_file,
+            json_summary):
     """Tag the photos of INPUT into a copy of it at OUTPUT.
 
     Walks INPUT for JPEG, TIFF and PNG photos, predicts tags, and writes each
@@ -62,12 +68,14 @@ def command(input_dir, output_dir, model_dir, backend, threshold, force, retry_f
       terc-tag ./incoming ./tagged --quiet --log-file tagging.log   # from cron
       terc-tag ./incoming ./tagged --retry-failed                   # retry known failures
       terc-tag ./incoming ./tagged --add-codes      # index photos tagged before 0.3 for `similar`
+      terc-tag /nfs/archive /nfs/tagged --engine ray --ray-address 10.0.0.5:6379   # on a Ray cluster
 
     Exit codes: 0 all good, 1 some files failed, 2 usage error, 3 another run holds the lock,
     130 interrupted.
     """
     from tagger.pipeline import FolderError, tag_folder
     from tagger.predictions import write_review
+    from tagger.ray_engine import EngineError
     from tagger.report import console, print_summary
     from tagger.state import LockHeld, RunLock
 
@@ -75,13 +83,25 @@ def command(input_dir, output_dir, model_dir, backend, threshold, force, retry_f
         RunLock(output_dir).check()  # before spending seconds on loading the model
     except LockHeld as exc:
         fail(str(exc), EXIT_LOCKED)
+    if ray_address and engine != "ray":
+        fail("--ray-address needs --engine ray")
+    if engine == "ray":
+        from tagger.ray_engine import require
+
+        try:
+            require()
+        except EngineError as exc:
+            fail(str(exc))
     model = open_bundle(model_dir, backend)  # the network itself is loaded only if a photo needs it
     try:
         summary = tag_folder(input_dir, output_dir, model, threshold=threshold, force=force,
-                             retry_failed=retry_failed, add_codes=add_codes, dry_run=dry_run, follow_symlinks=follow_symlinks,
-                             batch_size=batch_size, workers=workers, review_margin=review_margin,
-                             progress=show_progress(quiet))
+                             retry_failed=retry_failed, add_codes=add_codes, dry_run=dry_run,
+                             follow_symlinks=follow_symlinks, batch_size=batch_size, workers=workers,
+                             review_margin=review_margin, progress=show_progress(quiet), engine=engine,
+                             **({"address": ray_address} if engine == "ray" else {}))
     except FolderError as exc:
+        fail(str(exc))
+    except EngineError as exc:  # Ray missing, or its cluster out of reach
         fail(str(exc))
     except LockHeld as exc:
         fail(str(exc), EXIT_LOCKED)

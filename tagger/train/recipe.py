@@ -141,7 +141,7 @@ def train(image_dir, out_dir, *, vocabulary: Sequence[str] = tagger.TERC_TAGS, l
         (out / stale).unlink(missing_ok=True)
     if backbone_dir is not None and not fine_tune_blocks:
         shared = save_shared_backbone(model, Path(backbone_dir), feature_layer)
-        provenance = {**provenance, "shared_file": os.path.relpath(shared, out), "sha256": file_sha256(shared)}
+        provenance = {**provenance, "shared_file": os.path.relpath(shared, out), "shared_sha256": file_sha256(shared)}
         save_weights(model, out / "weights.npz", skip=backbone_layers(model))
     else:
         save_weights(model, out / "weights.npz")

@@ -1,0 +1,168 @@
+"""The Ray engine: the stages of ``tag`` run as a Ray Data job across a cluster.
+
+The driver (``tagger.pipeline.tag_folder``) discovers, plans and holds the
+run's lock as it does for the local engine; only the jobs run elsewhere.
+They become a Ray Dataset, and each stage is the local engine's function:
+
+* **decode**: :func:`tagger.decode.read_and_decode`, as tasks on the cluster's CPUs;
+* **predict**: :func:`tagger.pipeline.predict_batch`, in a pool of actors,
+  each holding one model session (one actor per GPU where the cluster has
+  GPUs, else up to one per node);
+* **write**: :func:`tagger.pipeline.write_batch`, as tasks on the workers,
+  into OUTPUT on a filesystem every node mounts, under the same edit lock;
+* **record**: :func:`tagger.pipeline.commit`, on the driver, batch by batch
+  as the outcomes stream back, so a killed driver loses nothing recorded
+  and a rerun goes on from there.  Ray retries a task whose worker died (3
+  times, Ray's default) and restarts a predicting actor (Ray Data's default).
+
+Rows carry a stage's Python objects (the planned job, the decoded photo with
+its bytes, the outcome) pickled, between processes of one cluster.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import pickle
+import sys
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from tagger.bundle import Bundle
+from tagger.decode import read_and_decode
+from tagger.discover import STATE_DIR_NAME
+from tagger.pipeline import WriteContext, commit, predict_batch, write_batch
+
+#: CPUs that Ray reserves per predicting actor and per decode or write task.  The model's own thread
+#: pool uses every core it finds, as in the local engine, so the actor reserves none of the CPUs the
+#: tasks are scheduled on, and two tasks share a CPU, so that one waiting on the disk leaves it to the
+#: other.  On 2 CPUs (benchmarks/ray_engine.py) the engine's steady state went from 0.65x the local
+#: engine's with Ray's defaults (1 and 1) to 0.9x with (0, 1) and about 1x with (0, 0.5).
+PREDICT_CPUS, DECODE_CPUS = 0, 0.5
+
+
+class EngineError(RuntimeError):
+    """Ray is missing or its cluster cannot be reached; the message says which, in one line."""
+
+
+def require() -> None:
+    """Check that Ray is installed, before a run spends anything."""
+    from importlib.util import find_spec
+
+    if find_spec("ray") is None or find_spec("ray.data") is None:
+        raise EngineError('the Ray engine needs Ray: pip install -e ".[ray]" (or pip install "ray[data]")')
+
+
+@contextlib.contextmanager
+def ray_messages_to(log: Path):
+    """Send this process's standard error to ``log`` meanwhile; yield a stream to the real one.
+
+    Ray's core writes notices straight to file descriptor 2, past any Python
+    logging setting; a cron job must stay quiet, and the notices stay
+    readable in the log.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(log, "ab") as target:
+            os.dup2(target.fileno(), 2)
+        with os.fdopen(os.dup(saved), "w", buffering=1) as terminal:
+            yield terminal
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def connect(address: str | None = None) -> None:
+    """Join the cluster at ``address``, or start a local Ray on this machine."""
+    require()
+    import ray
+    if ray.is_initialized():
+        return
+    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")  # the C++ core's notices, on stderr
+    logging.getLogger("ray").setLevel(logging.ERROR)
+    try:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        where = f"the Ray cluster at {address}" if address else "a local Ray"
+        raise EngineError(f"cannot start or reach {where}: {str(exc).splitlines()[0] if str(exc) else exc!r}") from None
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False
+    context.print_on_execution_start = False
+
+
+def _pickled(objects) -> np.ndarray:
+    column = np.empty(len(objects), dtype=object)
+    column[:] = [pickle.dumps(o, protocol=pickle.HIGHEST_PROTOCOL) for o in objects]
+    return column
+
+
+def _unpickled(column) -> list:
+    return [pickle.loads(value) for value in column]
+
+
+def _decode(batch: dict, input_dir: str, size: tuple[int, int], follow_symlinks: bool) -> dict:
+    jobs = _unpickled(batch["job"])
+    decoded = [read_and_decode(Path(input_dir), job.rel, size, follow_symlinks) for job in jobs]
+    return {"job": batch["job"], "decoded": _pickled(decoded)}
+
+
+class _Predictor:
+    """An actor holding one model session for its lifetime (the model loads once, not once per batch)."""
+
+    def __init__(self, bundle: str, backend: str, model_id: str):
+        self.session = Bundle(bundle, backend).load()
+        if self.session.model_id != model_id:  # every node must see the driver's bundle
+            raise RuntimeError(f"the model bundle {bundle} on this node differs from the driver's")
+
+    def __call__(self, batch: dict) -> dict:
+        probabilities, codes = predict_batch(self.session, _unpickled(batch["decoded"]))
+        return {**batch, "predicted": _pickled(list(zip(probabilities, codes)))}
+
+
+def _write(batch: dict, context: WriteContext) -> dict:
+    predicted = _unpickled(batch["predicted"])
+    outcomes = write_batch(context, _unpickled(batch["job"]), _unpickled(batch["decoded"]),
+                           [p for p, _ in predicted], [c for _, c in predicted])
+    return {"outcome": _pickled(outcomes)}
+
+
+def tag_jobs(jobs, model, context: WriteContext, state, summary, *, follow_symlinks: bool, batch_size: int,
+             workers: int | None, progress: bool, address: str | None = None) -> None:
+    """Run the planned ``jobs`` on Ray and record their outcomes here (``workers`` is the local engine's).
+
+    Ray's own messages go to ``OUTPUT/.terc-tag/ray.log``.
+    """
+    with ray_messages_to(state.output / STATE_DIR_NAME / "ray.log") as terminal:
+        _run(jobs, model, context, state, summary, follow_symlinks=follow_symlinks, batch_size=batch_size,
+             progress=progress, address=address, terminal=terminal)
+
+
+def _run(jobs, model, context, state, summary, *, follow_symlinks, batch_size, progress, address, terminal) -> None:
+    import ray
+
+    connect(address)
+    gpus = int(ray.cluster_resources().get("GPU", 0))
+    nodes = max(1, len([n for n in ray.nodes() if n.get("Alive")]))
+    # A block per batch: each batch streams through the stages on its own, so recording starts early.
+    dataset = ray.data.from_items([{"job": pickle.dumps(job)} for job in jobs],
+                                  override_num_blocks=-(-len(jobs) // batch_size))
+    dataset = dataset.map_batches(
+        _decode, batch_size=batch_size, batch_format="numpy", num_cpus=DECODE_CPUS,
+        fn_kwargs={"input_dir": str(context.input_dir), "size": model.size, "follow_symlinks": follow_symlinks})
+    dataset = dataset.map_batches(
+        _Predictor, batch_size=batch_size, batch_format="numpy", num_gpus=1 if gpus else 0, num_cpus=PREDICT_CPUS,
+        compute=ray.data.ActorPoolStrategy(min_size=gpus or 1, max_size=gpus or nodes),
+        fn_constructor_kwargs={"bundle": str(Path(model.path).resolve()), "backend": model.backend,
+                               "model_id": model.model_id})
+    dataset = dataset.map_batches(_write, batch_size=batch_size, batch_format="numpy", num_cpus=DECODE_CPUS,
+                                  fn_kwargs={"context": context})
+    with tqdm(total=len(jobs), unit="photo", disable=not progress, leave=False, file=terminal) as bar:
+        for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
+            outcomes = _unpickled(batch["outcome"])
+            commit(state, outcomes, summary)
+            bar.update(len(outcomes))

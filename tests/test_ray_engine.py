@@ -1,0 +1,121 @@
+"""The Ray engine against the local engine, on a local Ray and on a two-node cluster started here.
+
+Ray on Linux binds to the machine's external address even when told
+127.0.0.1, so every Ray here runs inside a network namespace of the test's
+own (``unshare -n``, loopback up): nothing it opens is reachable from
+outside.  A process namespace too keeps ``ray stop`` to this test's Ray.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from tagger.cli import main
+from conftest import DEFAULT_MODEL, ROOT
+
+pytest.importorskip("ray.data", reason="the Ray engine's tests need Ray: pip install -e '.[ray]'")
+CLI = f"{sys.executable} -c 'from tagger.cli import main; main()'"
+
+
+NAMESPACE = ["unshare", "--net", "--pid", "--fork", "--mount-proc"]
+
+
+def _can_unshare() -> bool:
+    try:
+        return subprocess.run([*NAMESPACE, "true"], capture_output=True, timeout=30).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+needs_namespace = pytest.mark.skipif(not _can_unshare(), reason="needs unshare -n (a network namespace)")
+
+
+def in_namespace(script: str, timeout: int = 400) -> subprocess.CompletedProcess:
+    """Run a shell ``script`` in fresh network and process namespaces (only loopback; ``ray stop`` sees only
+    this test's Ray, and every process ends with the script), with Ray's token authentication on."""
+    env = {**os.environ, "RAY_AUTH_MODE": "token", "PYTHONPATH": str(ROOT)}
+    return subprocess.run([*NAMESPACE, "bash", "-euc", f"ip link set lo up\n{script}"], capture_output=True,
+                          text=True, timeout=timeout, env=env)
+
+
+@pytest.fixture(scope="module")
+def incoming(tmp_path_factory):
+    """The sample photos, one of them in a subfolder, and a hostile file: copied byte for byte and reported."""
+    folder = tmp_path_factory.mktemp("incoming")
+    photos = sorted((ROOT / "examples" / "photos").glob("*.jpg"))
+    for photo in photos[:8]:
+        shutil.copy(photo, folder / photo.name)
+    (folder / "later").mkdir()
+    for photo in photos[8:]:
+        shutil.copy(photo, folder / "later" / photo.name)
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a JPEG at all")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tagged_locally(incoming, tmp_path_factory):
+    out = tmp_path_factory.mktemp("local") / "out"
+    result = CliRunner().invoke(main, ["tag", str(incoming), str(out), "--model", str(DEFAULT_MODEL), "-q"])
+    assert result.exit_code == 1 and "broken.jpg" in result.output  # one hostile file: exit 1, named
+    return out
+
+
+def assert_same_output(local: Path, other: Path) -> None:
+    """Byte-identical tagged photos (the hostile one copied as is) and the same predictions.csv rows."""
+    photos = sorted(p.relative_to(local) for p in local.rglob("*.jpg") if ".terc-tag" not in p.parts)
+    assert len(photos) == 13 and photos == sorted(p.relative_to(other) for p in other.rglob("*.jpg")
+                                                  if ".terc-tag" not in p.parts)
+    for rel in photos:
+        assert (local / rel).read_bytes() == (other / rel).read_bytes(), rel
+    assert (local / "predictions.csv").read_text() == (other / "predictions.csv").read_text()
+
+
+@needs_namespace
+def test_a_local_ray_writes_what_the_local_engine_writes_and_a_rerun_does_nothing(incoming, tagged_locally,
+                                                                                  tmp_path):
+    out, summary = tmp_path / "out", tmp_path / "summary.json"
+    tag = f"{CLI} tag {incoming} {out} --model {DEFAULT_MODEL} --engine ray -q"
+    done = in_namespace(f"set +e\n{tag} --json-summary {summary}\necho exit=$?\n{tag}\necho exit=$?")
+    assert "exit=1\nexit=0" in done.stdout, done.stdout + done.stderr
+    report = json.loads(summary.read_text())
+    assert report["tagged"] == 12 and [f["file"] for f in report["failed"]] == ["broken.jpg"]
+    # quiet: the hostile file's line alone; Ray's notices went to its log
+    assert done.stderr.strip().splitlines() == [f"terc-tag: failed: broken.jpg: {report['failed'][0]['reason']}"]
+    assert (out / ".terc-tag" / "ray.log").stat().st_size > 0
+    assert_same_output(tagged_locally, out)
+
+
+@needs_namespace
+def test_a_two_node_cluster_started_here_tags_the_same(incoming, tagged_locally, tmp_path):
+    out = tmp_path / "out"
+    ray = str(Path(sys.executable).with_name("ray"))
+    done = in_namespace(f"""
+trap '{ray} stop --force >/dev/null 2>&1 || true' EXIT
+{ray} start --head --num-cpus 1 --port 6399 --include-dashboard false >/dev/null 2>&1
+{ray} start --address 127.0.0.1:6399 --num-cpus 1 >/dev/null 2>&1
+{CLI} tag {incoming} {out} --model {DEFAULT_MODEL} --engine ray --ray-address 127.0.0.1:6399 -q \
+    || echo exit=$?
+""", timeout=500)
+    assert "exit=1" in done.stdout, done.stdout + done.stderr
+    assert_same_output(tagged_locally, out)
+
+
+def test_without_ray_the_engine_says_how_to_install_it(incoming, tmp_path, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name.startswith("ray") else real(name, *a))
+    result = CliRunner().invoke(main, ["tag", str(incoming), str(tmp_path / "out"), "--engine", "ray"])
+    assert result.exit_code == 2 and 'pip install -e ".[ray]"' in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_ray_address_needs_the_ray_engine(incoming, tmp_path):
+    result = CliRunner().invoke(main, ["tag", str(incoming), str(tmp_path / "out"), "--ray-address", "1.2.3.4:6379"])
+    assert result.exit_code == 2 and "--ray-address needs --engine ray" in result.output
