@@ -52,6 +52,17 @@ def test_nothing_new_loads_no_model_writes_nothing_and_says_nothing(incoming, tm
     assert snapshot(out) == before
 
 
+def test_an_output_tagged_at_0_5_before_it_was_the_models_default_is_not_tagged_again(incoming, tmp_path,
+                                                                                      monkeypatch):
+    """0.4 keyed runs by the threshold given (0.5 by default); 0.5 now comes from the model card."""
+    out = tmp_path / "tagged"
+    assert run(incoming, out, "--quiet", "--backend", "tf", "--threshold", "0.5").exit_code == 0
+    before = snapshot(out)
+    monkeypatch.setattr(Bundle, "load", lambda self: pytest.fail("the model was loaded"))
+    assert run(incoming, out, "--quiet", "--backend", "tf").exit_code == 0
+    assert snapshot(out) == before
+
+
 def test_a_corrupt_file_is_reported_once_then_tagged_when_it_is_replaced(incoming, tmp_path, monkeypatch):
     out, summary_file = tmp_path / "tagged", tmp_path / "summary.json"
     (incoming / "day" / "partial.jpg").write_bytes(GOOD.read_bytes()[:5000])  # a download cut short
