@@ -53,19 +53,25 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, c: float = 0.1, balanced: bool = 
         p = _sigmoid(xb @ theta)
         gradient = xb.T @ (s * (p - y)) + penalty * theta
         hessian = (xb * (s * p * (1 - p))[:, None]).T @ xb + np.diag(penalty + 1e-9)
-        step = np.linalg.solve(hessian, gradient)
-        scale = 1.0
-        while scale > 1e-4:  # damped Newton: never accept a step that makes things worse
-            candidate = theta - scale * step
-            new_value = objective(candidate)
-            if new_value <= value:
-                break
-            scale /= 2
-        theta, converged = candidate, value - new_value < tolerance * max(1.0, abs(value))
-        value = new_value
+        theta, value, converged = _damped_step(objective, theta, value, -np.linalg.solve(hessian, gradient),
+                                               tolerance)
         if converged:
             break
     return theta[:-1], float(theta[-1])
+
+
+def _damped_step(objective, theta: np.ndarray, value: float, step: np.ndarray,
+                 tolerance: float) -> tuple[np.ndarray, float, bool]:
+    """Damped Newton: halve ``step`` until it makes things no worse; return the new point, its value, and
+    whether the objective has stopped moving."""
+    scale = 1.0
+    while scale > 1e-4:
+        candidate = theta + scale * step
+        new_value = objective(candidate)
+        if new_value <= value:
+            break
+        scale /= 2
+    return candidate, new_value, value - new_value < tolerance * max(1.0, abs(value))
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
@@ -121,15 +127,7 @@ def fit_softmax(x: np.ndarray, y: np.ndarray, classes: int, c: float = 0.1, bala
         first_norm = first_norm or norm
         # Truncated Newton: solve each step only as well as the gradient is small (Eisenstat-Walker forcing).
         step = _conjugate_gradient(hessian_times, -gradient, tolerance=min(0.5, np.sqrt(norm / first_norm)))
-        scale = 1.0
-        while scale > 1e-4:  # damped Newton, as in fit_logistic
-            candidate = theta + scale * step
-            new_value = objective(candidate)
-            if new_value <= value:
-                break
-            scale /= 2
-        theta, converged = candidate, value - new_value < tolerance * max(1.0, abs(value))
-        value = new_value
+        theta, value, converged = _damped_step(objective, theta, value, step, tolerance)
         if converged:
             break
     return unpack(theta)

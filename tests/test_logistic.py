@@ -1,6 +1,7 @@
 import numpy as np
+import pytest
 
-from tagger.logistic import fit_logistic
+from tagger.logistic import fit_logistic, fit_softmax
 
 
 def _gradient(x, y, w, b, c, s):
@@ -48,3 +49,19 @@ def test_more_features_than_photos_still_reaches_the_optimum():
     assert w.shape == (300,)
     gw, gb = _gradient(x, y, w, b, 0.1, np.ones(40))
     assert np.abs(gw).max() < 1e-4 and abs(gb) < 1e-4
+
+
+@pytest.mark.parametrize("balance", [0.0, 1.0])
+def test_softmax_regression_reaches_its_optimum(balance):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(600, 20))
+    y = (x @ rng.normal(size=(20, 4)) + rng.gumbel(size=(600, 4)) + [2, 0, 0, -1]).argmax(axis=1)
+    w, b = fit_softmax(x, y, 4, c=0.5, balance=balance)
+    z = x @ w + b
+    p = np.exp(z - z.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    counts = np.bincount(y, minlength=4)
+    s = ((600 / (4 * counts)) ** balance)[y][:, None]
+    residual = s * (p - np.eye(4)[y])
+    assert np.abs(x.T @ residual + w / 0.5).max() < 1e-3 and np.abs(residual.sum(axis=0)).max() < 1e-3  # gradient 0
+    assert np.mean(z.argmax(axis=1) == y) > 0.7
