@@ -40,10 +40,11 @@ class TrainError(Exception):
 
 
 # After TrainError: the parts raise it.
-from tagger.train.features import VIEWS, initial_weights, pretrained_feature_layer, read_photos  # noqa: E402
+from tagger.train.features import (VIEWS, initial_weights, pretrained_feature_layer, read_photos,  # noqa: E402
+                                   with_camera)
 from tagger.train.heads import fit_head, head_input, head_output, standardize, tag_combinations  # noqa: E402
 from tagger.train.recipe import train  # noqa: E402
 from tagger.train.sweep import fit_frozen_head  # noqa: E402
 
 __all__ = ["TrainError", "VIEWS", "fit_frozen_head", "fit_head", "head_input", "head_output", "initial_weights",
-           "pretrained_feature_layer", "read_photos", "standardize", "tag_combinations", "train"]
+           "pretrained_feature_layer", "read_photos", "standardize", "tag_combinations", "train", "with_camera"]
