@@ -94,7 +94,7 @@ def command(folder, out_dir, labels_file, class_map, folder_labels, vocabulary, 
           --fine-tune-blocks 2 --lr 0.1,0.01,0.001,0.0001
       terc-tag train ./hirise/images --labels ./hirise/labels.txt --out models/hirise --sequence-gap 100000 \\
           --views 8 --backbone-dir models/backbones
-      terc-tag train ./eurosat --folder-labels --out models/eurosat --input-size 128 --views 4
+      terc-tag train ./eurosat --folder-labels --out models/eurosat --input-size 128 --views 2 --sequence-gap 0
     """
     from tagger.discover import discover
     from tagger.labels import LabelsError, labels_from_folders, read_labels_file
