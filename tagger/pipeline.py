@@ -1,8 +1,11 @@
 """The core of ``terc-tag tag``: a tagged copy of a folder, incrementally.
 
-discover -> plan (what is new or changed) -> decode (parallel threads) ->
-predict (batched, main thread) -> write metadata into an atomic copy (a
-writer thread) -> record the outcome (main thread) -> predictions.csv.
+discover -> plan (what is new or changed) -> decode (``read_and_decode``)
+-> predict (``predict_batch``) -> write metadata into an atomic copy
+(``write_batch``) -> record the outcomes (``commit``) -> predictions.csv.
+The local engine runs decoding in threads, prediction in this thread and
+writing in a writer thread; the Ray engine (``tagger.ray_engine``) runs the
+same functions across a cluster.
 
 Originals are only ever read.  A photo that cannot be decoded or tagged is
 still copied, byte for byte, so OUTPUT holds every photo of INPUT; the
