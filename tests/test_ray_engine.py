@@ -119,3 +119,35 @@ def test_without_ray_the_engine_says_how_to_install_it(incoming, tmp_path, monke
 def test_a_ray_address_needs_the_ray_engine(incoming, tmp_path):
     result = CliRunner().invoke(main, ["tag", str(incoming), str(tmp_path / "out"), "--ray-address", "1.2.3.4:6379"])
     assert result.exit_code == 2 and "--ray-address needs --engine ray" in result.output
+
+
+@needs_namespace
+def test_a_killed_driver_loses_nothing_recorded_and_a_rerun_finishes(tmp_path):
+    many = tmp_path / "many"
+    many.mkdir()
+    photos = sorted((ROOT / "examples" / "photos").glob("*.jpg"))
+    for i in range(96):  # enough batches that the driver is killed between two of them
+        os.link(photos[i % len(photos)], many / f"{photos[i % len(photos)].stem}-{i:03d}.jpg")
+    out, summary = tmp_path / "out", tmp_path / "summary.json"
+    state = out / ".terc-tag" / "state.sqlite"
+    tag = f"{CLI} tag {many} {out} --model {DEFAULT_MODEL} --engine ray --batch-size 8 -q"
+    done = in_namespace(f"""
+set +e
+{tag} &
+driver=$!
+for i in $(seq 600); do  # until the driver has recorded a batch, then SIGKILL it
+    n=$(python3 -c "import sqlite3; print(sqlite3.connect('file:{state}?mode=ro', uri=True).execute(
+        'select count(*) from photos').fetchone()[0])" 2>/dev/null || echo 0)
+    [ "$n" -gt 0 ] && break
+    sleep 0.2
+done
+kill -9 $driver; wait $driver; echo killed=$?
+echo recorded=$n
+{tag} --json-summary {summary}
+echo exit=$?
+""", timeout=600)
+    assert "killed=137" in done.stdout and "exit=0" in done.stdout, done.stdout + done.stderr
+    recorded = int(done.stdout.split("recorded=")[1].split()[0])
+    report = json.loads(summary.read_text())
+    assert 0 < recorded < 96 and report["unchanged"] >= recorded and report["tagged"] + report["unchanged"] == 96
+    assert not report["failed"] and len(list(out.glob("*.jpg"))) == 96
