@@ -67,20 +67,19 @@ class Bundle:
             raise BundleError(f"{card_path} is not a valid model card: missing or malformed {exc}") from None
         digest = hashlib.sha256(card_bytes)
         _hash_file(digest, self.weights_path)
-        self.shared_backbone = self._check_shared_backbone()
-        if self.shared_backbone:
-            _hash_file(digest, self.shared_backbone)
+        self.shared_backbone, shared_digest = self._check_shared_backbone()
+        digest.update(shared_digest.encode())
         network = digest.hexdigest()  # the network alone: codes may be searched from any backend
         digest.update(backend.encode())
         #: Changes whenever the card, the weights or the backend change; incremental runs key on it.
         self.model_id = digest.hexdigest()[:16]
         self.codes_card, self.codes_id = self._read_code_map(network)
 
-    def _check_shared_backbone(self) -> Path | None:
-        """The shared backbone file the card names, after checking that it is the one the bundle was made with."""
+    def _check_shared_backbone(self) -> tuple[Path | None, str]:
+        """The shared backbone file the card names and its SHA-256, checked against the card ("" for none)."""
         shared = self.card.get("backbone", {}).get("weights", {}).get("shared_file")
         if shared is None:
-            return None
+            return None, ""
         path = self.path / str(shared)
         try:
             digest = hashlib.sha256()
@@ -89,7 +88,7 @@ class Bundle:
             raise BundleError(f"{self.path} needs its shared backbone {path}: {exc.strerror or exc}") from None
         if digest.hexdigest() != self.card["backbone"]["weights"].get("shared_sha256"):
             raise BundleError(f"{path} is not the backbone {self.path} was made with (its SHA-256 differs)")
-        return path
+        return path, digest.hexdigest()
 
     def _read_code_map(self, network: str) -> tuple[dict | None, str | None]:
         """The code map's card and identity (None, None when the bundle has none).
