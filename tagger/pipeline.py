@@ -183,7 +183,7 @@ def tag_folder(input_dir, output_dir, model, *, threshold: float | str | None = 
     found = discover(input_dir, follow_symlinks)
     summary.skipped = [(str(p), reason) for p, reason in found.skipped]
     # Keyed by the choice as the user would have typed it: the model's default is the number it stands for,
-    # so that an OUTPUT tagged with "--threshold 0.5" by 0.4 is not re-tagged now that 0.5 is the default.
+    # so that an OUTPUT tagged with "--threshold 0.5" by 0.3 is not re-tagged now that 0.5 is the default.
     choice = model.card.get("thresholds", {}).get("default", 0.5) if threshold is None else threshold
     run_key = f"{model.model_id}:{choice}"
 

@@ -54,7 +54,7 @@ def test_nothing_new_loads_no_model_writes_nothing_and_says_nothing(incoming, tm
 
 def test_an_output_tagged_at_0_5_before_it_was_the_models_default_is_not_tagged_again(incoming, tmp_path,
                                                                                       monkeypatch):
-    """0.4 keyed runs by the threshold given (0.5 by default); 0.5 now comes from the model card."""
+    """0.3 and older keyed runs by the threshold given (0.5 by default); 0.5 now comes from the model card."""
     out = tmp_path / "tagged"
     assert run(incoming, out, "--quiet", "--backend", "tf", "--threshold", "0.5").exit_code == 0
     before = snapshot(out)
