@@ -1,6 +1,5 @@
 """The recipe itself: ``train`` runs the parts in order and writes the bundle and its card."""
 
-
 from __future__ import annotations
 
 import json
