@@ -99,7 +99,8 @@ def main() -> None:
         on_ray = timed_run(scratch / "in", scratch / "ray", bundle, "ray", args.batch_size)
         photos = sorted(p.relative_to(scratch / "local") for p in (scratch / "local").glob("*.jpg"))
         different = sum((scratch / "local" / p).read_bytes() != (scratch / "ray" / p).read_bytes() for p in photos)
-        same_csv = (scratch / "local" / "predictions.csv").read_bytes() == (scratch / "ray" / "predictions.csv").read_bytes()
+        same_csv = ((scratch / "local" / "predictions.csv").read_bytes()
+                    == (scratch / "ray" / "predictions.csv").read_bytes())
         shutil.rmtree(scratch / "local")
     print(f"{args.photos} full-size photos, {bundle.path.name}, backend {args.backend}, batch {args.batch_size}, "
           f"{os.cpu_count()} CPUs\n")

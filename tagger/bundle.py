@@ -82,13 +82,12 @@ class Bundle:
             return None, ""
         path = self.path / str(shared)
         try:
-            digest = hashlib.sha256()
-            _hash_file(digest, path)
+            digest = file_sha256(path)
         except OSError as exc:
             raise BundleError(f"{self.path} needs its shared backbone {path}: {exc.strerror or exc}") from None
-        if digest.hexdigest() != self.card["backbone"]["weights"].get("shared_sha256"):
+        if digest != self.card["backbone"]["weights"].get("shared_sha256"):
             raise BundleError(f"{path} is not the backbone {self.path} was made with (its SHA-256 differs)")
-        return path, digest.hexdigest()
+        return path, digest
 
     def _read_code_map(self, network: str) -> tuple[dict | None, str | None]:
         """The code map's card and identity (None, None when the bundle has none).
@@ -122,6 +121,11 @@ class Bundle:
     def size(self) -> tuple[int, int]:
         return (self.input_size, self.input_size)
 
+    @property
+    def default_threshold(self) -> float:
+        """The card's threshold for a run that names none: 0.5, or 0 (the top class) for a single-label bundle."""
+        return self.card.get("thresholds", {}).get("default", 0.5)
+
     def thresholds(self, choice: float | str | None = None) -> np.ndarray:
         """Per-tag thresholds: a fixed probability, ``"calibrated"`` from the card, or None for the card's default.
 
@@ -129,7 +133,7 @@ class Bundle:
         bundle: its top class is always written.
         """
         if choice is None:
-            choice = self.card.get("thresholds", {}).get("default", 0.5)
+            choice = self.default_threshold
         if choice == "calibrated":
             calibrated = self.card.get("thresholds", {}).get("calibrated")
             if not calibrated:
@@ -192,6 +196,13 @@ def find_bundle(name_or_path: str | os.PathLike) -> Path:
     names = sorted(p.parent.name for p in home.glob("*/model.json")) if home else []
     raise BundleError(f"no model {name_or_path!r}: not a folder, nor a bundled model"
                       + (f" ({', '.join(names)})" if names else ""))
+
+
+def file_sha256(path: Path) -> str:
+    """A file's SHA-256, read in blocks."""
+    digest = hashlib.sha256()
+    _hash_file(digest, path)
+    return digest.hexdigest()
 
 
 def _hash_file(digest, path: Path) -> None:

@@ -184,8 +184,7 @@ def tag_folder(input_dir, output_dir, model, *, threshold: float | str | None = 
     summary.skipped = [(str(p), reason) for p, reason in found.skipped]
     # Keyed by the choice as the user would have typed it: the model's default is the number it stands for,
     # so that an OUTPUT tagged with "--threshold 0.5" by 0.3 is not re-tagged now that 0.5 is the default.
-    choice = model.card.get("thresholds", {}).get("default", 0.5) if threshold is None else threshold
-    run_key = f"{model.model_id}:{choice}"
+    run_key = f"{model.model_id}:{model.default_threshold if threshold is None else threshold}"
 
     def plan_with(seen: dict[str, Seen]) -> Plan:
         plan = _plan(found.photos, input_dir, output_dir, seen, run_key, model.codes_id, force=force,

@@ -110,7 +110,8 @@ def test_without_ray_the_engine_says_how_to_install_it(incoming, tmp_path, monke
     import importlib.util
 
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name.startswith("ray") else real(name, *a))
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name.startswith("ray") else real(name, *a))
     result = CliRunner().invoke(main, ["tag", str(incoming), str(tmp_path / "out"), "--engine", "ray"])
     assert result.exit_code == 2 and 'pip install -e ".[ray]"' in result.output
     assert not (tmp_path / "out").exists()

@@ -152,5 +152,6 @@ def test_bundled_models_are_found_by_name():
 
 def test_the_default_models_identity_is_the_one_archives_were_tagged_with():
     """Archives key their runs on it: a change re-tags all of them (retraining terc-iss must change this on purpose)."""
-    identities = {backend: Bundle(ROOT / "models" / "terc-iss", backend).model_id for backend in ("tf", "openvino-bf16")}
+    identities = {backend: Bundle(ROOT / "models" / "terc-iss", backend).model_id
+                  for backend in ("tf", "openvino-bf16")}
     assert identities == {"tf": "87852e5209937263", "openvino-bf16": "2afb1faeb2f946f2"}  # as 0.3 computed them

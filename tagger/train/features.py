@@ -15,6 +15,7 @@ from typing import Sequence
 import numpy as np
 
 from tagger._tf import keras
+from tagger.bundle import file_sha256
 from tagger.camera import MISSING as CAMERA_MISSING, SIZE as CAMERA_SIZE
 from tagger.decode import DecodeError, decode
 from tagger.discover import read_inside
@@ -59,7 +60,7 @@ def initial_weights(model: keras.Model, weights: str) -> dict:
     loaded = load_weights(model, arrays)
     if not loaded:
         raise TrainError(f"--weights {weights}: no layer names match ResNet-50")
-    return {"source": "file", "file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+    return {"source": "file", "file": path.name, "sha256": file_sha256(path),
             "layers_loaded": len(loaded)}
 
 
@@ -129,11 +130,3 @@ def save_shared_backbone(model: keras.Model, folder: Path, feature_layer: str) -
         save_weights(model, partial, only=layers)
         os.replace(partial, path)
     return path
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

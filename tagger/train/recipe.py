@@ -14,6 +14,7 @@ import numpy as np
 import tagger
 from tagger._tf import keras
 from tagger.camera import DESCRIPTION as CAMERA_DESCRIPTION
+from tagger.bundle import file_sha256
 from tagger.codes import BITS, fit_for_session, save_code_map
 from tagger.discover import discover
 from tagger.labels import labels_from_metadata, match_labels
@@ -22,7 +23,7 @@ from tagger.model import CAMERA_WEIGHT, PREPROCESSING, TaggerSession, backbone_l
 from tagger.splits import SPLITS, group_folds, sequence_groups, split_by_group
 from tagger.train import TrainError
 from tagger.train.features import (VIEWS, initial_weights, pretrained_feature_layer, read_photos,
-                                   file_sha256, save_shared_backbone, with_camera)
+                                   save_shared_backbone, with_camera)
 from tagger.train.fine_tune import fine_tune_top
 from tagger.train.heads import tag_combinations
 from tagger.train.sweep import fit_frozen_head
