@@ -16,7 +16,7 @@ from tagger.metrics import evaluate_classes
 from tagger.model import TaggerSession, backbone_layers, build_model, save_weights
 from tagger.pipeline import tag_folder
 from tagger.state import State
-from tagger.train import train
+from tagger.train import TrainError, train
 from conftest import ROOT
 
 CLASSES = ("crater", "dune", "other")
@@ -72,6 +72,13 @@ def test_bundles_on_one_frozen_backbone_share_one_file_of_it(bundles):
         assert own.files and not any(key.startswith("conv") for key in own.files)  # the head only
     with np.load(models / "backbones" / cards[0]["backbone"]["weights"]["shared_file"].split("/")[-1]) as shared:
         assert all(key.startswith("conv") for key in shared.files)
+
+
+def test_a_shared_backbone_cannot_be_fine_tuned(classes_folder, tmp_path):
+    with pytest.raises(TrainError, match="--backbone-dir.*--fine-tune-blocks"):
+        train(classes_folder, tmp_path / "m", weights="none", fine_tune_blocks=1, backbone_dir=tmp_path / "b",
+              log=lambda message: None)
+    assert not (tmp_path / "m").exists() and not (tmp_path / "b").exists()
 
 
 def test_a_changed_or_missing_shared_backbone_is_a_clear_error(bundles, tmp_path):

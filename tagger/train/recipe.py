@@ -49,6 +49,8 @@ def train(image_dir, out_dir, *, vocabulary: Sequence[str] = tagger.TERC_TAGS, l
     keras.utils.set_random_seed(seed)
     if camera and fine_tune_blocks:
         raise TrainError("the camera's evidence joins the frozen head only; drop --fine-tune-blocks or --camera")
+    if backbone_dir is not None and fine_tune_blocks:
+        raise TrainError("--backbone-dir shares a frozen backbone, and --fine-tune-blocks changes it; drop one")
     root = Path(image_dir)
     if not root.is_dir():
         raise TrainError(f"{root} is not a folder")
@@ -139,7 +141,7 @@ def train(image_dir, out_dir, *, vocabulary: Sequence[str] = tagger.TERC_TAGS, l
     out.mkdir(parents=True, exist_ok=True)
     for stale in ("codes.json", "codes.npz"):  # a code map of an earlier model in this folder fits no longer
         (out / stale).unlink(missing_ok=True)
-    if backbone_dir is not None and not fine_tune_blocks:
+    if backbone_dir is not None:
         shared = save_shared_backbone(model, Path(backbone_dir), feature_layer)
         provenance = {**provenance, "shared_file": os.path.relpath(shared, out), "shared_sha256": file_sha256(shared)}
         save_weights(model, out / "weights.npz", skip=backbone_layers(model))
