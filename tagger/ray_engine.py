@@ -25,6 +25,7 @@ import contextlib
 import logging
 import os
 import pickle
+import socket
 import sys
 from pathlib import Path
 
@@ -83,6 +84,13 @@ def connect(address: str | None = None) -> None:
     import ray
     if ray.is_initialized():
         return
+    if address and ":" in address:  # ray.init keeps retrying an address nothing listens on, for minutes
+        host, _, port = address.rpartition(":")
+        try:
+            socket.create_connection((host.strip("[]"), int(port)), timeout=10).close()
+        except (OSError, ValueError) as exc:
+            raise EngineError(f"cannot reach the Ray cluster at {address}: "
+                              f"{getattr(exc, 'strerror', None) or exc}") from None
     os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")  # the C++ core's notices, on stderr
     logging.getLogger("ray").setLevel(logging.ERROR)
     try:

@@ -117,6 +117,15 @@ def test_without_ray_the_engine_says_how_to_install_it(incoming, tmp_path, monke
     assert not (tmp_path / "out").exists()
 
 
+@needs_namespace
+def test_a_cluster_nothing_listens_on_is_one_line_at_once(incoming, tmp_path):
+    done = in_namespace(f"{CLI} tag {incoming} {tmp_path / 'out'} --engine ray --ray-address 127.0.0.1:9 -q "
+                        "|| echo exit=$?", timeout=120)
+    assert "exit=2" in done.stdout, done.stdout + done.stderr
+    assert done.stderr.strip().splitlines() == ["terc-tag: error: cannot reach the Ray cluster at 127.0.0.1:9: "
+                                                "Connection refused"]
+
+
 def test_a_ray_address_needs_the_ray_engine(incoming, tmp_path):
     result = CliRunner().invoke(main, ["tag", str(incoming), str(tmp_path / "out"), "--ray-address", "1.2.3.4:6379"])
     assert result.exit_code == 2 and "--ray-address needs --engine ray" in result.output
