@@ -15,8 +15,12 @@ They become a Ray Dataset, and each stage is the local engine's function:
   and a rerun goes on from there.  Ray retries a task whose worker died (3
   times, Ray's default) and restarts a predicting actor (Ray Data's default).
 
-Rows carry a stage's Python objects (the planned job, the decoded photo with
-its bytes, the outcome) pickled, between processes of one cluster.
+Rows carry a stage's Python objects (the planned job, the decoded photo's
+pixels, the prediction, the outcome) pickled, between processes of one
+cluster.  The photo's bytes stay out of them: the write stage reads the
+file again and writes it only if it is still the version that was decoded
+(same inode, size, modification and change times), else the photo is left
+for the next run.
 """
 
 from __future__ import annotations
@@ -27,15 +31,16 @@ import os
 import pickle
 import socket
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
 from tagger.bundle import Bundle
-from tagger.decode import read_and_decode
-from tagger.discover import STATE_DIR_NAME
-from tagger.pipeline import WriteContext, commit, predict_batch, write_batch
+from tagger.decode import Decoded, read_and_decode
+from tagger.discover import STATE_DIR_NAME, read_inside
+from tagger.pipeline import Outcome, WriteContext, commit, predict_batch, write_batch
 
 #: CPUs that Ray reserves per predicting actor and per decode or write task.  The model's own thread
 #: pool uses every core it finds, as in the local engine, so the actor reserves none of the CPUs the
@@ -43,6 +48,9 @@ from tagger.pipeline import WriteContext, commit, predict_batch, write_batch
 #: other.  On 2 CPUs (benchmarks/ray_engine.py) the engine's steady state went from 0.65x the local
 #: engine's with Ray's defaults (1 and 1) to 0.9x with (0, 1) and about 1x with (0, 0.5).
 PREDICT_CPUS, DECODE_CPUS = 0, 0.5
+#: Photos per decode task.  Smaller than a batch, so that the first batch is ready sooner (several tasks
+#: decode it at once) and the actor gets whole batches of ``batch_size`` all the same.
+DECODE_ROWS = 8
 
 
 class EngineError(RuntimeError):
@@ -59,23 +67,28 @@ def require() -> None:
 
 @contextlib.contextmanager
 def ray_messages_to(log: Path):
-    """Send this process's standard error to ``log`` meanwhile; yield a stream to the real one.
+    """Send this process's standard output and error to ``log`` meanwhile; yield a stream to the real error.
 
     Ray's core writes notices straight to file descriptor 2, past any Python
-    logging setting; a cron job must stay quiet, and the notices stay
-    readable in the log.
+    logging setting, and its raylet's notices about a failing worker reach
+    the driver's standard output; a cron job must stay quiet, and the notices
+    stay readable in the log.
     """
+    sys.stdout.flush()
     sys.stderr.flush()
-    saved = os.dup(2)
+    saved = {fd: os.dup(fd) for fd in (1, 2)}
     try:
         with open(log, "ab") as target:
-            os.dup2(target.fileno(), 2)
-        with os.fdopen(os.dup(saved), "w", buffering=1) as terminal:
+            for fd in saved:
+                os.dup2(target.fileno(), fd)
+        with os.fdopen(os.dup(saved[2]), "w", buffering=1) as terminal:
             yield terminal
     finally:
+        sys.stdout.flush()
         sys.stderr.flush()
-        os.dup2(saved, 2)
-        os.close(saved)
+        for fd, copy in saved.items():
+            os.dup2(copy, fd)
+            os.close(copy)
 
 
 def connect(address: str | None = None) -> None:
@@ -101,6 +114,9 @@ def connect(address: str | None = None) -> None:
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False
     context.print_on_execution_start = False
+    # Load the model before decoding starts: on a small node the decode tasks would otherwise starve the
+    # actor's start (17 s instead of 7 here), and a bundle that differs on a node fails the run at once.
+    context.wait_for_min_actors_s = 600
 
 
 def _pickled(objects) -> np.ndarray:
@@ -116,7 +132,7 @@ def _unpickled(column) -> list:
 def _decode(batch: dict, input_dir: str, size: tuple[int, int], follow_symlinks: bool) -> dict:
     jobs = _unpickled(batch["job"])
     decoded = [read_and_decode(Path(input_dir), job.rel, size, follow_symlinks) for job in jobs]
-    return {"job": batch["job"], "decoded": _pickled(decoded)}
+    return {"job": batch["job"], "decoded": _pickled([replace(item, data=None) for item in decoded])}
 
 
 class _Predictor:
@@ -132,11 +148,39 @@ class _Predictor:
         return {**batch, "predicted": _pickled(list(zip(probabilities, codes)))}
 
 
-def _write(batch: dict, context: WriteContext) -> dict:
-    predicted = _unpickled(batch["predicted"])
-    outcomes = write_batch(context, _unpickled(batch["job"]), _unpickled(batch["decoded"]),
-                           [p for p, _ in predicted], [c for _, c in predicted])
-    return {"outcome": _pickled(outcomes)}
+def _write(batch: dict, context: WriteContext, follow_symlinks: bool) -> dict:
+    jobs, predicted = _unpickled(batch["job"]), _unpickled(batch["predicted"])
+    decoded = [_read_again(context.input_dir, job, item, follow_symlinks)
+               for job, item in zip(jobs, _unpickled(batch["decoded"]))]
+    same = [i for i, item in enumerate(decoded) if item is not None]
+    outcomes = write_batch(context, [jobs[i] for i in same], [decoded[i] for i in same],
+                           [predicted[i][0] for i in same], [predicted[i][1] for i in same])
+    return {"outcome": _pickled(outcomes + [Outcome(str(job.rel), None, CHANGED)
+                                            for job, item in zip(jobs, decoded) if item is None])}
+
+
+CHANGED = "changed while it was being tagged; tagged on the next run"
+
+
+def _read_again(input_dir: Path, job, item: Decoded, follow_symlinks: bool) -> Decoded | None:
+    """``item`` with its bytes, read again here; None if the file is no longer the version decoded.
+
+    The bytes do not travel with the row: through the predicting actor they
+    cost two copies into Ray's object store per photo (2.3 MB for a full-size
+    ISS photo), and the wall time 1.37x the local engine's against 1.24x
+    (``benchmarks/ray_engine.py``).  Where the write runs on the node that
+    decoded, the page cache serves the second read.
+    """
+    if item.stat is None or job.codes_only:  # nothing was read, or the copy stays as it is
+        return item
+    try:
+        data, st = read_inside(input_dir, item.path, follow_symlinks)
+    except OSError:
+        return None
+    version = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    if version != (item.stat.st_ino, item.stat.st_size, item.stat.st_mtime_ns, item.stat.st_ctime_ns):
+        return None
+    return replace(item, data=data)
 
 
 def tag_jobs(jobs, model, context: WriteContext, state, summary, *, follow_symlinks: bool, batch_size: int,
@@ -156,11 +200,11 @@ def _run(jobs, model, context, state, summary, *, follow_symlinks, batch_size, p
     connect(address)
     gpus = int(ray.cluster_resources().get("GPU", 0))
     nodes = max(1, len([n for n in ray.nodes() if n.get("Alive")]))
-    # A block per batch: each batch streams through the stages on its own, so recording starts early.
+    # Small blocks stream through the stages on their own, so recording starts early.
     dataset = ray.data.from_items([{"job": pickle.dumps(job)} for job in jobs],
-                                  override_num_blocks=-(-len(jobs) // batch_size))
+                                  override_num_blocks=-(-len(jobs) // DECODE_ROWS))
     dataset = dataset.map_batches(
-        _decode, batch_size=batch_size, batch_format="numpy", num_cpus=DECODE_CPUS,
+        _decode, batch_size=DECODE_ROWS, batch_format="numpy", num_cpus=DECODE_CPUS,
         fn_kwargs={"input_dir": str(context.input_dir), "size": model.size, "follow_symlinks": follow_symlinks})
     dataset = dataset.map_batches(
         _Predictor, batch_size=batch_size, batch_format="numpy", num_gpus=1 if gpus else 0, num_cpus=PREDICT_CPUS,
@@ -168,9 +212,13 @@ def _run(jobs, model, context, state, summary, *, follow_symlinks, batch_size, p
         fn_constructor_kwargs={"bundle": str(Path(model.path).resolve()), "backend": model.backend,
                                "model_id": model.model_id})
     dataset = dataset.map_batches(_write, batch_size=batch_size, batch_format="numpy", num_cpus=DECODE_CPUS,
-                                  fn_kwargs={"context": context})
+                                  fn_kwargs={"context": context, "follow_symlinks": follow_symlinks})
     with tqdm(total=len(jobs), unit="photo", disable=not progress, leave=False, file=terminal) as bar:
-        for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
-            outcomes = _unpickled(batch["outcome"])
-            commit(state, outcomes, summary)
-            bar.update(len(outcomes))
+        try:
+            for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
+                outcomes = _unpickled(batch["outcome"])
+                commit(state, outcomes, summary)
+                bar.update(len(outcomes))
+        except ray.exceptions.RayActorError as exc:  # the model could not load on a node: Ray's last line says why
+            cause = [line for line in str(exc).splitlines() if line.strip()][-1]
+            raise EngineError(f"the model could not start on a Ray worker: {cause}") from None

@@ -6,6 +6,7 @@ own (``unshare -n``, loopback up): nothing it opens is reachable from
 outside.  A process namespace too keeps ``ray stop`` to this test's Ray.
 """
 
+import dataclasses
 import json
 import os
 import shutil
@@ -161,3 +162,44 @@ echo exit=$?
     report = json.loads(summary.read_text())
     assert 0 < recorded < 96 and report["unchanged"] >= recorded and report["tagged"] + report["unchanged"] == 96
     assert not report["failed"] and len(list(out.glob("*.jpg"))) == 96
+
+
+@needs_namespace
+def test_a_model_that_cannot_start_on_a_worker_is_one_line(incoming, tmp_path):
+    # The driver's bundle claims another model_id than the one the worker loads: a node with another bundle.
+    script = tmp_path / "driver.py"
+    script.write_text(f"""
+from pathlib import Path
+from tagger.bundle import Bundle
+from tagger.pipeline import tag_folder
+from tagger.ray_engine import EngineError
+bundle = Bundle({str(DEFAULT_MODEL)!r})
+bundle.model_id = "0123456789abcdef"
+try:
+    tag_folder(Path({str(incoming)!r}), Path({str(tmp_path / 'out')!r}), bundle, engine="ray")
+except EngineError as exc:
+    print("error:", exc)
+""")
+    done = in_namespace(f"{sys.executable} {script}", timeout=300)
+    assert done.stdout.strip() == (f"error: the model could not start on a Ray worker: RuntimeError: the model "
+                                   f"bundle {DEFAULT_MODEL.resolve()} on this node differs from the driver's"), \
+        done.stdout + done.stderr
+    assert not list((tmp_path / "out").glob("*.jpg"))
+
+
+def test_the_write_stage_writes_only_the_version_it_decoded(tmp_path):
+    from tagger.decode import read_and_decode
+    from tagger.pipeline import Job
+    from tagger.ray_engine import _read_again
+
+    photo = tmp_path / "photo.jpg"
+    shutil.copy(sorted((ROOT / "examples" / "photos").glob("*.jpg"))[0], photo)
+    decoded = read_and_decode(tmp_path, Path("photo.jpg"), (224, 224))
+    light = dataclasses.replace(decoded, data=None)  # as the row carries it
+    job = Job(Path("photo.jpg"), decoded.stat)
+    assert _read_again(tmp_path, job, light, False).data == photo.read_bytes()
+    assert _read_again(tmp_path, dataclasses.replace(job, codes_only=True), light, False) is light  # nothing read
+    photo.write_bytes(photo.read_bytes() + b"\0")  # changed after it was decoded
+    assert _read_again(tmp_path, job, light, False) is None
+    photo.unlink()
+    assert _read_again(tmp_path, job, light, False) is None
