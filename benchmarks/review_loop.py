@@ -8,7 +8,9 @@ N of them (their true tags stand for the person's answers), chosen
 
 * by the product's order (``tagger.predictions.review_order``, what
   ``terc-tag review`` shows first: the closeness of a tag's probability to
-  its threshold, weighted by the tag's rarity),
+  its threshold, weighted by the tag's rarity, spread over the photos by
+  their similarity codes; the codes are fit on the start photos, as the
+  bundle's would be),
 * or at random.
 
 The head is refit on the start photos plus the N reviewed ones (the training
@@ -17,7 +19,8 @@ logistic regression, each photo and its mirror image), and macro-F1 on the
 held-out photos is reported for each N, averaged over the seeds.
 
     python benchmarks/review_loop.py ../shared/data/iss-terc/images \\
-        --weights ../shared/weights/resnet50_imagenet_msra_conv1-conv4.npz --png docs/review-loop.png
+        --weights ../shared/weights/resnet50_imagenet_msra_conv1-conv4.npz \\
+        --first-seed 15 --seeds 30 --png docs/review-loop.png
 """
 
 from __future__ import annotations
@@ -29,10 +32,11 @@ import numpy as np
 
 import tagger
 from head_cv import fold_assignments, labelled_photos, pooled_features
+from tagger.codes import encode, fit_learned, scene_ids
 from tagger.metrics import evaluate_predictions
 from tagger.predictions import review_order
 from tagger.state import Record
-from tagger.train import fit_head, head_input, head_output
+from tagger.train import fit_head, head_input, head_output, standardize
 
 THRESHOLD = 0.5
 
@@ -46,13 +50,25 @@ def fit_and_predict(x: np.ndarray, y: np.ndarray, fit: np.ndarray, predict: np.n
     return head_output(head_input(x[0, predict], mean, variance, False) @ kernel + bias)
 
 
-def product_pick(names: list[str], probabilities: np.ndarray, count: int) -> list[int]:
+def start_codes(x: np.ndarray, y: np.ndarray, scenes: np.ndarray, start: np.ndarray) -> np.ndarray:
+    """Packed similarity codes of every photo, from the learned code map fit on the ``start`` photos (all views)."""
+    x_fit = x[:, start].reshape(-1, x.shape[-1])
+    mean, variance = x_fit.mean(axis=0), x_fit.var(axis=0)
+    views = len(x)
+    code_map = fit_learned(standardize(x_fit, mean, variance), np.tile(y[start], (views, 1)),
+                           np.tile(scenes[start], views))
+    return encode(standardize(x[0], mean, variance), *code_map)
+
+
+def product_pick(names: list[str], probabilities: np.ndarray, codes: np.ndarray, count: int) -> list[int]:
     """The first ``count`` photos of what ``terc-tag review`` would show, as positions in ``names``."""
     tags = tagger.TERC_TAGS
     records = [Record(name, 0, 0, "", "tagged", dict(zip(tags, map(float, p))),
-                      [t for t, v in zip(tags, p) if v >= THRESHOLD], None) for name, p in zip(names, probabilities)]
+                      [t for t, v in zip(tags, p) if v >= THRESHOLD], None, code=code.tobytes(), code_key="start")
+               for name, p, code in zip(names, probabilities, codes.astype("<u8"))]
     position = {name: i for i, name in enumerate(names)}
-    return [position[r.path] for r in review_order(records, dict.fromkeys(tags, THRESHOLD))[:count]]
+    order = review_order(records, dict.fromkeys(tags, THRESHOLD), code_key="start", spread_first=count)
+    return [position[r.path] for r in order[:count]]
 
 
 def macro_f1(y: np.ndarray, probabilities: np.ndarray) -> float:
@@ -69,12 +85,13 @@ def main() -> None:
     parser.add_argument("--reviewed", type=int, nargs="+", default=[0, 25, 50, 100, 200])
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--first-seed", type=int, default=0,
-                        help="seeds used for choosing the order were 0-4; 5 and up are fresh splits")
+                        help="splits 0-14 were used to choose the order; 15 and up are fresh")
     parser.add_argument("--c", type=float, default=0.1)
     parser.add_argument("--png", type=Path, help="draw the curves here")
     args = parser.parse_args()
 
     labels, names, pixels, y, _ = labelled_photos(args.images)
+    scenes = scene_ids(names)
     if args.features and args.features.is_file():
         x = np.load(args.features)["x"]
     else:
@@ -90,8 +107,9 @@ def main() -> None:
         pool = rng.permutation(np.flatnonzero(folds != folds.min()))
         start, candidates = pool[:args.start], pool[args.start:]
         guesses = fit_and_predict(x, y, start, candidates, args.c)
+        codes = start_codes(x, y, scenes, start)[candidates]
         needs_change = dict(zip(candidates, ((guesses >= THRESHOLD) != (y[candidates] > 0)).any(axis=1)))
-        order = candidates[product_pick([names[i] for i in candidates], guesses, len(candidates))]
+        order = candidates[product_pick([names[i] for i in candidates], guesses, codes, max(args.reviewed))]
         shuffled = rng.permutation(candidates)
         for n in args.reviewed:
             for name, picked in (("review order", order[:n]), ("random", shuffled[:n])):

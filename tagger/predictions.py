@@ -13,6 +13,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
+
 from tagger.outputs import atomic_write, csv_bytes, from_spreadsheet_text, temp_folder
 from tagger.state import Record, State
 
@@ -35,7 +37,8 @@ def closeness(probability: float, threshold: float) -> float:
     return 1 - abs(probability - threshold) / (threshold if probability < threshold else 1 - threshold)
 
 
-def review_order(records: Sequence[Record], thresholds: dict[str, float]) -> list[Record]:
+def review_order(records: Sequence[Record], thresholds: dict[str, float], code_key: str | None = None,
+                 spread_first: int = 500) -> list[Record]:
     """The tagged photos no person has reviewed yet, those most in need of a look first.
 
     A photo needs a look as much as its most pressing tag: the tag's
@@ -43,8 +46,16 @@ def review_order(records: Sequence[Record], thresholds: dict[str, float]) -> lis
     that tag (plus :data:`RARE_SMOOTHING`).  So a rare tag near its
     threshold comes first, then common tags near theirs and hints of rare
     ones: rare tags have the fewest examples to learn from, so each checked
-    one teaches the model most.  ``benchmarks/review_loop.py`` measures the
-    order against a random pick.
+    one teaches the model most.
+
+    With ``code_key`` (the bundle's ``codes_id``), the first ``spread_first``
+    photos are also spread over the archive: each next photo is the one whose
+    need times its Hamming distance to the nearest photo already reviewed or
+    placed before it is largest.  Ten frames
+    of one burst near a threshold teach the model about as much as one, so
+    the order shows one and moves on (the page's "apply to these" covers the
+    rest).  ``benchmarks/review_loop.py`` measures the order against a
+    random pick.
     """
     pending = [r for r in records if r.status == "tagged" and r.probabilities and not r.reviewed]
     frequency = Counter(tag for r in pending for tag in r.tags)
@@ -54,7 +65,40 @@ def review_order(records: Sequence[Record], thresholds: dict[str, float]) -> lis
         return max((closeness(p, thresholds[tag]) * weight[tag] for tag, p in record.probabilities.items()
                     if tag in thresholds), default=0.0)
 
-    return sorted(pending, key=lambda record: (-need(record), record.path))
+    needs = {r.path: need(r) for r in pending}
+    ranked = sorted(pending, key=lambda record: (-needs[record.path], record.path))
+    if code_key is None:
+        return ranked
+    reviewed = [r.code for r in records if r.reviewed and r.code and r.code_key == code_key]
+    return _spread(ranked, [needs[r.path] for r in ranked], code_key, reviewed, spread_first)
+
+
+def _spread(ranked: list[Record], needs: list[float], code_key: str, reviewed: list[bytes],
+            count: int) -> list[Record]:
+    """Greedily reorder the first ``count`` of ``ranked``: need times distance to those reviewed or placed.
+
+    A photo without a code of ``code_key`` keeps its full need (it is as far
+    as can be) and moves no other photo back.
+    """
+    coded = np.array([bool(r.code) and r.code_key == code_key for r in ranked])
+    if not coded.any():
+        return ranked
+    width = len(next(r.code for r, c in zip(ranked, coded) if c))
+    words = np.frombuffer(b"".join(r.code if c else bytes(width) for r, c in zip(ranked, coded)), "<u8")
+    words = words.reshape(len(ranked), -1)
+    bits = words.shape[1] * 64
+    nearest = np.full(len(ranked), float(bits))
+    for row in np.unique(np.frombuffer(b"".join(reviewed), "<u8").reshape(-1, words.shape[1]), axis=0):
+        np.minimum(nearest, np.where(coded, np.bitwise_count(words ^ row).sum(axis=1), bits), out=nearest)
+    need = np.asarray(needs)
+    placed, order = np.zeros(len(ranked), bool), []
+    for _ in range(min(count, len(ranked))):
+        best = int(np.argmax(np.where(placed, -1.0, need * np.maximum(nearest, 0.5))))
+        placed[best] = True
+        order.append(best)
+        if coded[best]:
+            np.minimum(nearest, np.where(coded, np.bitwise_count(words ^ words[best]).sum(axis=1), bits), out=nearest)
+    return [ranked[i] for i in order] + [r for r, done in zip(ranked, placed) if not done]
 
 
 def _row(record: Record, vocabulary: Sequence[str], limits: dict[str, float], margin: float) -> list[str]:

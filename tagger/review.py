@@ -61,7 +61,7 @@ class Review:
         The limit keeps the page light on a large archive; reloading it shows the next ones.
         """
         records = self.records()
-        pending = review_order(records, self.thresholds)
+        pending = review_order(records, self.thresholds, self.bundle.codes_id)
         done = sorted((r for r in records if r.reviewed), key=lambda r: r.reviewed, reverse=True)
         return {"vocabulary": list(self.bundle.vocabulary), "thresholds": self.thresholds,
                 "reviewed": len(done), "left": len(pending),

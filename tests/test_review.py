@@ -129,6 +129,23 @@ def test_review_order_puts_rare_tags_near_their_threshold_first():
     assert "checked.jpg" not in order and len(order) == 23
 
 
+def test_review_order_spreads_over_the_codes_of_similar_photos():
+    def photo(name, aurora, code, reviewed=None):
+        return Record(name, 0, 0, "", "tagged", {"Aurora": aurora}, [], None, code=code.to_bytes(8, "little"),
+                      code_key="map", reviewed=reviewed)
+
+    burst = [photo(f"burst{i}.jpg", 0.45 - i / 1000, 0) for i in range(3)]  # one scene, near the threshold
+    records = burst + [photo("elsewhere.jpg", 0.40, 2**64 - 1), photo("like-a-checked-one.jpg", 0.48, 2**40 - 1),
+                       photo("checked.jpg", 0.5, 2**40 - 1, "2026-11-24T00:00:00+00:00")]
+    thresholds = {"Aurora": 0.5}
+    by_need = [r.path for r in review_order(records, thresholds)]
+    assert by_need[:4] == ["like-a-checked-one.jpg", "burst0.jpg", "burst1.jpg", "burst2.jpg"]
+    spread = [r.path for r in review_order(records, thresholds, code_key="map")]
+    assert spread[:3] == ["burst0.jpg", "elsewhere.jpg", "like-a-checked-one.jpg"]  # then the rest of the burst
+    assert sorted(spread) == sorted(by_need)
+    assert [r.path for r in review_order(records, thresholds, code_key="another map")] == by_need
+
+
 def test_the_list_counts_progress(client, output):
     client.get(f"/?token={TOKEN}")
     first = client.get("/api/photos").json
