@@ -16,6 +16,7 @@ from typing import Sequence
 import numpy as np
 
 from tagger.outputs import atomic_write, csv_bytes, from_spreadsheet_text, temp_folder
+from tagger.similar import CodeIndex
 from tagger.state import Record, State
 
 PREDICTIONS_CSV = "predictions.csv"
@@ -51,11 +52,10 @@ def review_order(records: Sequence[Record], thresholds: dict[str, float], code_k
     With ``code_key`` (the bundle's ``codes_id``), the first ``spread_first``
     photos are also spread over the archive: each next photo is the one whose
     need times its Hamming distance to the nearest photo already reviewed or
-    placed before it is largest.  Ten frames
-    of one burst near a threshold teach the model about as much as one, so
-    the order shows one and moves on (the page's "apply to these" covers the
-    rest).  ``benchmarks/review_loop.py`` measures the order against a
-    random pick.
+    placed before it is largest.  Ten frames of one burst near a threshold
+    teach the model about as much as one, so the order shows one and moves
+    on (the page's "apply to these" covers the rest).
+    ``benchmarks/review_loop.py`` measures the order against a random pick.
     """
     pending = [r for r in records if r.status == "tagged" and r.probabilities and not r.reviewed]
     frequency = Counter(tag for r in pending for tag in r.tags)
@@ -84,12 +84,15 @@ def _spread(ranked: list[Record], needs: list[float], code_key: str, reviewed: l
     if not coded.any():
         return ranked
     width = len(next(r.code for r, c in zip(ranked, coded) if c))
-    words = np.frombuffer(b"".join(r.code if c else bytes(width) for r, c in zip(ranked, coded)), "<u8")
-    words = words.reshape(len(ranked), -1)
-    bits = words.shape[1] * 64
-    nearest = np.full(len(ranked), float(bits))
-    for row in np.unique(np.frombuffer(b"".join(reviewed), "<u8").reshape(-1, words.shape[1]), axis=0):
-        np.minimum(nearest, np.where(coded, np.bitwise_count(words ^ row).sum(axis=1), bits), out=nearest)
+    codes = CodeIndex(np.frombuffer(b"".join(r.code if c else bytes(width) for r, c in zip(ranked, coded)),
+                                    "<u8").reshape(len(ranked), -1))
+
+    def distances(query: np.ndarray) -> np.ndarray:
+        return np.where(coded, codes.distances(query), codes.bits)
+
+    nearest = np.full(len(ranked), float(codes.bits))
+    for row in np.unique(np.frombuffer(b"".join(reviewed), "<u8").reshape(-1, codes.words.shape[1]), axis=0):
+        np.minimum(nearest, distances(row), out=nearest)
     need = np.asarray(needs)
     placed, order = np.zeros(len(ranked), bool), []
     for _ in range(min(count, len(ranked))):
@@ -97,7 +100,7 @@ def _spread(ranked: list[Record], needs: list[float], code_key: str, reviewed: l
         placed[best] = True
         order.append(best)
         if coded[best]:
-            np.minimum(nearest, np.where(coded, np.bitwise_count(words ^ words[best]).sum(axis=1), bits), out=nearest)
+            np.minimum(nearest, distances(codes.words[best]), out=nearest)
     return [ranked[i] for i in order] + [r for r, done in zip(ranked, placed) if not done]
 
 

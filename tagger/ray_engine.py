@@ -177,10 +177,10 @@ def _read_again(input_dir: Path, job, item: Decoded, follow_symlinks: bool) -> D
         data, st = read_inside(input_dir, item.path, follow_symlinks)
     except OSError:
         return None
-    version = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-    if version != (item.stat.st_ino, item.stat.st_size, item.stat.st_mtime_ns, item.stat.st_ctime_ns):
-        return None
-    return replace(item, data=data)
+    def version(st: os.stat_result) -> tuple:
+        return st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
+
+    return replace(item, data=data) if version(st) == version(item.stat) else None
 
 
 def tag_jobs(jobs, model, context: WriteContext, state, summary, *, follow_symlinks: bool, batch_size: int,
