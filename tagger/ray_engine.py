@@ -54,7 +54,7 @@ DECODE_ROWS = 8
 
 
 class EngineError(RuntimeError):
-    """Ray is missing or its cluster cannot be reached; the message says which, in one line."""
+    """Ray is missing, its cluster cannot be reached, or the model cannot start on it: one line says which."""
 
 
 def require() -> None:

@@ -101,7 +101,7 @@ def command(input_dir, output_dir, model_dir, backend, threshold, force, retry_f
                              **({"address": ray_address} if engine == "ray" else {}))
     except FolderError as exc:
         fail(str(exc))
-    except EngineError as exc:  # Ray missing, or its cluster out of reach
+    except EngineError as exc:  # Ray missing, its cluster out of reach, or the model unable to start there
         fail(str(exc))
     except LockHeld as exc:
         fail(str(exc), EXIT_LOCKED)
