@@ -74,10 +74,29 @@ def test_bundles_on_one_frozen_backbone_share_one_file_of_it(bundles):
         assert all(key.startswith("conv") for key in shared.files)
 
 
-def test_a_shared_backbone_cannot_be_fine_tuned(classes_folder, tmp_path):
-    with pytest.raises(TrainError, match="--backbone-dir.*--fine-tune-blocks"):
-        train(classes_folder, tmp_path / "m", weights="none", fine_tune_blocks=1, backbone_dir=tmp_path / "b",
-              log=lambda message: None)
+def test_a_fine_tuned_bundle_shares_the_frozen_backbone_and_carries_its_tuned_blocks(bundles, classes_folder):
+    models, cards = bundles
+    card = train(classes_folder, models / "tuned", weights=str(models / "start.npz"), input_size=32, c_values=(0.01,),
+                 fine_tune_blocks=1, learning_rates=(1e-4,), epochs=3, batch_size=8, code_bits=0,
+                 backbone_dir=models / "backbones", log=lambda message: None)
+    assert card["training"]["recipe"]["fine_tune"]["kept"]
+    shared_name = cards[0]["backbone"]["weights"]["shared_file"].split("/")[-1]
+    assert [p.name for p in (models / "backbones").iterdir()] == [shared_name]  # the frozen file, not a tuned one
+    with np.load(models / "tuned" / "weights.npz") as own, np.load(models / "backbones" / shared_name) as shared:
+        tuned = {key for key in own.files if key.startswith("conv")}
+        assert tuned and {key.split("/")[0] for key in tuned} == {
+            name for name in backbone_layers(build_model(3, 32)) if name.startswith("conv4_block6_")}
+        kernel = own["conv4_block6_3_conv/0"]
+        assert not np.array_equal(kernel, shared["conv4_block6_3_conv/0"])
+    session = TaggerSession(models / "tuned").load()
+    assert np.array_equal(session.model.get_layer("conv4_block6_3_conv").get_weights()[0], kernel.astype("float32"))
+
+
+def test_fine_tuning_that_would_not_fit_in_memory_stops_before_writing(classes_folder, tmp_path, monkeypatch):
+    monkeypatch.setattr("tagger.train.features.available_memory", lambda: 10_000)
+    with pytest.raises(TrainError, match=r"fine-tuning caches \d+ feature maps .* more than the 0\.0 GB"):
+        train(classes_folder, tmp_path / "m", weights="none", input_size=32, fine_tune_blocks=1,
+              backbone_dir=tmp_path / "b", log=lambda message: None)
     assert not (tmp_path / "m").exists() and not (tmp_path / "b").exists()
 
 

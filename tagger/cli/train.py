@@ -68,7 +68,7 @@ def _positive_list(ctx, param, value: str) -> list[float]:
                    "softmax where every labelled image has exactly one class.")
 @click.option("--backbone-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Keep the frozen backbone here, shared by every bundle trained on it (e.g. models/backbones), "
-                   "instead of inside the bundle.")
+                   "instead of inside the bundle (with --fine-tune-blocks the bundle keeps only its tuned blocks).")
 @code_bits_option
 @click.option("--seed", type=int, default=0, show_default=True)
 @follow_symlinks_option

@@ -73,6 +73,58 @@ def pretrained_feature_layer(weights: str) -> str:
 
 
 
+def cache_features(extractor: keras.Model, photos: np.ndarray, views, batch_size: int, dtype: str) -> np.ndarray:
+    """The extractor's outputs for every view of the photos, view after view, in one array of ``dtype``.
+
+    Filled batch by batch, so the peak is the array itself, not a list of
+    float32 batches beside their concatenation.
+    """
+    shape = extractor.output.shape[1:]
+    out = np.empty((len(views) * len(photos), *shape), dtype)
+    for v, view in enumerate(views):
+        for start in range(0, len(photos), batch_size):
+            batch = np.stack([view(a) for a in photos[start:start + batch_size]]).astype("float32")
+            out[v * len(photos) + start:][:len(batch)] = extractor.predict_on_batch(batch)
+    return out
+
+
+def check_map_memory(extractor: keras.Model, images: int, available: int | None = None) -> None:
+    """Fail at once, not when the kernel kills the process, if the fine-tune cache would not fit in memory.
+
+    The cache holds one float16 feature map per image and view; fitting on
+    it may copy it once more.  ``available``: bytes (default: the system's
+    MemAvailable).
+    """
+    available = available_memory() if available is None else available
+    needed = 2 * images * int(np.prod(extractor.output.shape[1:])) * 2
+    if available is not None and needed > available:
+        raise TrainError(f"fine-tuning caches {images} feature maps ({needed / 2**30:.1f} GB with the copy made while "
+                         f"fitting), more than the {available / 2**30:.1f} GB of memory available: use fewer --views, "
+                         "a smaller --input-size or fewer photos")
+
+
+def available_memory() -> int | None:
+    """MemAvailable from /proc/meminfo in bytes; None where there is none (not Linux)."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def tuned_layers(model: keras.Model, split_layer: str) -> set[str]:
+    """The backbone layers fine-tuning changes: those of the residual blocks after ``split_layer``, in its stage."""
+
+    def block(name: str) -> int:
+        return int(name.split("_block")[1].split("_")[0])
+
+    stage = split_layer.split("_block")[0]
+    return {name for name in backbone_layers(model)
+            if name.startswith(f"{stage}_block") and block(name) > block(split_layer)}
+
+
 def read_photos(root: Path, names: Sequence[str], size: int, log,
                 follow_symlinks: bool = False) -> tuple[list[str], np.ndarray, np.ndarray]:
     """The names that could be decoded, their pixels and their camera evidence (``tagger.camera``)."""

@@ -22,8 +22,9 @@ from tagger.metrics import calibrate_thresholds, evaluate_classes, evaluate_pred
 from tagger.model import CAMERA_WEIGHT, PREPROCESSING, TaggerSession, backbone_layers, build_model, save_weights
 from tagger.splits import SPLITS, group_folds, sequence_groups, split_by_group
 from tagger.train import TrainError
-from tagger.train.features import (VIEWS, initial_weights, pretrained_feature_layer, read_photos,
-                                   save_shared_backbone, with_camera)
+from tagger.train.features import (VIEWS, cache_features, check_map_memory, initial_weights,
+                                   pretrained_feature_layer, read_photos, save_shared_backbone, tuned_layers,
+                                   with_camera)
 from tagger.train.fine_tune import fine_tune_top
 from tagger.train.heads import tag_combinations
 from tagger.train.sweep import fit_frozen_head
@@ -49,8 +50,6 @@ def train(image_dir, out_dir, *, vocabulary: Sequence[str] = tagger.TERC_TAGS, l
     keras.utils.set_random_seed(seed)
     if camera and fine_tune_blocks:
         raise TrainError("the camera's evidence joins the frozen head only; drop --fine-tune-blocks or --camera")
-    if backbone_dir is not None and fine_tune_blocks:
-        raise TrainError("--backbone-dir shares a frozen backbone, and --fine-tune-blocks changes it; drop one")
     root = Path(image_dir)
     if not root.is_dir():
         raise TrainError(f"{root} is not a folder")
@@ -98,16 +97,15 @@ def train(image_dir, out_dir, *, vocabulary: Sequence[str] = tagger.TERC_TAGS, l
     stage, last_block = feature_layer.split("_")[0], int(feature_layer.split("_block")[1].split("_")[0])
     split_layer = "pool" if fine_tune_blocks == 0 else f"{stage}_block{last_block - fine_tune_blocks}_out"
     extractor = keras.Model(model.inputs[0], model.get_layer(split_layer).output)
+    if fine_tune_blocks:  # feature maps, not vectors: check that they fit before hours are spent
+        check_map_memory(extractor, len(names["train"]) * views + len(names["validation"]))
 
-    def features(batch: np.ndarray) -> np.ndarray:
-        return extractor.predict(batch.astype("float32"), batch_size=batch_size, verbose=0)
-
-    def all_views(photos: np.ndarray) -> np.ndarray:
-        return np.concatenate([features(np.stack([VIEWS[v](a) for a in photos])) for v in range(views)])
+    def all_views(photos: np.ndarray, count: int) -> np.ndarray:  # maps in float16: half the memory
+        return cache_features(extractor, photos, VIEWS[:count], batch_size, "float16" if fine_tune_blocks else "float32")
 
     log(f"caching features at {split_layer} ({views} views of the photos fit)")
-    x_train, y_train = all_views(pixels["train"]), np.tile(y["train"], (views, 1))
-    x_val = all_views(pixels["validation"]) if refit else features(pixels["validation"])
+    x_train, y_train = all_views(pixels["train"], views), np.tile(y["train"], (views, 1))
+    x_val = all_views(pixels["validation"], views if refit else 1)
     pooled_train, pooled_val = x_train, x_val
     if fine_tune_blocks:  # the frozen phase needs pooled features: run the still-frozen blocks once
         pooled = keras.Model(model.get_layer(split_layer).output, model.get_layer("pool").output)
@@ -131,6 +129,8 @@ def train(image_dir, out_dir, *, vocabulary: Sequence[str] = tagger.TERC_TAGS, l
         single_label=single_label)
     del pooled_train, pooled_val
 
+    # Shared before fine-tuning changes its last blocks: the bundle keeps its own copy of those.
+    shared = None if backbone_dir is None else save_shared_backbone(model, Path(backbone_dir), feature_layer)
     fine_tune = None
     if fine_tune_blocks:
         fine_tune = fine_tune_top(model, split_layer, (x_train, y_train), (x_val, y["validation"]),
@@ -141,10 +141,10 @@ def train(image_dir, out_dir, *, vocabulary: Sequence[str] = tagger.TERC_TAGS, l
     out.mkdir(parents=True, exist_ok=True)
     for stale in ("codes.json", "codes.npz"):  # a code map of an earlier model in this folder fits no longer
         (out / stale).unlink(missing_ok=True)
-    if backbone_dir is not None:
-        shared = save_shared_backbone(model, Path(backbone_dir), feature_layer)
+    if shared is not None:
         provenance = {**provenance, "shared_file": os.path.relpath(shared, out), "shared_sha256": file_sha256(shared)}
-        save_weights(model, out / "weights.npz", skip=backbone_layers(model))
+        tuned = tuned_layers(model, split_layer) if fine_tune and fine_tune["kept"] else set()
+        save_weights(model, out / "weights.npz", skip=backbone_layers(model) - tuned)
     else:
         save_weights(model, out / "weights.npz")
     card = {
