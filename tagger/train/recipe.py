@@ -101,7 +101,8 @@ def train(image_dir, out_dir, *, vocabulary: Sequence[str] = tagger.TERC_TAGS, l
         check_map_memory(extractor, len(names["train"]) * views + len(names["validation"]))
 
     def all_views(photos: np.ndarray, count: int) -> np.ndarray:  # maps in float16: half the memory
-        return cache_features(extractor, photos, VIEWS[:count], batch_size, "float16" if fine_tune_blocks else "float32")
+        dtype = "float16" if fine_tune_blocks else "float32"
+        return cache_features(extractor, photos, VIEWS[:count], batch_size, dtype)
 
     log(f"caching features at {split_layer} ({views} views of the photos fit)")
     x_train, y_train = all_views(pixels["train"], views), np.tile(y["train"], (views, 1))
