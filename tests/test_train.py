@@ -13,6 +13,8 @@ from tagger.labels import labels_from_metadata
 from tagger.model import TaggerSession, build_model, load_weights
 from tagger.pipeline import tag_folder
 from tagger.train import TrainError, read_photos, initial_weights, train
+from tagger.train.features import fine_tune_split, tuned_layers
+from tagger.train.fine_tune import OneViewPerEpoch
 from conftest import ISS, ROOT
 
 
@@ -107,6 +109,39 @@ class Spy:
     def predict_with_codes(self, pixels, camera=None):
         self.seen.extend(pixels)
         return self.session.predict_with_codes(pixels, camera)
+
+
+def test_fine_tune_blocks_count_back_across_stages_and_tune_only_those_blocks():
+    model = build_model(3, 32, "conv4_block6_out")
+    assert fine_tune_split(model, 0) == "pool"
+    assert fine_tune_split(model, 2) == "conv4_block4_out"
+    assert fine_tune_split(model, 7) == "conv3_block3_out"  # six blocks of stage 4, the last of stage 3
+    assert fine_tune_split(model, 13) == "pool1_pool"  # every block: only the stem stays frozen
+    with pytest.raises(TrainError, match="13 residual blocks"):
+        fine_tune_split(model, 14)
+    last_two = tuned_layers(model, "conv4_block4_out")
+    assert {"conv4_block5_1_conv", "conv4_block6_3_bn"} <= last_two
+    assert not any(name.startswith(("conv4_block4_", "conv3_", "conv1_")) for name in last_two)
+    every = tuned_layers(model, "pool1_pool")
+    assert {"conv2_block1_0_conv", "conv3_block2_2_bn", "conv4_block6_3_conv"} <= every
+    assert not any(name.startswith("conv1_") for name in every)
+
+
+def test_a_fine_tune_epoch_shows_every_photo_once_under_a_random_view():
+    photos, views = 10, 4
+    x = np.arange(views * photos, dtype="float16").reshape(-1, 1)  # row = view * photos + photo, as cached
+    y = np.tile(np.eye(photos, dtype="float32"), (views, 1))
+    epochs = OneViewPerEpoch(x, y, views, batch_size=3, seed=0)
+    assert len(epochs) == 4
+    seen_views = set()
+    for _ in range(5):
+        rows = np.concatenate([epochs[i][0][:, 0] for i in range(len(epochs))]).astype(int)
+        labels = np.concatenate([epochs[i][1] for i in range(len(epochs))])
+        assert sorted(rows % photos) == list(range(photos))  # each photo once
+        assert np.array_equal(labels.argmax(axis=1), rows % photos)  # with its own labels
+        seen_views |= set(rows // photos)
+        epochs.on_epoch_end()
+    assert seen_views == set(range(views))
 
 
 def test_one_preprocessing_for_train_evaluate_and_tag(iss_photos, tmp_path, session):

@@ -40,8 +40,9 @@ def _positive_list(ctx, param, value: str) -> list[float]:
 @click.option("--c", "c_values", default="0.01,0.03,0.1,0.3,1", show_default=True, callback=_positive_list,
               help="Inverse L2 strength of the logistic head, or a comma-separated sweep; "
                    "judged on the validation photos plus the training photos' out-of-fold predictions.")
-@click.option("--fine-tune-blocks", type=click.IntRange(0, 5), default=0, show_default=True,
-              help="Then fine-tune this many of the last residual blocks with the head (Adam).")
+@click.option("--fine-tune-blocks", type=click.IntRange(0, 16), default=0, show_default=True,
+              help="Then fine-tune this many of the last residual blocks with the head (Adam), counted back "
+                   "across stages: 13 is every block of stages 2-4 (only the stem stays frozen).")
 @click.option("--lr", "learning_rates", default="0.0001", show_default=True, callback=_positive_list,
               help="Fine-tune learning rate, or a comma-separated sweep (e.g. 0.1,0.01,0.001,0.0001); "
                    "the best validation loss wins.")

@@ -114,15 +114,29 @@ def available_memory() -> int | None:
     return None
 
 
+def residual_blocks(model: keras.Model) -> list[str]:
+    """The output layers of the model's residual blocks, first to last (the model ends at its feature layer)."""
+    return [layer.name for layer in model.layers if layer.name.startswith("conv") and layer.name.endswith("_out")]
+
+
+def fine_tune_split(model: keras.Model, blocks: int) -> str:
+    """The layer whose outputs fine-tuning caches: ``pool`` for none, else the output before the last ``blocks``.
+
+    Blocks count back from the feature layer across stages; tuning all of
+    them caches the stem's output (``pool1_pool``): the stem stays frozen.
+    """
+    every = residual_blocks(model)
+    if blocks > len(every):
+        raise TrainError(f"--fine-tune-blocks {blocks}: this backbone has {len(every)} residual blocks")
+    return "pool" if blocks == 0 else (["pool1_pool"] + every)[len(every) - blocks]
+
+
 def tuned_layers(model: keras.Model, split_layer: str) -> set[str]:
-    """The backbone layers fine-tuning changes: those of the residual blocks after ``split_layer``, in its stage."""
-
-    def block(name: str) -> int:
-        return int(name.split("_block")[1].split("_")[0])
-
-    stage = split_layer.split("_block")[0]
-    return {name for name in backbone_layers(model)
-            if name.startswith(f"{stage}_block") and block(name) > block(split_layer)}
+    """The backbone layers fine-tuning changes: those of the residual blocks after ``split_layer``."""
+    every = residual_blocks(model)
+    first = 0 if split_layer == "pool1_pool" else every.index(split_layer) + 1
+    prefixes = tuple(name[:-len("out")] for name in every[first:])  # "conv4_block5_" and so on
+    return {name for name in backbone_layers(model) if name.startswith(prefixes)}
 
 
 def read_photos(root: Path, names: Sequence[str], size: int, log,

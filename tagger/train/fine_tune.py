@@ -29,18 +29,50 @@ def weighted_crossentropy(class_weight: np.ndarray):
     return loss
 
 
+class OneViewPerEpoch(keras.utils.PyDataset):
+    """Each epoch shows every photo once, under one of its cached views drawn at random.
+
+    ``x`` holds ``views`` blocks of the same photos (view-major, as
+    ``cache_features`` fills it), so an epoch costs one pass over the photos
+    however many views augment them.
+    """
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, views: int, batch_size: int, seed: int):
+        super().__init__()
+        self.x, self.y, self.views, self.batch_size = x, y, views, batch_size
+        self.photos = len(x) // views
+        self.rng = np.random.default_rng(seed)
+        self.on_epoch_end()
+
+    def __len__(self) -> int:
+        return -(-self.photos // self.batch_size)
+
+    def __getitem__(self, index: int):
+        rows = self.rows[index * self.batch_size:(index + 1) * self.batch_size]
+        return self.x[rows].astype("float32"), self.y[rows]
+
+    def on_epoch_end(self) -> None:
+        self.rows = self.rng.permutation(self.photos) + self.photos * self.rng.integers(0, self.views, self.photos)
+
+
 class _EpochLog(keras.callbacks.Callback):
     def __init__(self, log, label, epochs):
         super().__init__()
         self.log, self.label, self.epochs = log, label, epochs
 
     def on_epoch_end(self, epoch, logs=None):
-        self.log(f"{self.label} epoch {epoch + 1}/{self.epochs}: loss {logs['loss']:.4f}, val_loss {logs['val_loss']:.4f}")
+        accuracy = f", val_accuracy {logs['val_accuracy']:.4f}" if "val_accuracy" in logs else ""
+        self.log(f"{self.label} epoch {epoch + 1}/{self.epochs}: loss {logs['loss']:.4f}, "
+                 f"val_loss {logs['val_loss']:.4f}{accuracy}")
 
 
-def fine_tune_top(model: keras.Model, split_layer: str, train, val, balance: float, learning_rates, epochs,
-                  batch_size, seed, log, single_label: bool = False) -> dict:
-    """Adam on the blocks after ``split_layer`` plus the head; keep the best rate, or the frozen head."""
+def fine_tune_top(model: keras.Model, split_layer: str, train, val, views: int, balance: float, learning_rates,
+                  epochs, batch_size, seed, log, single_label: bool = False) -> dict:
+    """Adam on the blocks after ``split_layer`` plus the head; keep the best rate, or the frozen head.
+
+    ``train`` holds ``views`` cached views of each photo; an epoch is one
+    pass over the photos, each under a view drawn at random.
+    """
     top = keras.Model(model.get_layer(split_layer).output, model.output)
     for layer in top.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
@@ -52,21 +84,22 @@ def fine_tune_top(model: keras.Model, split_layer: str, train, val, balance: flo
     else:
         loss = weighted_bce(np.clip((len(y_train) - positives) / np.maximum(positives, 1), 1, 50) if balance
                             else np.ones(y_train.shape[1]))
-    top.compile(loss=loss)
+    metrics = ["accuracy"] if single_label else []  # logged per epoch; the choice stays on validation loss
+    top.compile(loss=loss, metrics=metrics)
     start = top.get_weights()
-    sweep = {"frozen head": float(top.evaluate(*val, batch_size=batch_size, verbose=0))}
+    sweep = {"frozen head": float(top.evaluate(*val, batch_size=batch_size, verbose=0, return_dict=True)["loss"])}
     best_lr, best_weights = None, start
     for lr in learning_rates:
         top.set_weights(start)
         keras.utils.set_random_seed(seed)
-        top.compile(optimizer=keras.optimizers.Adam(lr), loss=loss)
+        top.compile(optimizer=keras.optimizers.Adam(lr), loss=loss, metrics=metrics)
         stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=5, restore_best_weights=True)
-        history = top.fit(*train, validation_data=val, epochs=epochs, batch_size=batch_size, verbose=0, shuffle=True,
-                          callbacks=[stop, _EpochLog(log, f"fine-tune lr={lr:g}", epochs)])
+        history = top.fit(OneViewPerEpoch(*train, views, batch_size, seed), validation_data=val, epochs=epochs,
+                          verbose=0, callbacks=[stop, _EpochLog(log, f"fine-tune lr={lr:g}", epochs)])
         sweep[f"{lr:g}"] = float(np.nanmin(history.history["val_loss"]))
         log(f"fine-tune learning rate {lr:g}: best validation loss {sweep[f'{lr:g}']:.4f}")
         if sweep[f"{lr:g}"] < min(v for k, v in sweep.items() if k != f"{lr:g}"):
             best_lr, best_weights = lr, top.get_weights()
     top.set_weights(best_weights)
     return {"blocks_after": split_layer, "validation_loss": sweep, "learning_rate": best_lr,
-            "kept": best_lr is not None}
+            "kept": best_lr is not None, "epoch": "one pass over the training photos, each under a random view"}

@@ -22,7 +22,7 @@ from tagger.metrics import calibrate_thresholds, evaluate_classes, evaluate_pred
 from tagger.model import CAMERA_WEIGHT, PREPROCESSING, TaggerSession, backbone_layers, build_model, save_weights
 from tagger.splits import SPLITS, group_folds, sequence_groups, split_by_group
 from tagger.train import TrainError
-from tagger.train.features import (VIEWS, cache_features, check_map_memory, initial_weights,
+from tagger.train.features import (VIEWS, cache_features, check_map_memory, fine_tune_split, initial_weights,
                                    pretrained_feature_layer, read_photos, save_shared_backbone, tuned_layers,
                                    with_camera)
 from tagger.train.fine_tune import fine_tune_top
@@ -94,8 +94,7 @@ def train(image_dir, out_dir, *, vocabulary: Sequence[str] = tagger.TERC_TAGS, l
     model = build_model(len(vocabulary), input_size, feature_layer, pooling, combinations, camera=camera,
                         activation="softmax" if single_label else "sigmoid")
     provenance = initial_weights(model, weights)
-    stage, last_block = feature_layer.split("_")[0], int(feature_layer.split("_block")[1].split("_")[0])
-    split_layer = "pool" if fine_tune_blocks == 0 else f"{stage}_block{last_block - fine_tune_blocks}_out"
+    split_layer = fine_tune_split(model, fine_tune_blocks)
     extractor = keras.Model(model.inputs[0], model.get_layer(split_layer).output)
     if fine_tune_blocks:  # feature maps, not vectors: check that they fit before hours are spent
         check_map_memory(extractor, len(names["train"]) * views + len(names["validation"]))
@@ -134,7 +133,7 @@ def train(image_dir, out_dir, *, vocabulary: Sequence[str] = tagger.TERC_TAGS, l
     shared = None if backbone_dir is None else save_shared_backbone(model, Path(backbone_dir), feature_layer)
     fine_tune = None
     if fine_tune_blocks:
-        fine_tune = fine_tune_top(model, split_layer, (x_train, y_train), (x_val, y["validation"]),
+        fine_tune = fine_tune_top(model, split_layer, (x_train, y_train), (x_val, y["validation"]), views,
                                   chosen["balance"], learning_rates, epochs, batch_size, seed, log, single_label)
     del x_train, x_val
 
