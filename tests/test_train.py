@@ -14,7 +14,6 @@ from tagger.model import TaggerSession, build_model, load_weights
 from tagger.pipeline import tag_folder
 from tagger.train import TrainError, read_photos, initial_weights, train
 from tagger.train.features import fine_tune_split, tuned_layers
-from tagger.train.fine_tune import OneViewPerEpoch
 from conftest import ISS, ROOT
 
 
@@ -125,23 +124,6 @@ def test_fine_tune_blocks_count_back_across_stages_and_tune_only_those_blocks():
     every = tuned_layers(model, "pool1_pool")
     assert {"conv2_block1_0_conv", "conv3_block2_2_bn", "conv4_block6_3_conv"} <= every
     assert not any(name.startswith("conv1_") for name in every)
-
-
-def test_a_fine_tune_epoch_shows_every_photo_once_under_a_random_view():
-    photos, views = 10, 4
-    x = np.arange(views * photos, dtype="float16").reshape(-1, 1)  # row = view * photos + photo, as cached
-    y = np.tile(np.eye(photos, dtype="float32"), (views, 1))
-    epochs = OneViewPerEpoch(x, y, views, batch_size=3, seed=0)
-    assert len(epochs) == 4
-    seen_views = set()
-    for _ in range(5):
-        rows = np.concatenate([epochs[i][0][:, 0] for i in range(len(epochs))]).astype(int)
-        labels = np.concatenate([epochs[i][1] for i in range(len(epochs))])
-        assert sorted(rows % photos) == list(range(photos))  # each photo once
-        assert np.array_equal(labels.argmax(axis=1), rows % photos)  # with its own labels
-        seen_views |= set(rows // photos)
-        epochs.on_epoch_end()
-    assert seen_views == set(range(views))
 
 
 def test_one_preprocessing_for_train_evaluate_and_tag(iss_photos, tmp_path, session):

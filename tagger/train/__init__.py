@@ -20,9 +20,9 @@ The recipe, each step cheap enough for a 2-core machine:
    validation photos together.
 4. Optional fine-tune phase (``fine_tune_blocks`` > 0, no refit): unfreeze
    the last residual blocks (counted back across stages) and train them with
-   the head by Adam, once per learning rate of the sweep, each epoch one pass
-   over the photos under random views, with early stopping on validation
-   loss; keep it only if it lowers the validation loss of the frozen phase.
+   the head by Adam, once per learning rate of the sweep, with early stopping
+   on validation loss; keep it only if it lowers the validation loss of the
+   frozen phase.
 5. Calibrate a threshold per tag on the held-out predictions (validation,
    after fine-tuning), measure the saved bundle on the test split, and write
    the bundle with its model card.

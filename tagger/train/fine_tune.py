@@ -29,32 +29,6 @@ def weighted_crossentropy(class_weight: np.ndarray):
     return loss
 
 
-class OneViewPerEpoch(keras.utils.PyDataset):
-    """Each epoch shows every photo once, under one of its cached views drawn at random.
-
-    ``x`` holds ``views`` blocks of the same photos (view-major, as
-    ``cache_features`` fills it), so an epoch costs one pass over the photos
-    however many views augment them.
-    """
-
-    def __init__(self, x: np.ndarray, y: np.ndarray, views: int, batch_size: int, seed: int):
-        super().__init__()
-        self.x, self.y, self.views, self.batch_size = x, y, views, batch_size
-        self.photos = len(x) // views
-        self.rng = np.random.default_rng(seed)
-        self.on_epoch_end()
-
-    def __len__(self) -> int:
-        return -(-self.photos // self.batch_size)
-
-    def __getitem__(self, index: int):
-        rows = self.rows[index * self.batch_size:(index + 1) * self.batch_size]
-        return self.x[rows].astype("float32"), self.y[rows]
-
-    def on_epoch_end(self) -> None:
-        self.rows = self.rng.permutation(self.photos) + self.photos * self.rng.integers(0, self.views, self.photos)
-
-
 class _EpochLog(keras.callbacks.Callback):
     def __init__(self, log, label, epochs):
         super().__init__()
@@ -66,13 +40,9 @@ class _EpochLog(keras.callbacks.Callback):
                  f"val_loss {logs['val_loss']:.4f}{accuracy}")
 
 
-def fine_tune_top(model: keras.Model, split_layer: str, train, val, views: int, balance: float, learning_rates,
-                  epochs, batch_size, seed, log, single_label: bool = False) -> dict:
-    """Adam on the blocks after ``split_layer`` plus the head; keep the best rate, or the frozen head.
-
-    ``train`` holds ``views`` cached views of each photo; an epoch is one
-    pass over the photos, each under a view drawn at random.
-    """
+def fine_tune_top(model: keras.Model, split_layer: str, train, val, balance: float, learning_rates, epochs,
+                  batch_size, seed, log, single_label: bool = False) -> dict:
+    """Adam on the blocks after ``split_layer`` plus the head; keep the best rate, or the frozen head."""
     top = keras.Model(model.get_layer(split_layer).output, model.output)
     for layer in top.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
@@ -94,12 +64,12 @@ def fine_tune_top(model: keras.Model, split_layer: str, train, val, views: int, 
         keras.utils.set_random_seed(seed)
         top.compile(optimizer=keras.optimizers.Adam(lr), loss=loss, metrics=metrics)
         stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=5, restore_best_weights=True)
-        history = top.fit(OneViewPerEpoch(*train, views, batch_size, seed), validation_data=val, epochs=epochs,
-                          verbose=0, callbacks=[stop, _EpochLog(log, f"fine-tune lr={lr:g}", epochs)])
+        history = top.fit(*train, validation_data=val, epochs=epochs, batch_size=batch_size, verbose=0, shuffle=True,
+                          callbacks=[stop, _EpochLog(log, f"fine-tune lr={lr:g}", epochs)])
         sweep[f"{lr:g}"] = float(np.nanmin(history.history["val_loss"]))
         log(f"fine-tune learning rate {lr:g}: best validation loss {sweep[f'{lr:g}']:.4f}")
         if sweep[f"{lr:g}"] < min(v for k, v in sweep.items() if k != f"{lr:g}"):
             best_lr, best_weights = lr, top.get_weights()
     top.set_weights(best_weights)
     return {"blocks_after": split_layer, "validation_loss": sweep, "learning_rate": best_lr,
-            "kept": best_lr is not None, "epoch": "one pass over the training photos, each under a random view"}
+            "kept": best_lr is not None}

@@ -133,7 +133,7 @@ def train(image_dir, out_dir, *, vocabulary: Sequence[str] = tagger.TERC_TAGS, l
     shared = None if backbone_dir is None else save_shared_backbone(model, Path(backbone_dir), feature_layer)
     fine_tune = None
     if fine_tune_blocks:
-        fine_tune = fine_tune_top(model, split_layer, (x_train, y_train), (x_val, y["validation"]), views,
+        fine_tune = fine_tune_top(model, split_layer, (x_train, y_train), (x_val, y["validation"]),
                                   chosen["balance"], learning_rates, epochs, batch_size, seed, log, single_label)
     del x_train, x_val
 
