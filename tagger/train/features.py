@@ -114,9 +114,10 @@ def available_memory() -> int | None:
     return None
 
 
-def residual_blocks(model: keras.Model) -> list[str]:
-    """The output layers of the model's residual blocks, first to last (the model ends at its feature layer)."""
-    return [layer.name for layer in model.layers if layer.name.startswith("conv") and layer.name.endswith("_out")]
+def block_outputs(model: keras.Model) -> list[str]:
+    """The stem's output, then each residual block's, first to last (the model ends at its feature layer)."""
+    return ["pool1_pool"] + [layer.name for layer in model.layers
+                             if layer.name.startswith("conv") and layer.name.endswith("_out")]
 
 
 def fine_tune_split(model: keras.Model, blocks: int) -> str:
@@ -125,17 +126,16 @@ def fine_tune_split(model: keras.Model, blocks: int) -> str:
     Blocks count back from the feature layer across stages; tuning all of
     them caches the stem's output (``pool1_pool``): the stem stays frozen.
     """
-    every = residual_blocks(model)
-    if blocks > len(every):
-        raise TrainError(f"--fine-tune-blocks {blocks}: this backbone has {len(every)} residual blocks")
-    return "pool" if blocks == 0 else (["pool1_pool"] + every)[len(every) - blocks]
+    chain = block_outputs(model)
+    if blocks >= len(chain):
+        raise TrainError(f"--fine-tune-blocks {blocks}: this backbone has {len(chain) - 1} residual blocks")
+    return "pool" if blocks == 0 else chain[-1 - blocks]
 
 
 def tuned_layers(model: keras.Model, split_layer: str) -> set[str]:
     """The backbone layers fine-tuning changes: those of the residual blocks after ``split_layer``."""
-    every = residual_blocks(model)
-    first = 0 if split_layer == "pool1_pool" else every.index(split_layer) + 1
-    prefixes = tuple(name[:-len("out")] for name in every[first:])  # "conv4_block5_" and so on
+    chain = block_outputs(model)
+    prefixes = tuple(name[:-len("out")] for name in chain[chain.index(split_layer) + 1:])  # "conv4_block5_", ...
     return {name for name in backbone_layers(model) if name.startswith(prefixes)}
 
 
