@@ -217,7 +217,27 @@ def backbone_layers(model: keras.Model) -> set[str]:
 BACKENDS = ("tf", "openvino", "openvino-bf16")
 
 
-def openvino_forward(tf_forward, bf16: bool):
+class Forward:
+    """One network pass per batch, every output read from it: ``forward(inputs) -> [tags, codes?]``.
+
+    ``run`` is the backend's compiled callable; both backends' outputs come
+    from a single call, so the tags and the codes of a batch cost one pass.
+    """
+
+    def __init__(self, run, read):
+        self.run, self.read = run, read
+
+    def __call__(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        return self.read(self.run(inputs))
+
+
+def tensorflow_forward(traced) -> Forward:
+    """The traced graph, fp32: the reference every other backend is checked against."""
+    return Forward(lambda inputs: traced(*map(tf.constant, inputs)),
+                   lambda result: [out.numpy() for out in tf.nest.flatten(result)])
+
+
+def openvino_forward(traced, bf16: bool) -> Forward:
     """Compile the traced TensorFlow graph with OpenVINO for this CPU.
 
     bf16 uses the CPU's bfloat16 units (AVX512_BF16, AMX) where it has them;
@@ -228,9 +248,9 @@ def openvino_forward(tf_forward, bf16: bool):
     except ImportError:
         raise ValueError("the openvino backends need OpenVINO: pip install openvino") from None
     compiled = openvino.Core().compile_model(
-        openvino.convert_model(tf_forward.get_concrete_function()), "CPU",
+        openvino.convert_model(traced.get_concrete_function()), "CPU",
         {"INFERENCE_PRECISION_HINT": "bf16" if bf16 else "f32", "PERFORMANCE_HINT": "LATENCY"})
-    return lambda inputs: [compiled(inputs)[output] for output in compiled.outputs]
+    return Forward(compiled, lambda result: [result[output] for output in compiled.outputs])
 
 
 class TaggerSession(Bundle):
@@ -252,10 +272,8 @@ class TaggerSession(Bundle):
             signature.append(tf.TensorSpec((None, CAMERA_SIZE), tf.float32))
         traced = tf.function(lambda *x: self.model(list(x) if self.camera else x[0], training=False),
                              reduce_retracing=True, input_signature=signature)
-        if backend == "tf":
-            self._forward = lambda inputs: [out.numpy() for out in tf.nest.flatten(traced(*map(tf.constant, inputs)))]
-        else:
-            self._forward = openvino_forward(traced, bf16=backend.endswith("bf16"))
+        self.forward = tensorflow_forward(traced) if backend == "tf" else \
+            openvino_forward(traced, bf16=backend.endswith("bf16"))
 
     def load(self) -> "TaggerSession":
         return self
@@ -278,7 +296,7 @@ class TaggerSession(Bundle):
         if self.camera:
             inputs.append(np.tile(CAMERA_MISSING, (len(pixels), 1)) if camera is None
                           else np.asarray(camera, np.float32))
-        outputs = self._forward(inputs)
+        outputs = self.forward(inputs)
         probabilities = np.clip(np.asarray(outputs[0]), 0.0, 1.0)
         return probabilities, pack(np.asarray(outputs[1]) > 0) if self.code_bits else None
 

@@ -1,5 +1,7 @@
 """The OpenVINO backends against the TensorFlow fp32 reference, on real photos."""
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -32,3 +34,45 @@ def test_backend_matches_tensorflow(session, pixels, backend, tolerance, bits_of
 def test_unknown_backend():
     with pytest.raises(ValueError, match="unknown backend"):
         TaggerSession(DEFAULT_MODEL, backend="abacus")
+
+
+class CountingCalls:
+    """Stands in for a compiled network: passes every attribute through and counts the calls (the passes)."""
+
+    def __init__(self, inner):
+        self.inner, self.calls = inner, 0
+
+    def __call__(self, *args, **kwargs):
+        self.calls += 1
+        return self.inner(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+@pytest.mark.parametrize("backend", ["tf", "openvino", "openvino-bf16"])
+def test_one_network_pass_per_batch(monkeypatch, pixels, backend):
+    """Tags and codes of a batch come from one pass (0.4 ran OpenVINO once per output, halving its speed)."""
+    import openvino
+    import tagger.model
+
+    compiled = []
+    compile_model, function = openvino.Core.compile_model, tagger.model.tf.function
+
+    def counting(make):
+        def wrapper(*args, **kwargs):
+            made = make(*args, **kwargs)
+            if sys._getframe(1).f_globals["__name__"] != "tagger.model":
+                return made  # Keras's own tf.functions, called while tracing
+            compiled.append(CountingCalls(made))
+            return compiled[-1]
+        return wrapper
+
+    monkeypatch.setattr(openvino.Core, "compile_model", counting(compile_model))
+    monkeypatch.setattr(tagger.model.tf, "function", counting(function))
+    session = TaggerSession(DEFAULT_MODEL, backend=backend)
+    before = sum(c.calls for c in compiled)
+    for batch in (pixels[:4], pixels[4:]):
+        probabilities, codes = session.predict_with_codes(batch)
+        assert probabilities.shape[0] == codes.shape[0] == len(batch)
+    assert sum(c.calls for c in compiled) - before == 2
