@@ -1,20 +1,23 @@
 """Makes TensorFlow and Keras unimportable, as on an install without ``terc-tag[train]``.
 
 Put this folder first on PYTHONPATH: Python imports ``sitecustomize`` at
-start-up, and the finder below refuses every module of those packages.
+start-up, and the finder below refuses every module of the packages named in
+``TERC_TAG_TEST_BLOCK`` (comma-separated; default ``tensorflow,keras``), so a
+test can also show that a run never touches OpenVINO.
 """
 
+import os
 import sys
 
 
 class _Refuse:
-    """A meta-path finder that fails the import of tensorflow and keras (and their submodules)."""
+    """A meta-path finder that fails the import of the blocked packages (and their submodules)."""
 
-    blocked = ("tensorflow", "keras", "tf_keras")
+    blocked = tuple(os.environ.get("TERC_TAG_TEST_BLOCK", "tensorflow,keras").split(","))
 
     def find_spec(self, name, path=None, target=None):
         if name.split(".")[0] in self.blocked:
-            raise ImportError(f"{name} is blocked: this process stands for an install without TensorFlow")
+            raise ImportError(f"No module named {name!r} (blocked: this process stands for an install without it)")
         return None
 
 
