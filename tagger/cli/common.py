@@ -132,7 +132,7 @@ BACKEND_CHOICES = tuple(BACKENDS)
 
 def backend_option(default: str):
     return click.option(
-        "--backend", type=click.Choice(list(BACKENDS)), default=default, show_default=True,
+        "--backend", type=click.Choice(BACKEND_CHOICES), default=default, show_default=True,
         help="Inference backend: " + "; ".join(f"{b.name}: {b.help}" for b in BACKENDS.values()) + ".")
 
 
