@@ -29,20 +29,19 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _common import DEFAULT_SOURCE, exiv2_keywords, many_photos, model_only  # noqa: E402
 
 from tagger.cli.common import default_model  # noqa: E402
-from tagger.model import TaggerSession  # noqa: E402
+from tagger.bundle import Bundle  # noqa: E402
 import tagger.pipeline  # noqa: E402
 from tagger.pipeline import tag_folder  # noqa: E402
 
 
-def naive(session: TaggerSession, photos: list[Path], out: Path) -> float:
+def naive(session, photos: list[Path], out: Path) -> float:
     out.mkdir()
     thresholds = session.thresholds(0.5)
     started = time.perf_counter()
     for photo in photos:
         with Image.open(photo) as image:
             pixels = np.asarray(image.convert("RGB").resize(session.size, Image.BILINEAR), dtype=np.float32)
-        outputs = session.model.predict(pixels[None], verbose=0)  # [tags, codes] when it has a code map
-        probabilities = (outputs[0] if isinstance(outputs, list) else outputs)[0]
+        probabilities = session.predict(pixels[None])[0]  # one photo per call
         copy = shutil.copy(photo, out / photo.name)
         for tag, p, t in zip(session.vocabulary, probabilities, thresholds):
             if p >= t:
@@ -62,7 +61,7 @@ def main() -> None:
     if shutil.which("exiftool") is None:
         raise SystemExit("the naive pipeline needs exiftool (Debian: libimage-exiftool-perl)")
 
-    session = TaggerSession(default_model(), backend=args.backend)
+    session = Bundle(default_model(), args.backend).load()
     with tempfile.TemporaryDirectory() as tmp:
         photos = many_photos(Path(tmp) / "in", args.photos, args.source)
         ours = tag_folder(Path(tmp) / "in", Path(tmp) / "out", session, batch_size=args.batch_size)

@@ -6,7 +6,9 @@ Data flows one way, one module per stage:
     discover -> decode -> model (predict) -> metadata / outputs -> report
 
 Importing this package is cheap: TensorFlow is imported only by
-``tagger.model`` and ``tagger.train``, so ``terc-tag --help`` stays fast.
+``tagger.model`` and ``tagger.train`` (training and the ``tf`` reference
+backend), OpenVINO only by ``tagger.inference`` when a photo needs tagging,
+so ``terc-tag --help`` and a cron run that finds nothing new stay fast.
 """
 
 import os

@@ -3,7 +3,9 @@
 TensorFlow 2.21 writes absl log lines ("oneDNN custom operations are on...")
 straight to file descriptor 2 while it loads, ignoring TF_CPP_MIN_LOG_LEVEL,
 and every line of it would reach a cron mail.  File descriptor 2 points at
-/dev/null for the import only; a failing import still raises as usual.
+/dev/null for the import only; a failing import still raises, with a message
+that says which extra brings TensorFlow.  Tagging never imports this module
+(``tagger.inference``); training and the ``tf`` backend do.
 """
 
 import os
@@ -23,8 +25,12 @@ def _stderr_to_devnull():
         os.close(devnull)
 
 
-with _stderr_to_devnull():
-    import tensorflow as tf  # noqa: E402
-    import keras  # noqa: E402
+try:
+    with _stderr_to_devnull():
+        import tensorflow as tf  # noqa: E402
+        import keras  # noqa: E402
+except ImportError as exc:
+    raise ImportError(f"TensorFlow is not installed ({exc}); train, fit-codes and --backend tf need it: "
+                      'pip install "terc-tag[train]"') from None
 
 __all__ = ["keras", "tf"]

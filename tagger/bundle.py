@@ -16,7 +16,7 @@ runs code from it: the card is JSON, the weights are read by numpy with
 a few fields of the card, never deserialised.  Anything malformed is a
 :class:`BundleError` whose message is one line.
 
-Reading a bundle is cheap (no TensorFlow), so ``tag`` can decide that
+Reading a bundle is cheap (no TensorFlow, no OpenVINO), so ``tag`` can decide that
 nothing is new before it pays for :meth:`Bundle.load`.
 """
 
@@ -70,6 +70,8 @@ class Bundle:
         self.shared_backbone, shared_digest = self._check_shared_backbone()
         digest.update(shared_digest.encode())
         network = digest.hexdigest()  # the network alone: codes may be searched from any backend
+        #: The network's identity (card and weights, not the backend): names what is derived from it.
+        self.network_id = network[:16]
         digest.update(backend.encode())
         #: Changes whenever the card, the weights or the backend change; incremental runs key on it.
         self.model_id = digest.hexdigest()[:16]
@@ -163,10 +165,17 @@ class Bundle:
         return arrays
 
     def load(self):
-        """A :class:`tagger.model.TaggerSession` for this bundle (imports TensorFlow; seconds)."""
-        from tagger.model import TaggerSession
+        """A session that predicts: :class:`tagger.inference.InferenceSession` (OpenVINO, no TensorFlow),
+        or for the ``tf`` backend :class:`tagger.model.TaggerSession` (imports TensorFlow; seconds)."""
+        if self.backend == "tf":
+            try:
+                from tagger.model import TaggerSession
+            except ImportError as exc:
+                raise BundleError(str(exc)) from None
+            return TaggerSession(self.path, self.backend)
+        from tagger.inference import InferenceSession
 
-        return TaggerSession(self.path, self.backend)
+        return InferenceSession(self.path, self.backend)
 
 
 def decide(vocabulary: list[str], single_label: bool, probabilities, thresholds) -> list[str]:

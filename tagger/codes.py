@@ -211,7 +211,9 @@ def fit_codes(bundle, root, *, bits: int = BITS, views: int = 2, use_tags: bool 
     from tagger.splits import assign_groups
     from tagger.train import VIEWS, read_photos
 
-    session = bundle.load()
+    from tagger.model import TaggerSession
+
+    session = TaggerSession(bundle.path)  # fitting reads the features with TensorFlow, whatever the backend
     photos = discover(Path(root), follow_symlinks).photos
     labels = {str(p): [] for p in photos}
     if use_tags:

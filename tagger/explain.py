@@ -3,9 +3,13 @@
 Grad-CAM (Selvaraju et al. 2017) on the backbone layer the model reads
 (``feature_layer``): each channel of that feature map is weighted by the mean
 gradient of the tag's log-probability over it, and the positive part of the
-weighted sum is the heat map.  Computed with the reference TensorFlow model of
-the session, whatever backend tags with; it works for every bundle, since it
-needs only the feature layer and the tag output.
+weighted sum is the heat map.  Everything after the feature map (pooling,
+standardization, camera evidence, the dense head, the label-set marginals or
+the softmax) is a few closed-form steps, so :class:`Head` computes them and
+their gradient in numpy: the session only has to give the feature map, which
+the OpenVINO sessions do without TensorFlow.  The maps are Grad-CAM's own,
+not an approximation (``tests/test_explain.py`` checks them against
+TensorFlow's gradients); it works for every bundle.
 """
 
 from __future__ import annotations
@@ -17,7 +21,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from tagger._tf import keras, tf
+from tagger.inference import (CAMERA_WEIGHT, GEM_FLOOR, GEM_P, STANDARDIZE_EPSILON, head_config)
+
+#: The floor of Grad-CAM's log-probability (below it the gradient is 0, as with TensorFlow's clip).
+LOG_FLOOR = 1e-7
 
 
 @dataclass
@@ -28,15 +35,79 @@ class Explanation:
     maps: dict[str, np.ndarray]
 
 
+class Head:
+    """The network from the feature map to the tag probabilities, in numpy (float64), with its gradient."""
+
+    def __init__(self, bundle, weights: dict[str, np.ndarray]):
+        config = head_config(bundle.card)
+        self.gem, self.activation = config["pooling"] == "gem", config["activation"]
+        self.sets = None if config["label_sets"] is None else np.asarray(config["label_sets"], np.float64)
+        self.mean = np.asarray(weights["standardize/0"], np.float64)
+        self.scale = 1 / np.sqrt(np.asarray(weights["standardize/1"], np.float64) + STANDARDIZE_EPSILON)
+        self.kernel, self.bias = (np.asarray(weights[f"tags/{i}"], np.float64) for i in (0, 1))
+        self.camera = None
+        if bundle.camera:
+            self.camera = tuple(np.asarray(weights[f"camera_standardize/{i}"], np.float64) for i in (0, 1))
+
+    def _evidence(self, camera: np.ndarray) -> np.ndarray:
+        """``tagger.model.CameraEvidence``: standardized, a missing value at the mean, weighted."""
+        mean, variance = self.camera
+        z = (camera - mean) / np.sqrt(variance + STANDARDIZE_EPSILON)
+        fields = len(camera) // 2
+        return np.concatenate([z[:fields] * (1 - camera[fields:]), z[fields:]]) * CAMERA_WEIGHT
+
+    def gradcam(self, feature_map: np.ndarray, camera: np.ndarray | None, tags: list[int] | None = None,
+                choose=None) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+        """Probabilities and a Grad-CAM map per tag index (``choose(p)`` picks the tags when ``tags`` is None)."""
+        f = np.asarray(feature_map, np.float64)
+        cells = f.shape[0] * f.shape[1]
+        if self.gem:
+            m = np.maximum(f, GEM_FLOOR)
+            pooled = (m ** GEM_P).mean(axis=(0, 1)) ** (1 / GEM_P)
+            d_pool = (f > GEM_FLOOR) * m ** (GEM_P - 1) * pooled ** (1 - GEM_P) / cells  # d pooled_c / d f_ijc
+        else:
+            pooled, d_pool = f.mean(axis=(0, 1)), np.full(f.shape, 1 / cells)
+        x = (pooled - self.mean) * self.scale
+        if self.camera is not None:
+            from tagger.camera import MISSING
+
+            x = np.concatenate([x, self._evidence(np.asarray(MISSING if camera is None else camera, np.float64))])
+        z = x @ self.kernel + self.bias
+        sigma = 1 / (1 + np.exp(-z))
+        if self.sets is not None:
+            likelihood = self.sets @ np.log(sigma + 1e-300) + (1 - self.sets) @ np.log(1 - sigma + 1e-300)
+            posterior = np.exp(likelihood - likelihood.max())
+            posterior /= posterior.sum()
+            p = posterior @ self.sets
+        elif self.activation == "softmax":
+            p = np.exp(z - z.max())
+            p /= p.sum()
+        else:
+            p = sigma
+        maps = {}
+        for k in (choose(p) if tags is None else tags):
+            if p[k] < LOG_FLOOR:
+                maps[k] = np.zeros(f.shape[:2])
+                continue
+            if self.sets is not None:  # d p_k / d z_j = sum_t posterior_t (S_tk - p_k)(S_tj - sigma_j)
+                d_z = (posterior * (self.sets[:, k] - p[k])) @ (self.sets - sigma) / p[k]
+            elif self.activation == "softmax":
+                d_z = np.eye(len(p))[k] - p
+            else:
+                d_z = np.eye(len(p))[k] * (1 - p[k])
+            d_pooled = (self.kernel[:len(self.mean)] @ d_z) * self.scale  # d log p_k / d pooled_c
+            weights = (d_pool * d_pooled).mean(axis=(0, 1))  # Grad-CAM: the gradient's mean over the map
+            weighted = np.maximum((f * weights).sum(axis=-1), 0)
+            maps[k] = weighted / weighted.max() if weighted.max() > 0 else weighted
+        return p, maps
+
+
 class Explainer:
-    """Heat maps from one session; build it once: splitting the network at the feature layer costs a second."""
+    """Heat maps from one session (any backend): its feature map, and :class:`Head` after it."""
 
     def __init__(self, session):
         self.session = session
-        model = session.model
-        features = model.get_layer(session.feature_layer).output
-        self.backbone = keras.Model(model.inputs[0], features)  # the photo up to the feature map ...
-        self.head = keras.Model([features, *model.inputs[1:]], model.outputs[0])  # ... and from there to the tags
+        self.head = Head(session, session.weights())
 
     def __call__(self, pixels: np.ndarray, camera: np.ndarray | None = None, tags: list[str] | None = None,
                  threshold: float | None = None) -> Explanation:
@@ -46,27 +117,16 @@ class Explainer:
         model's default), or its most probable tag when it gets none.
         """
         session = self.session
-        extra = []
-        if session.camera:
-            from tagger.camera import MISSING
+        vocabulary = session.vocabulary
 
-            extra.append(tf.constant((MISSING if camera is None else camera)[None].astype(np.float32)))
-        feature_map = self.backbone(tf.constant(pixels[None].astype(np.float32)), training=False)
-        with tf.GradientTape(persistent=True) as tape:
-            tape.watch(feature_map)
-            probabilities = self.head([feature_map, *extra], training=False)
-            per_tag = tf.unstack(tf.math.log(tf.clip_by_value(probabilities[0], 1e-7, 1.0)))  # inside the tape
-        p = probabilities[0].numpy()
-        if tags is None:
-            thresholds = session.thresholds(threshold)
-            tags = session.decide(p, thresholds) or [session.vocabulary[int(p.argmax())]]
-        maps = {}
-        for tag in tags:
-            gradient = tape.gradient(per_tag[session.vocabulary.index(tag)], feature_map)[0].numpy()
-            weighted = np.maximum((feature_map[0].numpy() * gradient.mean(axis=(0, 1))).sum(axis=-1), 0)
-            maps[tag] = weighted / weighted.max() if weighted.max() > 0 else weighted
-        del tape
-        return Explanation({t: float(v) for t, v in zip(session.vocabulary, p)}, maps)
+        def chosen(p):
+            names = session.decide(p, session.thresholds(threshold)) or [vocabulary[int(p.argmax())]]
+            return [vocabulary.index(name) for name in names]
+
+        p, maps = self.head.gradcam(session.feature_map(pixels), camera,
+                                    None if tags is None else [vocabulary.index(t) for t in tags], chosen)
+        return Explanation({t: float(v) for t, v in zip(vocabulary, p)},
+                           {vocabulary[k]: heat.astype(np.float32) for k, heat in maps.items()})
 
 
 def overlay(photo: Image.Image, heat: np.ndarray, alpha: float = 0.5) -> Image.Image:

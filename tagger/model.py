@@ -17,6 +17,10 @@ then generalized-mean pooling, standardization, one sigmoid unit per tag and,
 optionally, the label-set layer that turns the independent per-tag
 probabilities into the marginals of a posterior over the tag combinations seen
 in training.  The model card's ``head`` says which (``head_config``).
+
+This module is TensorFlow's side: training builds and saves with it, and the
+``tf`` backend predicts with it as the reference.  Tagging with the other
+backends builds the same network without TensorFlow (``tagger.inference``).
 """
 
 from __future__ import annotations
@@ -26,20 +30,11 @@ import os
 import numpy as np
 
 from tagger._tf import keras, tf
+from tagger.backends import BACKENDS
 from tagger.bundle import Bundle, BundleError
-from tagger.camera import MISSING as CAMERA_MISSING, SIZE as CAMERA_SIZE
-from tagger.similar import pack
-
-#: ResNet-50's preprocessing ("caffe" mode of keras.applications.resnet50):
-#: RGB -> BGR, then subtract the ImageNet channel means. No scaling.
-IMAGENET_BGR_MEAN = (103.939, 116.779, 123.68)
-PREPROCESSING = "resnet50 caffe: RGB->BGR, minus ImageNet BGR mean (103.939, 116.779, 123.68), input 0..255"
-
-
-#: How much the camera's evidence weighs against the image features in the head: the standardized
-#: evidence is multiplied by it, which divides its L2 penalty by its square (chosen in
-#: benchmarks/camera_cv.py).
-CAMERA_WEIGHT = 3.0
+from tagger.camera import SIZE as CAMERA_SIZE
+from tagger.inference import (CAMERA_WEIGHT, GEM_P, IMAGENET_BGR_MEAN, PREPROCESSING, STANDARDIZE_EPSILON,  # noqa: F401
+                              Forward, Session, head_config)
 
 
 class CaffePreprocess(keras.layers.Layer):
@@ -57,7 +52,7 @@ class Standardize(keras.layers.Layer):
     (``tagger.train.standardize`` is the same in numpy).
     """
 
-    epsilon = 1e-6
+    epsilon = STANDARDIZE_EPSILON
 
     def build(self, input_shape):
         self.mean = self.add_weight(shape=(input_shape[-1],), initializer="zeros", trainable=False, name="mean")
@@ -91,7 +86,7 @@ class GeMPool(keras.layers.Layer):
     (benchmarks/head_cv.py).
     """
 
-    def __init__(self, p: float = 3.0, **kwargs):
+    def __init__(self, p: float = GEM_P, **kwargs):
         super().__init__(**kwargs)
         self.p = float(p)
 
@@ -143,7 +138,7 @@ def build_model(n_tags: int, input_size: int = 224, feature_layer: str = "conv4_
     backbone = keras.applications.ResNet50(
         include_top=False, weights=None, input_tensor=CaffePreprocess(name="preprocess")(pixels))
     features = backbone.get_layer(feature_layer).output
-    pool = GeMPool(3.0, name="pool") if pooling == "gem" else keras.layers.GlobalAveragePooling2D(name="pool")
+    pool = GeMPool(GEM_P, name="pool") if pooling == "gem" else keras.layers.GlobalAveragePooling2D(name="pool")
     x = Standardize(name="standardize")(pool(features))
     inputs, head_input = [pixels], x
     if camera:
@@ -156,24 +151,6 @@ def build_model(n_tags: int, input_size: int = 224, feature_layer: str = "conv4_
         tags = LabelSetMarginals(label_sets, name="label_sets")(keras.layers.Dense(n_tags, name="tags")(head_input))
     outputs = [tags, keras.layers.Dense(code_bits, name="codes")(x)] if code_bits else tags
     return keras.Model(inputs if camera else pixels, outputs, name="tagger")
-
-
-def head_config(card: dict) -> dict:
-    """``pooling``, ``label_sets`` (a 0/1 matrix or None) and ``activation`` from a model card.
-
-    Cards written before these options (``head`` a plain string) mean average
-    pooling and independent sigmoid tags.
-    """
-    head = card.get("head")
-    if not isinstance(head, dict):
-        return {"pooling": "average", "label_sets": None, "activation": "sigmoid"}
-    vocabulary = card["vocabulary"]
-    sets = head.get("label_sets")
-    activation = head.get("activation", "sigmoid")
-    if activation not in ("sigmoid", "softmax"):
-        raise ValueError(f"unknown head activation {activation!r}")
-    return {"pooling": head["pooling"], "activation": activation,
-            "label_sets": None if sets is None else [[tag in combo for tag in vocabulary] for combo in sets]}
 
 
 def load_weights(model: keras.Model, weights: str | os.PathLike | dict) -> list[str]:
@@ -213,22 +190,8 @@ def backbone_layers(model: keras.Model) -> set[str]:
     return {layer.name for layer in model.layers if layer.name.startswith("conv") and layer.weights}
 
 
-#: Inference backends: TensorFlow fp32 (the reference), and OpenVINO in fp32 or bf16.
-BACKENDS = ("tf", "openvino", "openvino-bf16")
-
-
-class Forward:
-    """One network pass per batch, every output read from it: ``forward(inputs) -> [tags, codes?]``.
-
-    ``run`` is the backend's compiled callable; both backends' outputs come
-    from a single call, so the tags and the codes of a batch cost one pass.
-    """
-
-    def __init__(self, run, read):
-        self.run, self.read = run, read
-
-    def __call__(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
-        return self.read(self.run(inputs))
+#: The backend names (tagger.backends): the TensorFlow reference is this module's, the others tagger.inference's.
+BACKENDS = tuple(BACKENDS)
 
 
 def tensorflow_forward(traced) -> Forward:
@@ -237,70 +200,43 @@ def tensorflow_forward(traced) -> Forward:
                    lambda result: [out.numpy() for out in tf.nest.flatten(result)])
 
 
-def openvino_forward(traced, bf16: bool) -> Forward:
-    """Compile the traced TensorFlow graph with OpenVINO for this CPU.
-
-    bf16 uses the CPU's bfloat16 units (AVX512_BF16, AMX) where it has them;
-    probabilities then differ from fp32 by a few thousandths.
-    """
+def keras_model(bundle: Bundle) -> keras.Model:
+    """The bundle's network as a Keras model with its weights set."""
     try:
-        import openvino
-    except ImportError:
-        raise ValueError("the openvino backends need OpenVINO: pip install openvino") from None
-    compiled = openvino.Core().compile_model(
-        openvino.convert_model(traced.get_concrete_function()), "CPU",
-        {"INFERENCE_PRECISION_HINT": "bf16" if bf16 else "f32", "PERFORMANCE_HINT": "LATENCY"})
-    return Forward(compiled, lambda result: [result[output] for output in compiled.outputs])
+        model = build_model(len(bundle.vocabulary), bundle.input_size, bundle.feature_layer,
+                            code_bits=bundle.code_bits, camera=bundle.camera, **head_config(bundle.card))
+        load_weights(model, bundle.weights())
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BundleError(f"{bundle.path} does not describe a model terc-tag can build: {exc}") from None
+    return model
 
 
-class TaggerSession(Bundle):
-    """A loaded model bundle, ready to predict; build one per bundle and reuse it."""
+def traced_model(bundle: Bundle, model: keras.Model | None = None):
+    """The network as one ``tf.function`` for every batch size (no retracing when the last batch is short)."""
+    model = model or keras_model(bundle)
+    signature = [tf.TensorSpec((None, *bundle.size[::-1], 3), tf.float32)]
+    if bundle.camera:
+        signature.append(tf.TensorSpec((None, CAMERA_SIZE), tf.float32))
+    return tf.function(lambda *x: model(list(x) if bundle.camera else x[0], training=False),
+                       reduce_retracing=True, input_signature=signature)
+
+
+class TaggerSession(Session):
+    """The TensorFlow reference session (``--backend tf``); the OpenVINO ones are tagger.inference's."""
 
     def __init__(self, bundle: str | os.PathLike, backend: str = "tf"):
-        if backend not in BACKENDS:
-            raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+        if backend != "tf":
+            raise ValueError(f"unknown backend {backend!r} for the TensorFlow session; "
+                             f"choose tf, or tagger.inference.InferenceSession for {', '.join(BACKENDS[1:])}")
         super().__init__(bundle, backend)
-        try:
-            self.model = build_model(len(self.vocabulary), self.input_size, self.feature_layer,
-                                     code_bits=self.code_bits, camera=self.camera, **head_config(self.card))
-            load_weights(self.model, self.weights())
-        except (KeyError, TypeError, ValueError) as exc:
-            raise BundleError(f"{self.path} does not describe a model terc-tag can build: {exc}") from None
-        # One traced graph for every batch size: no retracing when the last batch is short.
-        signature = [tf.TensorSpec((None, *self.size[::-1], 3), tf.float32)]
-        if self.camera:
-            signature.append(tf.TensorSpec((None, CAMERA_SIZE), tf.float32))
-        traced = tf.function(lambda *x: self.model(list(x) if self.camera else x[0], training=False),
-                             reduce_retracing=True, input_signature=signature)
-        self.forward = tensorflow_forward(traced) if backend == "tf" else \
-            openvino_forward(traced, bf16=backend.endswith("bf16"))
-
-    def load(self) -> "TaggerSession":
-        return self
-
-    def predict(self, pixels: np.ndarray, camera: np.ndarray | None = None) -> np.ndarray:
-        """Tag probabilities, shape ``(n, n_tags)``, for a uint8 batch ``(n, h, w, 3)``."""
-        return self.predict_with_codes(pixels, camera)[0]
-
-    def predict_with_codes(self, pixels: np.ndarray,
-                           camera: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
-        """Tag probabilities and, when the bundle has a code map, packed codes ``(n, bits / 64)`` uint64.
-
-        ``camera``: each photo's evidence (``tagger.camera.evidence``), read
-        only by a model that takes it; None means no photo has EXIF.  One
-        forward pass gives both.  Probabilities are clipped to [0, 1]: in
-        bfloat16 a sum of label-set posterior masses can round a few
-        thousandths past 1, which predictions.csv must not show.
-        """
-        inputs = [pixels.astype(np.float32)]
-        if self.camera:
-            inputs.append(np.tile(CAMERA_MISSING, (len(pixels), 1)) if camera is None
-                          else np.asarray(camera, np.float32))
-        outputs = self.forward(inputs)
-        probabilities = np.clip(np.asarray(outputs[0]), 0.0, 1.0)
-        return probabilities, pack(np.asarray(outputs[1]) > 0) if self.code_bits else None
+        self.model = keras_model(self)
+        self.forward = tensorflow_forward(traced_model(self, self.model))
 
     def features(self, pixels: np.ndarray, batch_size: int = 32) -> np.ndarray:
         """The standardized features that the tag head and the code layer read (TensorFlow, fp32)."""
         extractor = keras.Model(self.model.inputs[0], self.model.get_layer("standardize").output)
         return extractor.predict(pixels.astype(np.float32), batch_size=batch_size, verbose=0)
+
+    def feature_map(self, pixels: np.ndarray) -> np.ndarray:
+        extractor = keras.Model(self.model.inputs[0], self.model.get_layer(self.feature_layer).output)
+        return extractor(pixels[None].astype(np.float32), training=False)[0].numpy()

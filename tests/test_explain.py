@@ -1,9 +1,11 @@
 """Heat maps: the evidence for a tag lies where the thing is, and the command writes one PNG per tag."""
 
 import numpy as np
+import pytest
 from click.testing import CliRunner
 from PIL import Image
 
+from tagger.bundle import Bundle
 from tagger.cli import main
 from tagger.decode import decode
 from tagger.explain import Explainer
@@ -51,3 +53,40 @@ def test_cli_writes_a_png_per_tag_and_a_sheet_and_reports_bad_input(tmp_path):
         assert abs(image.size[0] / image.size[1] - original.size[0] / original.size[1]) < 0.02  # not squashed
     unknown = run("explain", MOON, "--out", out, "--tags", "Moon,Unicorn")
     assert unknown.exit_code == 2 and "Unicorn" in unknown.output and len(unknown.output.splitlines()) == 1
+
+
+def tensorflow_gradcam(session, pixels, camera, tag):
+    """Grad-CAM as terc-tag 0.4 computed it: TensorFlow's gradients through the Keras head."""
+    from tagger._tf import keras, tf
+
+    model = session.model
+    features = model.get_layer(session.feature_layer).output
+    backbone = keras.Model(model.inputs[0], features)
+    head = keras.Model([features, *model.inputs[1:]], model.outputs[0])
+    extra = [tf.constant(camera[None])] if session.camera else []
+    feature_map = backbone(tf.constant(pixels[None].astype(np.float32)), training=False)
+    with tf.GradientTape() as tape:
+        tape.watch(feature_map)
+        p = head([feature_map, *extra], training=False)[0]
+        log_p = tf.math.log(tf.clip_by_value(p[session.vocabulary.index(tag)], 1e-7, 1.0))
+    gradient = tape.gradient(log_p, feature_map)[0].numpy()
+    weighted = np.maximum((feature_map[0].numpy() * gradient.mean(axis=(0, 1))).sum(axis=-1), 0)
+    return weighted / weighted.max() if weighted.max() > 0 else weighted
+
+
+@pytest.mark.parametrize("backend, correlation", [("openvino", 0.999), ("openvino-bf16", 0.98)])
+def test_maps_without_tensorflow_are_tensorflows_gradcam(session, backend, correlation):
+    """The numpy gradient on OpenVINO's feature map gives TensorFlow's Grad-CAM maps (review's heat maps)."""
+    explain = Explainer(Bundle(session.path, backend).load())
+    photos = sorted(ISS.glob("*.jpg")) + sorted(EXAMPLES.glob("*.jpg"))[:4]
+    worst = 1.0
+    for photo in photos:
+        pixels, camera = decode(photo.read_bytes(), session.size)
+        explanation = explain(pixels, camera)
+        reference = session.predict(pixels[None], camera[None])[0]
+        assert max(abs(explanation.probabilities[t] - p) for t, p in zip(session.vocabulary, reference)) < 0.05
+        for tag, heat in explanation.maps.items():
+            expected = tensorflow_gradcam(session, pixels, camera, tag)
+            worst = min(worst, np.corrcoef(heat.ravel(), expected.ravel())[0, 1])
+    print(f"{backend}: worst correlation {worst:.5f} over {len(photos)} photos")
+    assert worst > correlation

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import click
 
+from tagger.backends import BACKENDS, REFERENCE  # names only: imports neither TensorFlow nor OpenVINO
+
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_LOCKED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
@@ -125,18 +127,21 @@ def parse_vocabulary(value: str | None) -> list[str] | None:
     return words
 
 
-BACKEND_CHOICES = ("tf", "openvino", "openvino-bf16")  # tagger.model.BACKENDS, without importing TensorFlow
+BACKEND_CHOICES = tuple(BACKENDS)
 
 
 def backend_option(default: str):
     return click.option(
         "--backend", type=click.Choice(BACKEND_CHOICES), default=default, show_default=True,
-        help="Inference backend: TensorFlow fp32 (the reference), or OpenVINO in fp32 or bf16 (about 3x faster "
-             "than TensorFlow; agrees with it on 99.99% of the default model's tag decisions).")
+        help="Inference backend: " + "; ".join(f"{b.name}: {b.help}" for b in BACKENDS.values()) + ".")
 
 
-def open_bundle(model_dir: Path | None, backend: str = "tf"):
-    """Read a model bundle's card and identity (no TensorFlow), or exit with one line saying why not."""
+def open_bundle(model_dir: Path | None, backend: str = REFERENCE):
+    """Read a model bundle's card and identity (no TensorFlow), or exit with one line saying why not.
+
+    The backend is the one :meth:`Bundle.load` will use: fp32 OpenVINO unless told, which gives the
+    TensorFlow reference's answers without TensorFlow.
+    """
     from tagger.bundle import Bundle, BundleError
 
     try:
@@ -145,7 +150,7 @@ def open_bundle(model_dir: Path | None, backend: str = "tf"):
         fail(str(exc))
 
 
-def open_session(model_dir: Path | None, backend: str = "tf"):
+def open_session(model_dir: Path | None, backend: str = REFERENCE):
     """Load a model bundle, ready to predict, or exit with one line saying why not."""
     from tagger.bundle import BundleError
 

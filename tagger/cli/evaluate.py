@@ -16,7 +16,7 @@ from tagger.cli.common import (EXIT_OK, backend_option, batch_option, class_map_
 @click.argument("folder", metavar="[DIR]", required=False,
                 type=click.Path(exists=True, file_okay=False, path_type=Path))
 @model_option
-@backend_option("tf")
+@backend_option("openvino")
 @threshold_option
 @labels_option
 @class_map_option
