@@ -3,16 +3,14 @@
 ``tf`` runs the Keras model (the reference; needs ``terc-tag[train]``).
 Every other backend is an OpenVINO compilation of the graph that
 :mod:`tagger.inference` builds from the bundle's weights, without
-TensorFlow.  Adding one (an int8 graph, say) is one entry here: its compile
-properties and, where the graph must change first, a ``prepare`` step that
-takes the built ``openvino.Model`` and the bundle and returns the graph to
-compile.
+TensorFlow; adding one is one entry here, its compile properties.  (An int8
+graph from NNCF's post-training quantization was measured and left out:
+``benchmarks/int8.py``.)
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Callable
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
@@ -23,8 +21,6 @@ class Backend:
     help: str
     #: OpenVINO compile properties; None for the TensorFlow reference.
     openvino: dict | None = None
-    #: ``prepare(model, bundle) -> model``: a rewrite of the built graph before it is compiled (None: as built).
-    prepare: Callable | None = field(default=None, compare=False)
 
 
 _LATENCY = {"PERFORMANCE_HINT": "LATENCY"}

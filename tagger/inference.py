@@ -297,7 +297,7 @@ class InferenceSession(Session):
         if chosen.openvino is None:
             raise ValueError(f"backend {backend!r} is not an OpenVINO backend")
         super().__init__(bundle, backend)
-        self.properties, self._prepare, self._feature_net = chosen.openvino, chosen.prepare, None
+        self.properties, self._feature_net = chosen.openvino, None
         self.forward = openvino_forward(compile_graph(self._graph(feature_map=False), self.properties))
 
     def _graph(self, feature_map: bool):
@@ -309,7 +309,7 @@ class InferenceSession(Session):
             graph = converted_graph(self, str(exc))
         except (KeyError, TypeError, ValueError) as exc:
             raise BundleError(f"{self.path} does not describe a model terc-tag can build: {exc}") from None
-        return self._prepare(graph, self) if self._prepare else graph
+        return graph
 
     def feature_map(self, pixels: np.ndarray) -> np.ndarray:
         if self._feature_net is None:  # compiled on first use: tagging never needs it
