@@ -1,8 +1,13 @@
 """`terc-tag review`: the web page's security rules, its API, and a real browser correcting a photo."""
 
+import http.client
+import json
 import os
 import shutil
+import socket
 import sqlite3
+import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -14,7 +19,7 @@ from tagger.bundle import Bundle
 from tagger.cli import main
 from tagger.pipeline import tag_folder
 from tagger.predictions import review_order
-from tagger.review import TOKEN_HEADER, Review, Server, create_app
+from tagger.review import MAX_BODY, TOKEN_HEADER, Review, Server, cookie_name, create_app
 from tagger.state import Record, State
 from conftest import DEFAULT_MODEL, ISS, as_list, exiftool
 
@@ -54,7 +59,7 @@ def test_every_request_needs_the_token(client):
         assert client.get(path).status_code == 401
         assert client.get(path + "?token=wrong").status_code == 401
     first = client.get(f"/?token={TOKEN}")
-    assert first.status_code == 200 and "terc_tag_token" in first.headers["Set-Cookie"]
+    assert first.status_code == 200 and f"{cookie_name(TOKEN)}={TOKEN}" in first.headers["Set-Cookie"]
     assert "SameSite=Strict" in first.headers["Set-Cookie"] and "HttpOnly" in first.headers["Set-Cookie"]
     assert client.get("/api/photos").status_code == 200  # the cookie carries it from here
 
@@ -112,6 +117,142 @@ def test_an_unexpected_failure_is_a_500_without_a_traceback(output, monkeypatch)
     client = create_app(Review(output, Bundle(DEFAULT_MODEL)), TOKEN).test_client()
     answer = client.get(f"/api/photos?token={TOKEN}")
     assert answer.status_code == 500 and b"ZeroDivision" not in answer.data and b"Traceback" not in answer.data
+
+
+def test_two_servers_name_their_cookies_apart():
+    """Cookies ignore the port: two review servers on one machine must not overwrite each other's token."""
+    assert cookie_name("one token") != cookie_name("another token")
+    assert cookie_name(TOKEN) == cookie_name(TOKEN) and cookie_name(TOKEN).isidentifier()
+
+
+def test_no_other_page_can_frame_the_review_page(client):
+    for path in (f"/?token={TOKEN}", "/api/photos", "/nowhere"):
+        headers = client.get(path).headers
+        assert headers["X-Frame-Options"] == "DENY" and "frame-ancestors 'none'" in headers["Content-Security-Policy"]
+
+
+def test_head_works_with_the_token(client):
+    assert client.head(f"/?token={TOKEN}").status_code == 200
+    assert client.head("/api/photos").status_code == 200  # the cookie
+    assert client.head("/thumb/iss038e040838.jpg").status_code == 200
+
+
+@pytest.mark.parametrize("host, status", [
+    ("attacker.example", 421), ("attacker.example:8765", 421), ("127.0.0.1.nip.io", 421),
+    ("localhost:8765", 200), ("127.0.0.1:8765", 200), ("[::1]:8765", 200),
+])
+def test_only_loopback_names_and_the_served_address_are_answered(client, host, status):
+    """With the token, a foreign Host is what DNS rebinding would send: refused."""
+    assert client.get(f"/api/photos?token={TOKEN}", headers={"Host": host}).status_code == status
+
+
+def test_deeply_nested_json_is_a_400(client, output):
+    client.get(f"/?token={TOKEN}")
+    for body in ("[" * 100_000 + "]" * 100_000, '{"paths": ' + "[" * 100_000 + "]" * 100_000 + "}"):
+        answer = client.post("/api/correct", data=body, headers={TOKEN_HEADER: TOKEN})
+        assert answer.status_code == 400 and b"expected a JSON object" in answer.data
+
+
+def test_a_large_body_is_refused_before_it_is_read(output):
+    with Server(Review(output, Bundle(DEFAULT_MODEL))) as server:
+        # A client that asks first is refused before it sends a byte of the body.
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as raw:
+            raw.sendall(f"POST /api/correct HTTP/1.1\r\nHost: 127.0.0.1\r\n{TOKEN_HEADER}: {server.token}\r\n"
+                        f"Content-Length: {20 * 2**20}\r\nExpect: 100-continue\r\n\r\n".encode())
+            assert raw.recv(200).split(b" ")[1] == b"413"
+        # One that sends it at once gets a 413 too, fast, and nothing of the body back.
+        started = time.monotonic()
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+        connection.request("POST", "/api/correct", body=b"x" * (20 * 2**20), headers={TOKEN_HEADER: server.token})
+        answer = connection.getresponse()
+        assert answer.status == 413 and b"xxx" not in answer.read()
+        assert time.monotonic() - started < 5
+        connection.close()
+        # Just under the limit is read and answered as usual.
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+        connection.request("POST", "/api/correct", body=b" " * (MAX_BODY - 10), headers={TOKEN_HEADER: server.token})
+        assert connection.getresponse().status == 400
+
+
+def test_a_port_already_in_use_is_one_line_and_exit_2(output):
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(main, ["review", str(output), "--no-browser", "--port", str(port)])
+    assert result.exit_code == 2 and f"cannot listen on 127.0.0.1:{port}" in result.output
+    assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output
+
+
+THUMBNAILS_ONLY = """
+import json, resource, sys, time
+from tagger.bundle import Bundle
+from tagger.review import Review, create_app
+output, model = sys.argv[1:3]
+client = create_app(Review(output, Bundle(model)), "t").test_client()
+client.get("/?token=t")
+paths = [p["path"] for p in client.get("/api/photos").json["photos"]]
+started = time.perf_counter()
+sizes = [len(client.get(f"/{kind}/{path}").data) for kind in ("thumb", "large") for path in paths][:8]
+print(json.dumps({"sizes": sizes, "seconds": time.perf_counter() - started,
+                  "tensorflow": "tensorflow" in sys.modules,
+                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def test_thumbnails_need_no_model_and_are_kept_in_the_state_folder(output):
+    """In a fresh process: the pytest process has TensorFlow loaded by the fixtures already."""
+    def serve_thumbnails() -> dict:
+        done = subprocess.run([sys.executable, "-c", THUMBNAILS_ONLY, str(output), str(DEFAULT_MODEL)],
+                              capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": ":".join(sys.path)})
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout.splitlines()[-1])
+
+    first = serve_thumbnails()
+    assert len(first["sizes"]) == 8 and all(first["sizes"]) and not first["tensorflow"]
+    cached = sorted((output / ".terc-tag" / "thumbnails").rglob("*.jpg"))
+    assert len(cached) == 6 and all(path.read_bytes()[:2] == b"\xff\xd8" for path in cached)
+    stamps = [path.stat().st_mtime_ns for path in cached]
+    assert serve_thumbnails()["sizes"][:6] == first["sizes"][:6]  # a reopened page reads them back
+    assert [path.stat().st_mtime_ns for path in cached] == stamps  # not made again
+
+
+def test_a_corrected_photo_gets_a_new_thumbnail_in_place(client, output):
+    client.get(f"/?token={TOKEN}")
+    client.get("/thumb/iss038e040838.jpg")
+    (cached,) = (output / ".terc-tag" / "thumbnails").rglob("*.jpg")
+    cached.write_bytes(b"stale")
+    os.utime(cached, ns=((output / "iss038e040838.jpg").stat().st_mtime_ns,) * 2)
+    assert client.get("/thumb/iss038e040838.jpg").data == b"stale"  # the cache is what is served
+    client.post("/api/correct", json={"paths": ["iss038e040838.jpg"], "add": ["Night"]}, headers={TOKEN_HEADER: TOKEN})
+    fresh = client.get("/thumb/iss038e040838.jpg").data
+    assert fresh.startswith(b"\xff\xd8") and list((output / ".terc-tag" / "thumbnails").rglob("*.jpg")) == [cached]
+
+
+def test_one_photo_named_twice_through_the_api_is_one_photo(client, output):
+    client.get(f"/?token={TOKEN}")
+    body = {"paths": ["iss038e040838.jpg", "./iss038e040838.jpg", "x/../iss038e040838.jpg"], "add": ["Volcano"]}
+    answer = client.post("/api/correct", json=body, headers={TOKEN_HEADER: TOKEN})
+    assert answer.status_code == 200 and len(answer.json["corrected"]) == 1
+    again = client.post("/api/correct", json={"paths": ["iss038e040838.jpg"], "remove": ["Volcano"]},
+                        headers={TOKEN_HEADER: TOKEN}).json["corrected"][0]
+    assert again["removed"] == ["Volcano"] and again["kept"] == []
+
+
+def test_a_photo_is_handed_back_to_the_model_through_the_api(client, output):
+    client.get(f"/?token={TOKEN}")
+    client.post("/api/correct", json={"paths": ["iss038e040838.jpg"]}, headers={TOKEN_HEADER: TOKEN})
+    assert reviewed(output, "iss038e040838.jpg") and client.get("/api/photos").json["left"] == 5
+    back = client.post("/api/correct", json={"paths": ["iss038e040838.jpg"], "reviewed": False},
+                       headers={TOKEN_HEADER: TOKEN}).json["corrected"][0]
+    assert back["reviewed"] is None and back["was_reviewed"] and reviewed(output, "iss038e040838.jpg") is None
+    listing = client.get("/api/photos").json
+    assert listing["left"] == 6 and all(p["pressing"] in listing["vocabulary"] for p in listing["photos"])
+
+
+def test_search_by_file_name_covers_the_whole_archive(client):
+    client.get(f"/?token={TOKEN}")
+    found = client.get("/api/photos?search=E0408").json
+    assert [p["path"] for p in found["photos"]] == ["iss038e040838.jpg"] and found["matching"] == 1
+    assert found["left"] == 6  # the progress counts the archive, not the search
 
 
 def test_review_order_puts_rare_tags_near_their_threshold_first():
