@@ -323,10 +323,10 @@ def test_the_server_listens_on_loopback_only_and_warns_otherwise(output, monkeyp
 # --- In a real browser: Debian's chromium, headless, driven by Selenium ---
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+ENTER, ESCAPE = "\ue007", "\ue00c"  # selenium's Keys.ENTER and Keys.ESCAPE
 
 
-@pytest.fixture
-def browser():
+def open_browser(width: int, height: int):
     if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
         pytest.skip("Debian's chromium and chromium-driver are not installed (tests/run.sh installs them)")
     from selenium import webdriver
@@ -334,11 +334,72 @@ def browser():
 
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,900"):
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", f"--window-size={width},{height}"):
         options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    return webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+
+
+@pytest.fixture
+def browser():
+    driver = open_browser(1400, 900)
     yield driver
     driver.quit()
+
+
+class Page:
+    """The review page in the browser, driven through real key presses."""
+
+    def __init__(self, browser, server):
+        from selenium.webdriver.common.by import By
+
+        self.browser, self.by = browser, By
+        browser.get(server.url)
+        self.paths = [cell.get_attribute("data-path")
+                      for cell in wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, ".cell"))]
+        self.body = browser.find_element(By.TAG_NAME, "body")
+
+    def keys(self, *keys):
+        self.body.send_keys(*keys)
+
+    def read(self, script: str, *args):
+        """Read the page in one step: it redraws its lists after every answer, so found elements go stale."""
+        return self.browser.execute_script(script, *args)
+
+    def status(self) -> str:
+        return self.read("return document.getElementById('status').textContent")
+
+    def is_error(self) -> bool:
+        return self.read("return document.getElementById('status').className") == "error"
+
+    def selected(self) -> str:
+        return self.read("return document.querySelector('.cell.selected').dataset.path")
+
+    def ticked(self, tag: str) -> bool:
+        return self.read("return document.querySelector(`.tag[data-tag='${arguments[0]}'] input`).checked", tag)
+
+    def idle(self) -> bool:
+        return not self.read("return document.querySelectorAll('.tag.busy, .cell.busy').length")
+
+    def box(self, element_id: str) -> dict:
+        return self.browser.execute_script(
+            "const r = document.getElementById(arguments[0]).getBoundingClientRect();"
+            "return {top: r.top, bottom: r.bottom, height: innerHeight, width: innerWidth};", element_id)
+
+
+def slowed(monkeypatch, seconds: float) -> list:
+    """Make every change take ``seconds`` on the server, as a large photo on a slow disk would; log them."""
+    import tagger.review
+
+    log, real = [], tagger.review.correct
+
+    def slow(output, paths, vocabulary, **change):
+        time.sleep(seconds)
+        done = real(output, paths, vocabulary, **change)
+        log.append((list(paths), change))
+        return done
+
+    monkeypatch.setattr(tagger.review, "correct", slow)
+    return log
 
 
 def wait_for(condition, timeout=20):
@@ -362,7 +423,7 @@ def test_a_person_corrects_a_photo_with_the_keyboard(browser, output):
         first = cells[0].get_attribute("data-path")
         body = browser.find_element(By.TAG_NAME, "body")
         body.send_keys("9")  # the 9th tag of the vocabulary: Moon
-        wait_for(lambda: "saved 1 photo" in browser.find_element(By.ID, "status").text)
+        wait_for(lambda: f"{first}: +Moon, saved" in browser.find_element(By.ID, "status").text)
         (meta,) = exiftool(output / first)
         assert "Moon" in as_list(meta["XMP-dc:Subject"]) and "Moon" in as_list(meta["IPTC:Keywords"])
         assert reviewed(output, first)
@@ -379,3 +440,149 @@ def test_a_person_corrects_a_photo_with_the_keyboard(browser, output):
             browser.save_screenshot(os.environ["TERC_TAG_SCREENSHOT"])
     with pytest.raises(OSError):  # and the server stopped with the block
         urllib.request.urlopen(server.url, timeout=2)
+
+
+def test_fast_keys_apply_in_order_one_change_at_a_time(browser, output, monkeypatch):
+    """1,1 quickly leaves the tag as it was; Enter,Enter accepts two photos in turn, none skipped."""
+    log = slowed(monkeypatch, 0.4)
+    with Server(Review(output, Bundle(DEFAULT_MODEL))) as server:
+        page = Page(browser, server)
+        first = page.selected()
+        page.keys("9", "9")
+        assert page.ticked("Moon") is False  # shown at once: added, then taken off again
+        wait_for(lambda: page.idle() and len(log) == 2)
+        assert [change["add"] for _, change in log] == [["Moon"], []] and log[1][1]["remove"] == ["Moon"]
+        assert "Moon" not in State.reader(output).get(first).tags
+        page.keys("j", ENTER, ENTER)  # the 2nd photo, then the 3rd: each accepted while shown
+        wait_for(lambda: page.idle() and len(log) == 4)
+        assert sorted(path for paths, _ in log[2:] for path in paths) == sorted(page.paths[1:3])
+        assert all(reviewed(output, path) for path in page.paths[1:3]) and not reviewed(output, page.paths[3])
+        assert page.selected() == page.paths[3]
+        wait_for(lambda: page.browser.find_element(page.by.ID, "progress").text == "3 reviewed · 3 left")
+
+
+def test_every_failed_change_is_said_and_undone_on_screen(browser, output, monkeypatch):
+    import tagger.review
+
+    def broken(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    with Server(Review(output, Bundle(DEFAULT_MODEL))) as server:
+        page = Page(browser, server)
+        first = page.selected()
+        monkeypatch.setattr(tagger.review, "correct", broken)  # the server answers an error
+        page.keys("9")
+        wait_for(lambda: "NOT saved" in page.status() and page.idle())
+        assert page.is_error() and "No space left on device" in page.status() and not page.ticked("Moon")
+        server.stop()  # the server is gone
+        page.keys("8")  # Day: ticked, so this takes it off
+        wait_for(lambda: "does not answer" in page.status() and page.idle())
+        assert page.is_error() and page.ticked("Day")
+        page.keys(ENTER)
+        wait_for(lambda: "accepted NOT saved" in page.status() and page.idle())
+        assert not page.read("return document.querySelectorAll('.cell .badge').length")  # none shows reviewed
+    assert reviewed(output, first) is None
+
+
+def test_undo_and_hand_back_on_the_page(browser, output):
+    with Server(Review(output, Bundle(DEFAULT_MODEL))) as server:
+        page = Page(browser, server)
+        first = page.selected()
+        page.keys("9")
+        wait_for(lambda: "+Moon, saved" in page.status())
+        page.keys("u")  # the mistaken tag
+        wait_for(lambda: "undo of +Moon, saved" in page.status())
+        record = State.reader(output).get(first)
+        assert "Moon" not in record.tags and record.reviewed is None and not page.ticked("Moon")
+        page.keys(ENTER)  # a mistaken accept
+        wait_for(lambda: reviewed(output, first))
+        assert page.selected() != first
+        page.keys("u")
+        wait_for(lambda: "undo of accepted, saved" in page.status())
+        assert reviewed(output, first) is None and page.selected() == first
+        page.keys(ENTER, "k")  # accepted again, back to it, and handed back to the model
+        wait_for(lambda: reviewed(output, first) and page.selected() == first)
+        page.keys("b")
+        wait_for(lambda: "handed back to the model, saved" in page.status())
+        assert reviewed(output, first) is None and State.reader(output).get(first).run_key == ""
+
+
+def test_search_and_accept_all_listed_photos(browser, output):
+    with Server(Review(output, Bundle(DEFAULT_MODEL))) as server:
+        page = Page(browser, server)
+        page.keys("/")
+        page.browser.switch_to.active_element.send_keys("e04")
+        listed = wait_for(lambda: page.read("const cells = [...document.querySelectorAll('.cell')];"
+                                            "return cells.length === 2 && cells.map(c => c.dataset.path)"))
+        assert all("e04" in path for path in listed)
+        page.browser.switch_to.active_element.send_keys(ESCAPE)
+        page.keys("A")
+        alert = wait_for(lambda: _alert(page.browser))
+        assert "Accept the 2 listed photos" in alert.text and "e04" in alert.text
+        alert.dismiss()  # nothing happens
+        time.sleep(0.5)
+        assert not any(reviewed(output, path) for path in listed)
+        page.keys("A")
+        wait_for(lambda: _alert(page.browser)).accept()
+        wait_for(lambda: "accepted 2 photos, saved" in page.status())
+        state = State.reader(output)
+        assert sorted(r.path for r in state.records() if r.reviewed) == sorted(listed)
+
+
+def _alert(browser):
+    from selenium.common.exceptions import NoAlertPresentException
+
+    try:
+        return browser.switch_to.alert
+    except NoAlertPresentException:
+        return None
+
+
+@pytest.mark.parametrize("width, height", [(1400, 900), (1280, 720)])
+def test_the_page_fits_the_screen_and_explains_itself(output, tmp_path, width, height):
+    """Accept and every tag above the fold, a portrait photo included; the threshold, the reason, the keys."""
+    from PIL import Image
+
+    portrait = output / "iss052e033191.jpg"
+    Image.open(portrait).rotate(90, expand=True).save(portrait, quality=90)
+    browser = open_browser(width, height)
+    try:
+        with Server(Review(output, Bundle(DEFAULT_MODEL))) as server:
+            page = Page(browser, server)
+            for _ in page.paths:
+                accept, tags = page.box("accept"), page.box("tags")
+                assert accept["bottom"] <= accept["height"] and tags["bottom"] <= tags["height"], page.selected()
+                page.keys("j")
+            wait_for(lambda: page.selected() == "iss052e033191.jpg" or page.keys("k"))
+            wait_for(lambda: browser.execute_script("const i = document.getElementById('large');"
+                                                    "return i.complete && i.naturalHeight > i.naturalWidth"))
+            assert page.box("tags")["bottom"] <= page.box("tags")["height"]
+            browser.save_screenshot(str(tmp_path / f"portrait-{width}.png"))
+            marks = browser.execute_script(
+                "return [...document.querySelectorAll('.tag')].map(r => [r.dataset.tag,"
+                " parseFloat(r.querySelector('.threshold').style.left.replace('calc(', ''))])")
+            thresholds = Review(output, Bundle(DEFAULT_MODEL)).thresholds
+            assert len(marks) == len(thresholds) and all(abs(at - 100 * thresholds[tag]) < 0.01 for tag, at in marks)
+            why = browser.find_element(page.by.ID, "why").text
+            assert why.startswith("shown first for ") and why.split()[3].rstrip(":") in thresholds
+            assert not browser.find_element(page.by.ID, "keys").is_displayed()
+            page.keys("?")
+            keys = browser.find_element(page.by.ID, "keys")
+            assert keys.is_displayed() and "undo the last change" in keys.text
+            browser.save_screenshot(str(tmp_path / f"keys-{width}.png"))
+            if os.environ.get("TERC_TAG_SCREENSHOTS"):
+                for shot in tmp_path.glob("*.png"):
+                    shutil.copy(shot, Path(os.environ["TERC_TAG_SCREENSHOTS"]) / shot.name)
+    finally:
+        browser.quit()
+
+
+def test_a_heat_map_that_is_empty_says_why(browser, output):
+    with Server(Review(output, Bundle(DEFAULT_MODEL))) as server:
+        page = Page(browser, server)
+        wait_for(lambda: page.browser.find_elements(page.by.CSS_SELECTOR, '.tag[data-tag="Moon"] button'))
+        probability = float(page.browser.find_element(page.by.CSS_SELECTOR, '.tag[data-tag="Moon"] .value').text)
+        assert probability < 0.01
+        page.browser.find_element(page.by.CSS_SELECTOR, '.tag[data-tag="Moon"] button').click()
+        wait_for(lambda: "heat map of Moon, bright where" in page.status(), timeout=120)
+        assert "It is empty: the model gives Moon a probability of 0.00" in page.status()
