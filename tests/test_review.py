@@ -103,6 +103,7 @@ def test_a_symbolic_link_out_of_output_is_not_followed(client, output, tmp_path)
     ({"paths": "iss038e040838.jpg"}, b"expected {"),
     ({"paths": ["iss038e040838.jpg"], "add": ["Auroras"]}, b"not in the model's vocabulary"),
     ({"paths": ["iss038e040838.jpg"], "add": [3]}, b"expected {"),
+    ({"paths": ["iss038e040838.jpg"], "reviewed": "no"}, b"expected {"),
 ])
 def test_malformed_changes_get_a_short_4xx(client, output, body, message):
     client.get(f"/?token={TOKEN}")
@@ -431,6 +432,8 @@ def test_a_person_corrects_a_photo_with_the_keyboard(browser, output):
         body.send_keys("j")  # the next photo, accepted as it is with Enter
         second = wait_for(lambda: browser.find_element(By.CSS_SELECTOR, ".cell.selected").get_attribute("data-path"))
         assert second != first
+        assert browser.find_element(By.ID, "status").text == ""  # no word about the photo left behind
+        assert browser.find_element(By.ID, "where").text == f"photo 2 of 6: {second}"
         body.send_keys(Keys.ENTER)
         wait_for(lambda: browser.find_element(By.ID, "progress").text == "2 reviewed · 4 left")
         assert reviewed(output, second)
