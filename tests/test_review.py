@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from tagger.bundle import Bundle
 from tagger.cli import main
 from tagger.pipeline import tag_folder
-from tagger.predictions import review_order
+from tagger.predictions import pressing_tags, review_order
 from tagger.review import MAX_BODY, TOKEN_HEADER, Review, Server, cookie_name, create_app
 from tagger.state import Record, State
 from conftest import DEFAULT_MODEL, ISS, as_list, exiftool
@@ -269,6 +269,9 @@ def test_review_order_puts_rare_tags_near_their_threshold_first():
     order = [r.path for r in review_order(records, {"Day": 0.5, "Aurora": 0.5})]
     assert order[:3] == ["unsure-aurora.jpg", "hint-of-aurora.jpg", "unsure-day.jpg"]
     assert "checked.jpg" not in order and len(order) == 23
+    why = pressing_tags(records, {"Day": 0.5, "Aurora": 0.5})  # what the page says a photo is shown for
+    assert why["unsure-aurora.jpg"] == why["hint-of-aurora.jpg"] == "Aurora" and why["unsure-day.jpg"] == "Day"
+    assert "checked.jpg" not in why
 
 
 def test_review_order_spreads_over_the_codes_of_similar_photos():
