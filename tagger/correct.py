@@ -9,10 +9,15 @@ tags, and so does every later run (``--force``, a new model or threshold).
 Only keywords terc-tag wrote can be removed.  A keyword the original photo
 already held stays, and is reported as kept; so does every keyword of a
 photo tagged before terc-tag 0.4, which did not record what it added.
+
+A photo can also be handed back to the model (``reviewed=False``): its mark
+is cleared, and so is its run key, so the next ``tag`` run predicts it again
+and writes the model's tags, as for a photo no person has seen.
 """
 
 from __future__ import annotations
 
+import posixpath
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -38,10 +43,13 @@ class Corrected:
     kept: list[str] = field(default_factory=list)  # asked to remove, but the original photo holds them
     origin_unknown: bool = False  # tagged before 0.4, which did not record what it added: nothing is removed
     notes: list[str] = field(default_factory=list)  # keyword fields the writer left alone, and why
+    reviewed: str | None = None  # the photo's mark now: when it was reviewed, or None when handed back
+    was_reviewed: str | None = None  # its mark before, so that a change can be undone exactly
 
     def as_dict(self) -> dict:
         return {"path": self.path, "tags": self.tags, "added": self.added, "removed": self.removed,
-                "kept": self.kept, "origin_unknown": self.origin_unknown, "notes": self.notes}
+                "kept": self.kept, "origin_unknown": self.origin_unknown, "notes": self.notes,
+                "reviewed": self.reviewed, "was_reviewed": self.was_reviewed}
 
 
 def canonical_tags(words: Iterable[str], vocabulary: Sequence[str]) -> list[str]:
@@ -52,6 +60,19 @@ def canonical_tags(words: Iterable[str], vocabulary: Sequence[str]) -> list[str]
     if unknown:
         raise ValueError(f"{', '.join(unknown)}: not in the model's vocabulary ({', '.join(vocabulary)})")
     return list(dict.fromkeys(spelled[word.casefold()] for word in words))
+
+
+def photo_key(path: str) -> str:
+    """The one spelling of a photo's path inside OUTPUT, as the state stores it (``a/./b.jpg`` -> ``a/b.jpg``).
+
+    Without it one photo named twice in a correction would be edited twice
+    from one stale record, and lose which keywords terc-tag wrote.  An
+    absolute path, or one that leaves OUTPUT, is a CorrectionError.
+    """
+    key = posixpath.normpath(path) if path else ""
+    if not key or key == "." or key.startswith("/") or key == ".." or key.startswith("../"):
+        raise CorrectionError(f"{path}: not a path inside OUTPUT")
+    return key
 
 
 def find_output(path: Path) -> tuple[Path, str]:
@@ -65,11 +86,14 @@ def find_output(path: Path) -> tuple[Path, str]:
 
 
 def correct(output: Path, paths: Sequence[str], vocabulary: Sequence[str], *, add: Sequence[str] = (),
-            remove: Sequence[str] = ()) -> list[Corrected]:
+            remove: Sequence[str] = (), reviewed: bool = True) -> list[Corrected]:
     """Add ``add`` to and remove ``remove`` from each photo of OUTPUT in ``paths``, and mark it reviewed.
 
     With neither, the photos are accepted as they are.  ``add`` and
-    ``remove`` must be tags of ``vocabulary`` (ValueError otherwise).
+    ``remove`` must be tags of ``vocabulary`` (ValueError otherwise).  With
+    ``reviewed=False`` the photos are handed back to the model instead: the
+    mark is cleared and the next ``tag`` run tags them again.  Each photo is
+    corrected once however often, and however spelled, ``paths`` names it.
     Every path is checked before any photo changes (CorrectionError).  A
     photo whose copy cannot be rewritten raises MetadataError or OSError;
     the photos before it stay corrected.
@@ -79,6 +103,7 @@ def correct(output: Path, paths: Sequence[str], vocabulary: Sequence[str], *, ad
     if both:
         raise ValueError(f"{', '.join(sorted(both))}: both added and removed")
     output = Path(output)
+    paths = list(dict.fromkeys(photo_key(path) for path in paths))
     with EditLock(output):
         reader = State.reader(output)  # checked read-only first: a bad path changes no file, the state's included
         if reader is None:
@@ -91,7 +116,7 @@ def correct(output: Path, paths: Sequence[str], vocabulary: Sequence[str], *, ad
         state = State(output)
         try:
             records = [_tagged_record(state, output, path) for path in paths]
-            done = [_correct_one(output, record, vocabulary, add, remove, state) for record in records]
+            done = [_correct_one(output, record, vocabulary, add, remove, reviewed, state) for record in records]
             update_predictions(output, [state.get(c.path) for c in done])
         finally:
             state.close()
@@ -110,7 +135,7 @@ def _tagged_record(state: State, output: Path, path: str) -> Record:
     return record
 
 
-def _correct_one(output: Path, record: Record, vocabulary, add, remove, state: State) -> Corrected:
+def _correct_one(output: Path, record: Record, vocabulary, add, remove, reviewed: bool, state: State) -> Corrected:
     copy = output / record.path
     data = copy.read_bytes()
     written = {word.casefold() for word in record.written or []}
@@ -121,12 +146,15 @@ def _correct_one(output: Path, record: Record, vocabulary, add, remove, state: S
     if edited.data != data:
         atomic_write(copy, edited.data, copy.stat().st_mode & 0o777, temp_folder(output))
     tags = vocabulary_tags(read_keywords(edited.data), vocabulary)
-    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    mark = datetime.now(timezone.utc).isoformat(timespec="seconds") if reviewed else None
     kept_written = [word for word in record.written or [] if word not in removable]
-    state.save([replace(record, tags=tags, reviewed=now,
-                        written=kept_written + [tag for tag in add if tag.casefold() not in had])])
+    written = kept_written + [tag for tag in add if tag.casefold() not in had]
+    # Handed back: an empty run key matches no run, so the next `tag` run predicts the photo again.
+    state.save([replace(record, tags=tags, reviewed=mark, written=written,
+                        run_key=record.run_key if reviewed else "")])
     return Corrected(record.path, tags, added=[tag for tag in add if tag.casefold() not in present],
                      removed=[tag for tag in removable if tag.casefold() in present],
                      kept=[tag for tag in remove if tag not in removable and tag.casefold() in present],
-                     origin_unknown=record.written is None, notes=edited.notes)
+                     origin_unknown=record.written is None, notes=edited.notes, reviewed=mark,
+                     was_reviewed=record.reviewed)
 

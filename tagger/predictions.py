@@ -38,6 +38,23 @@ def closeness(probability: float, threshold: float) -> float:
     return 1 - abs(probability - threshold) / (threshold if probability < threshold else 1 - threshold)
 
 
+def _pending(records: Sequence[Record]) -> list[Record]:
+    return [r for r in records if r.status == "tagged" and r.probabilities and not r.reviewed]
+
+
+def _most_pressing(pending: Sequence[Record], thresholds: dict[str, float]) -> dict[str, tuple[float, str | None]]:
+    """Each photo's need and the tag it comes from: the largest closeness times the tag's rarity weight."""
+    frequency = Counter(tag for r in pending for tag in r.tags)
+    weight = {tag: 1 / (frequency[tag] / max(len(pending), 1) + RARE_SMOOTHING) for tag in thresholds}
+    return {r.path: max(((closeness(p, thresholds[tag]) * weight[tag], tag) for tag, p in r.probabilities.items()
+                         if tag in thresholds), default=(0.0, None)) for r in pending}
+
+
+def pressing_tags(records: Sequence[Record], thresholds: dict[str, float]) -> dict[str, str | None]:
+    """Why :func:`review_order` shows each unreviewed photo where it does: its most pressing tag."""
+    return {path: tag for path, (_, tag) in _most_pressing(_pending(records), thresholds).items()}
+
+
 def review_order(records: Sequence[Record], thresholds: dict[str, float], code_key: str | None = None,
                  spread_first: int = 500) -> list[Record]:
     """The tagged photos no person has reviewed yet, those most in need of a look first.
@@ -57,15 +74,8 @@ def review_order(records: Sequence[Record], thresholds: dict[str, float], code_k
     on (the page's "apply to these" covers the rest).
     ``benchmarks/review_loop.py`` measures the order against a random pick.
     """
-    pending = [r for r in records if r.status == "tagged" and r.probabilities and not r.reviewed]
-    frequency = Counter(tag for r in pending for tag in r.tags)
-    weight = {tag: 1 / (frequency[tag] / max(len(pending), 1) + RARE_SMOOTHING) for tag in thresholds}
-
-    def need(record: Record) -> float:
-        return max((closeness(p, thresholds[tag]) * weight[tag] for tag, p in record.probabilities.items()
-                    if tag in thresholds), default=0.0)
-
-    needs = {r.path: need(r) for r in pending}
+    pending = _pending(records)
+    needs = {path: need for path, (need, _) in _most_pressing(pending, thresholds).items()}
     ranked = sorted(pending, key=lambda record: (-needs[record.path], record.path))
     if code_key is None:
         return ranked

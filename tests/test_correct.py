@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from tagger import TERC_TAGS
 from tagger.cli import main
 from tagger import pipeline
-from tagger.correct import correct
+from tagger.correct import CorrectionError, correct
 from tagger.labels import labels_from_metadata
 from tagger.pipeline import tag_folder
 from tagger.state import EditLock, State
@@ -221,3 +221,31 @@ def test_a_predictions_csv_written_before_0_4_gains_its_reviewed_column(archive)
     correct(out, [AURORA], TERC_TAGS, add=["Night"])
     assert csv_row(out, AURORA)["reviewed"] == record(out, AURORA).reviewed
     assert csv_row(out, VOLCANO)["reviewed"] == "" and csv_row(out, VOLCANO)["Day"] == rows[3][8]  # kept as it was
+
+
+def test_one_photo_named_twice_is_corrected_once(archive):
+    """Spelled twice, the photo was edited twice from one stale record and forgot that terc-tag wrote Moon."""
+    _, out = archive
+    twice = run("correct", out / AURORA, f"{out}/./{AURORA}", "--add", "Moon")
+    assert twice.exit_code == 0 and twice.output.count(AURORA) == 1
+    assert "Moon" in record(out, AURORA).written
+    again = correct(out, [AURORA, f"./{AURORA}", f"sub/../{AURORA}"], TERC_TAGS, remove=["Moon"])  # the API's way
+    assert len(again) == 1 and again[0].removed == ["Moon"] and record(out, AURORA).tags == ["Aurora"]
+    for outside in ("../x.jpg", "/etc/passwd", "."):
+        with pytest.raises(CorrectionError, match="not a path inside OUTPUT"):
+            correct(out, [outside], TERC_TAGS, add=["Moon"])
+
+
+def test_unreview_hands_the_photo_back_to_the_model(archive, session_module):
+    incoming, out = archive
+    assert run("correct", out / AURORA, "--add", "Moon").exit_code == 0
+    result = run("correct", out / AURORA, "--unreview")
+    assert result.exit_code == 0 and "handed back to the model" in result.output
+    assert record(out, AURORA).reviewed is None and csv_row(out, AURORA)["reviewed"] == ""
+    summary = tag_folder(incoming, out, session_module)  # a plain run, no --force: it tags the photo again
+    assert summary.tagged == [AURORA] and summary.reviewed_kept == 0
+    assert record(out, AURORA).tags == ["Aurora"] and record(out, AURORA).run_key
+    (meta,) = exiftool(out / AURORA)
+    assert as_list(meta["XMP-dc:Subject"]) == ["Aurora"]
+    mixed = run("correct", out / AURORA, "--unreview", "--add", "Moon")
+    assert mixed.exit_code == 2 and "takes no --add" in mixed.output

@@ -1,8 +1,13 @@
 """`terc-tag review`: the web page's security rules, its API, and a real browser correcting a photo."""
 
+import http.client
+import json
 import os
 import shutil
+import socket
 import sqlite3
+import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -13,8 +18,8 @@ from click.testing import CliRunner
 from tagger.bundle import Bundle
 from tagger.cli import main
 from tagger.pipeline import tag_folder
-from tagger.predictions import review_order
-from tagger.review import TOKEN_HEADER, Review, Server, create_app
+from tagger.predictions import pressing_tags, review_order
+from tagger.review import MAX_BODY, TOKEN_HEADER, Review, Server, cookie_name, create_app
 from tagger.state import Record, State
 from conftest import DEFAULT_MODEL, ISS, as_list, exiftool
 
@@ -54,7 +59,7 @@ def test_every_request_needs_the_token(client):
         assert client.get(path).status_code == 401
         assert client.get(path + "?token=wrong").status_code == 401
     first = client.get(f"/?token={TOKEN}")
-    assert first.status_code == 200 and "terc_tag_token" in first.headers["Set-Cookie"]
+    assert first.status_code == 200 and f"{cookie_name(TOKEN)}={TOKEN}" in first.headers["Set-Cookie"]
     assert "SameSite=Strict" in first.headers["Set-Cookie"] and "HttpOnly" in first.headers["Set-Cookie"]
     assert client.get("/api/photos").status_code == 200  # the cookie carries it from here
 
@@ -98,6 +103,7 @@ def test_a_symbolic_link_out_of_output_is_not_followed(client, output, tmp_path)
     ({"paths": "iss038e040838.jpg"}, b"expected {"),
     ({"paths": ["iss038e040838.jpg"], "add": ["Auroras"]}, b"not in the model's vocabulary"),
     ({"paths": ["iss038e040838.jpg"], "add": [3]}, b"expected {"),
+    ({"paths": ["iss038e040838.jpg"], "reviewed": "no"}, b"expected {"),
 ])
 def test_malformed_changes_get_a_short_4xx(client, output, body, message):
     client.get(f"/?token={TOKEN}")
@@ -114,6 +120,142 @@ def test_an_unexpected_failure_is_a_500_without_a_traceback(output, monkeypatch)
     assert answer.status_code == 500 and b"ZeroDivision" not in answer.data and b"Traceback" not in answer.data
 
 
+def test_two_servers_name_their_cookies_apart():
+    """Cookies ignore the port: two review servers on one machine must not overwrite each other's token."""
+    assert cookie_name("one token") != cookie_name("another token")
+    assert cookie_name(TOKEN) == cookie_name(TOKEN) and cookie_name(TOKEN).isidentifier()
+
+
+def test_no_other_page_can_frame_the_review_page(client):
+    for path in (f"/?token={TOKEN}", "/api/photos", "/nowhere"):
+        headers = client.get(path).headers
+        assert headers["X-Frame-Options"] == "DENY" and "frame-ancestors 'none'" in headers["Content-Security-Policy"]
+
+
+def test_head_works_with_the_token(client):
+    assert client.head(f"/?token={TOKEN}").status_code == 200
+    assert client.head("/api/photos").status_code == 200  # the cookie
+    assert client.head("/thumb/iss038e040838.jpg").status_code == 200
+
+
+@pytest.mark.parametrize("host, status", [
+    ("attacker.example", 421), ("attacker.example:8765", 421), ("127.0.0.1.nip.io", 421),
+    ("localhost:8765", 200), ("127.0.0.1:8765", 200), ("[::1]:8765", 200),
+])
+def test_only_loopback_names_and_the_served_address_are_answered(client, host, status):
+    """With the token, a foreign Host is what DNS rebinding would send: refused."""
+    assert client.get(f"/api/photos?token={TOKEN}", headers={"Host": host}).status_code == status
+
+
+def test_deeply_nested_json_is_a_400(client, output):
+    client.get(f"/?token={TOKEN}")
+    for body in ("[" * 100_000 + "]" * 100_000, '{"paths": ' + "[" * 100_000 + "]" * 100_000 + "}"):
+        answer = client.post("/api/correct", data=body, headers={TOKEN_HEADER: TOKEN})
+        assert answer.status_code == 400 and b"expected a JSON object" in answer.data
+
+
+def test_a_large_body_is_refused_before_it_is_read(output):
+    with Server(Review(output, Bundle(DEFAULT_MODEL))) as server:
+        # A client that asks first is refused before it sends a byte of the body.
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as raw:
+            raw.sendall(f"POST /api/correct HTTP/1.1\r\nHost: 127.0.0.1\r\n{TOKEN_HEADER}: {server.token}\r\n"
+                        f"Content-Length: {20 * 2**20}\r\nExpect: 100-continue\r\n\r\n".encode())
+            assert raw.recv(200).split(b" ")[1] == b"413"
+        # One that sends it at once gets a 413 too, fast, and nothing of the body back.
+        started = time.monotonic()
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+        connection.request("POST", "/api/correct", body=b"x" * (20 * 2**20), headers={TOKEN_HEADER: server.token})
+        answer = connection.getresponse()
+        assert answer.status == 413 and b"xxx" not in answer.read()
+        assert time.monotonic() - started < 5
+        connection.close()
+        # Just under the limit is read and answered as usual.
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+        connection.request("POST", "/api/correct", body=b" " * (MAX_BODY - 10), headers={TOKEN_HEADER: server.token})
+        assert connection.getresponse().status == 400
+
+
+def test_a_port_already_in_use_is_one_line_and_exit_2(output):
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(main, ["review", str(output), "--no-browser", "--port", str(port)])
+    assert result.exit_code == 2 and f"cannot listen on 127.0.0.1:{port}" in result.output
+    assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output
+
+
+THUMBNAILS_ONLY = """
+import json, resource, sys, time
+from tagger.bundle import Bundle
+from tagger.review import Review, create_app
+output, model = sys.argv[1:3]
+client = create_app(Review(output, Bundle(model)), "t").test_client()
+client.get("/?token=t")
+paths = [p["path"] for p in client.get("/api/photos").json["photos"]]
+started = time.perf_counter()
+sizes = [len(client.get(f"/{kind}/{path}").data) for kind in ("thumb", "large") for path in paths][:8]
+print(json.dumps({"sizes": sizes, "seconds": time.perf_counter() - started,
+                  "tensorflow": "tensorflow" in sys.modules,
+                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def test_thumbnails_need_no_model_and_are_kept_in_the_state_folder(output):
+    """In a fresh process: the pytest process has TensorFlow loaded by the fixtures already."""
+    def serve_thumbnails() -> dict:
+        done = subprocess.run([sys.executable, "-c", THUMBNAILS_ONLY, str(output), str(DEFAULT_MODEL)],
+                              capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": ":".join(sys.path)})
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout.splitlines()[-1])
+
+    first = serve_thumbnails()
+    assert len(first["sizes"]) == 8 and all(first["sizes"]) and not first["tensorflow"]
+    cached = sorted((output / ".terc-tag" / "thumbnails").rglob("*.jpg"))
+    assert len(cached) == 6 and all(path.read_bytes()[:2] == b"\xff\xd8" for path in cached)
+    stamps = [path.stat().st_mtime_ns for path in cached]
+    assert serve_thumbnails()["sizes"][:6] == first["sizes"][:6]  # a reopened page reads them back
+    assert [path.stat().st_mtime_ns for path in cached] == stamps  # not made again
+
+
+def test_a_corrected_photo_gets_a_new_thumbnail_in_place(client, output):
+    client.get(f"/?token={TOKEN}")
+    client.get("/thumb/iss038e040838.jpg")
+    (cached,) = (output / ".terc-tag" / "thumbnails").rglob("*.jpg")
+    cached.write_bytes(b"stale")
+    os.utime(cached, ns=((output / "iss038e040838.jpg").stat().st_mtime_ns,) * 2)
+    assert client.get("/thumb/iss038e040838.jpg").data == b"stale"  # the cache is what is served
+    client.post("/api/correct", json={"paths": ["iss038e040838.jpg"], "add": ["Night"]}, headers={TOKEN_HEADER: TOKEN})
+    fresh = client.get("/thumb/iss038e040838.jpg").data
+    assert fresh.startswith(b"\xff\xd8") and list((output / ".terc-tag" / "thumbnails").rglob("*.jpg")) == [cached]
+
+
+def test_one_photo_named_twice_through_the_api_is_one_photo(client, output):
+    client.get(f"/?token={TOKEN}")
+    body = {"paths": ["iss038e040838.jpg", "./iss038e040838.jpg", "x/../iss038e040838.jpg"], "add": ["Volcano"]}
+    answer = client.post("/api/correct", json=body, headers={TOKEN_HEADER: TOKEN})
+    assert answer.status_code == 200 and len(answer.json["corrected"]) == 1
+    again = client.post("/api/correct", json={"paths": ["iss038e040838.jpg"], "remove": ["Volcano"]},
+                        headers={TOKEN_HEADER: TOKEN}).json["corrected"][0]
+    assert again["removed"] == ["Volcano"] and again["kept"] == []
+
+
+def test_a_photo_is_handed_back_to_the_model_through_the_api(client, output):
+    client.get(f"/?token={TOKEN}")
+    client.post("/api/correct", json={"paths": ["iss038e040838.jpg"]}, headers={TOKEN_HEADER: TOKEN})
+    assert reviewed(output, "iss038e040838.jpg") and client.get("/api/photos").json["left"] == 5
+    back = client.post("/api/correct", json={"paths": ["iss038e040838.jpg"], "reviewed": False},
+                       headers={TOKEN_HEADER: TOKEN}).json["corrected"][0]
+    assert back["reviewed"] is None and back["was_reviewed"] and reviewed(output, "iss038e040838.jpg") is None
+    listing = client.get("/api/photos").json
+    assert listing["left"] == 6 and all(p["pressing"] in listing["vocabulary"] for p in listing["photos"])
+
+
+def test_search_by_file_name_covers_the_whole_archive(client):
+    client.get(f"/?token={TOKEN}")
+    found = client.get("/api/photos?search=E0408").json
+    assert [p["path"] for p in found["photos"]] == ["iss038e040838.jpg"] and found["matching"] == 1
+    assert found["left"] == 6  # the progress counts the archive, not the search
+
+
 def test_review_order_puts_rare_tags_near_their_threshold_first():
     def photo(name, reviewed=None, **probabilities):
         tags = [t for t, p in probabilities.items() if p >= 0.5]
@@ -127,6 +269,9 @@ def test_review_order_puts_rare_tags_near_their_threshold_first():
     order = [r.path for r in review_order(records, {"Day": 0.5, "Aurora": 0.5})]
     assert order[:3] == ["unsure-aurora.jpg", "hint-of-aurora.jpg", "unsure-day.jpg"]
     assert "checked.jpg" not in order and len(order) == 23
+    why = pressing_tags(records, {"Day": 0.5, "Aurora": 0.5})  # what the page says a photo is shown for
+    assert why["unsure-aurora.jpg"] == why["hint-of-aurora.jpg"] == "Aurora" and why["unsure-day.jpg"] == "Day"
+    assert "checked.jpg" not in why
 
 
 def test_review_order_spreads_over_the_codes_of_similar_photos():
@@ -182,10 +327,10 @@ def test_the_server_listens_on_loopback_only_and_warns_otherwise(output, monkeyp
 # --- In a real browser: Debian's chromium, headless, driven by Selenium ---
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+ENTER, ESCAPE = "\ue007", "\ue00c"  # selenium's Keys.ENTER and Keys.ESCAPE
 
 
-@pytest.fixture
-def browser():
+def open_browser(width: int, height: int):
     if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
         pytest.skip("Debian's chromium and chromium-driver are not installed (tests/run.sh installs them)")
     from selenium import webdriver
@@ -193,11 +338,72 @@ def browser():
 
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,900"):
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", f"--window-size={width},{height}"):
         options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    return webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+
+
+@pytest.fixture
+def browser():
+    driver = open_browser(1400, 900)
     yield driver
     driver.quit()
+
+
+class Page:
+    """The review page in the browser, driven through real key presses."""
+
+    def __init__(self, browser, server):
+        from selenium.webdriver.common.by import By
+
+        self.browser, self.by = browser, By
+        browser.get(server.url)
+        self.paths = [cell.get_attribute("data-path")
+                      for cell in wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, ".cell"))]
+        self.body = browser.find_element(By.TAG_NAME, "body")
+
+    def keys(self, *keys):
+        self.body.send_keys(*keys)
+
+    def read(self, script: str, *args):
+        """Read the page in one step: it redraws its lists after every answer, so found elements go stale."""
+        return self.browser.execute_script(script, *args)
+
+    def status(self) -> str:
+        return self.read("return document.getElementById('status').textContent")
+
+    def is_error(self) -> bool:
+        return self.read("return document.getElementById('status').className") == "error"
+
+    def selected(self) -> str:
+        return self.read("return document.querySelector('.cell.selected').dataset.path")
+
+    def ticked(self, tag: str) -> bool:
+        return self.read("return document.querySelector(`.tag[data-tag='${arguments[0]}'] input`).checked", tag)
+
+    def idle(self) -> bool:
+        return not self.read("return document.querySelectorAll('.tag.busy, .cell.busy').length")
+
+    def box(self, element_id: str) -> dict:
+        return self.browser.execute_script(
+            "const r = document.getElementById(arguments[0]).getBoundingClientRect();"
+            "return {top: r.top, bottom: r.bottom, height: innerHeight, width: innerWidth};", element_id)
+
+
+def slowed(monkeypatch, seconds: float) -> list:
+    """Make every change take ``seconds`` on the server, as a large photo on a slow disk would; log them."""
+    import tagger.review
+
+    log, real = [], tagger.review.correct
+
+    def slow(output, paths, vocabulary, **change):
+        time.sleep(seconds)
+        done = real(output, paths, vocabulary, **change)
+        log.append((list(paths), change))
+        return done
+
+    monkeypatch.setattr(tagger.review, "correct", slow)
+    return log
 
 
 def wait_for(condition, timeout=20):
@@ -221,7 +427,7 @@ def test_a_person_corrects_a_photo_with_the_keyboard(browser, output):
         first = cells[0].get_attribute("data-path")
         body = browser.find_element(By.TAG_NAME, "body")
         body.send_keys("9")  # the 9th tag of the vocabulary: Moon
-        wait_for(lambda: "saved 1 photo" in browser.find_element(By.ID, "status").text)
+        wait_for(lambda: f"{first}: +Moon, saved" in browser.find_element(By.ID, "status").text)
         (meta,) = exiftool(output / first)
         assert "Moon" in as_list(meta["XMP-dc:Subject"]) and "Moon" in as_list(meta["IPTC:Keywords"])
         assert reviewed(output, first)
@@ -229,6 +435,8 @@ def test_a_person_corrects_a_photo_with_the_keyboard(browser, output):
         body.send_keys("j")  # the next photo, accepted as it is with Enter
         second = wait_for(lambda: browser.find_element(By.CSS_SELECTOR, ".cell.selected").get_attribute("data-path"))
         assert second != first
+        assert browser.find_element(By.ID, "status").text == ""  # no word about the photo left behind
+        assert browser.find_element(By.ID, "where").text == f"photo 2 of 6: {second}"
         body.send_keys(Keys.ENTER)
         wait_for(lambda: browser.find_element(By.ID, "progress").text == "2 reviewed · 4 left")
         assert reviewed(output, second)
@@ -238,3 +446,149 @@ def test_a_person_corrects_a_photo_with_the_keyboard(browser, output):
             browser.save_screenshot(os.environ["TERC_TAG_SCREENSHOT"])
     with pytest.raises(OSError):  # and the server stopped with the block
         urllib.request.urlopen(server.url, timeout=2)
+
+
+def test_fast_keys_apply_in_order_one_change_at_a_time(browser, output, monkeypatch):
+    """1,1 quickly leaves the tag as it was; Enter,Enter accepts two photos in turn, none skipped."""
+    log = slowed(monkeypatch, 0.4)
+    with Server(Review(output, Bundle(DEFAULT_MODEL))) as server:
+        page = Page(browser, server)
+        first = page.selected()
+        page.keys("9", "9")
+        assert page.ticked("Moon") is False  # shown at once: added, then taken off again
+        wait_for(lambda: page.idle() and len(log) == 2)
+        assert [change["add"] for _, change in log] == [["Moon"], []] and log[1][1]["remove"] == ["Moon"]
+        assert "Moon" not in State.reader(output).get(first).tags
+        page.keys("j", ENTER, ENTER)  # the 2nd photo, then the 3rd: each accepted while shown
+        wait_for(lambda: page.idle() and len(log) == 4)
+        assert sorted(path for paths, _ in log[2:] for path in paths) == sorted(page.paths[1:3])
+        assert all(reviewed(output, path) for path in page.paths[1:3]) and not reviewed(output, page.paths[3])
+        assert page.selected() == page.paths[3]
+        wait_for(lambda: page.browser.find_element(page.by.ID, "progress").text == "3 reviewed · 3 left")
+
+
+def test_every_failed_change_is_said_and_undone_on_screen(browser, output, monkeypatch):
+    import tagger.review
+
+    def broken(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    with Server(Review(output, Bundle(DEFAULT_MODEL))) as server:
+        page = Page(browser, server)
+        first = page.selected()
+        monkeypatch.setattr(tagger.review, "correct", broken)  # the server answers an error
+        page.keys("9")
+        wait_for(lambda: "NOT saved" in page.status() and page.idle())
+        assert page.is_error() and "No space left on device" in page.status() and not page.ticked("Moon")
+        server.stop()  # the server is gone
+        page.keys("8")  # Day: ticked, so this takes it off
+        wait_for(lambda: "does not answer" in page.status() and page.idle())
+        assert page.is_error() and page.ticked("Day")
+        page.keys(ENTER)
+        wait_for(lambda: "accepted NOT saved" in page.status() and page.idle())
+        assert not page.read("return document.querySelectorAll('.cell .badge').length")  # none shows reviewed
+    assert reviewed(output, first) is None
+
+
+def test_undo_and_hand_back_on_the_page(browser, output):
+    with Server(Review(output, Bundle(DEFAULT_MODEL))) as server:
+        page = Page(browser, server)
+        first = page.selected()
+        page.keys("9")
+        wait_for(lambda: "+Moon, saved" in page.status())
+        page.keys("u")  # the mistaken tag
+        wait_for(lambda: "undo of +Moon, saved" in page.status())
+        record = State.reader(output).get(first)
+        assert "Moon" not in record.tags and record.reviewed is None and not page.ticked("Moon")
+        page.keys(ENTER)  # a mistaken accept
+        wait_for(lambda: reviewed(output, first))
+        assert page.selected() != first
+        page.keys("u")
+        wait_for(lambda: "undo of accepted, saved" in page.status())
+        assert reviewed(output, first) is None and page.selected() == first
+        page.keys(ENTER, "k")  # accepted again, back to it, and handed back to the model
+        wait_for(lambda: reviewed(output, first) and page.selected() == first)
+        page.keys("b")
+        wait_for(lambda: "handed back to the model, saved" in page.status())
+        assert reviewed(output, first) is None and State.reader(output).get(first).run_key == ""
+
+
+def test_search_and_accept_all_listed_photos(browser, output):
+    with Server(Review(output, Bundle(DEFAULT_MODEL))) as server:
+        page = Page(browser, server)
+        page.keys("/")
+        page.browser.switch_to.active_element.send_keys("e04")
+        listed = wait_for(lambda: page.read("const cells = [...document.querySelectorAll('.cell')];"
+                                            "return cells.length === 2 && cells.map(c => c.dataset.path)"))
+        assert all("e04" in path for path in listed)
+        page.browser.switch_to.active_element.send_keys(ESCAPE)
+        page.keys("A")
+        alert = wait_for(lambda: _alert(page.browser))
+        assert "Accept the 2 listed photos" in alert.text and "e04" in alert.text
+        alert.dismiss()  # nothing happens
+        time.sleep(0.5)
+        assert not any(reviewed(output, path) for path in listed)
+        page.keys("A")
+        wait_for(lambda: _alert(page.browser)).accept()
+        wait_for(lambda: "accepted 2 photos, saved" in page.status())
+        state = State.reader(output)
+        assert sorted(r.path for r in state.records() if r.reviewed) == sorted(listed)
+
+
+def _alert(browser):
+    from selenium.common.exceptions import NoAlertPresentException
+
+    try:
+        return browser.switch_to.alert
+    except NoAlertPresentException:
+        return None
+
+
+@pytest.mark.parametrize("width, height", [(1400, 900), (1280, 720)])
+def test_the_page_fits_the_screen_and_explains_itself(output, tmp_path, width, height):
+    """Accept and every tag above the fold, a portrait photo included; the threshold, the reason, the keys."""
+    from PIL import Image
+
+    portrait = output / "iss052e033191.jpg"
+    Image.open(portrait).rotate(90, expand=True).save(portrait, quality=90)
+    browser = open_browser(width, height)
+    try:
+        with Server(Review(output, Bundle(DEFAULT_MODEL))) as server:
+            page = Page(browser, server)
+            for _ in page.paths:
+                accept, tags = page.box("accept"), page.box("tags")
+                assert accept["bottom"] <= accept["height"] and tags["bottom"] <= tags["height"], page.selected()
+                page.keys("j")
+            wait_for(lambda: page.selected() == "iss052e033191.jpg" or page.keys("k"))
+            wait_for(lambda: browser.execute_script("const i = document.getElementById('large');"
+                                                    "return i.complete && i.naturalHeight > i.naturalWidth"))
+            assert page.box("tags")["bottom"] <= page.box("tags")["height"]
+            browser.save_screenshot(str(tmp_path / f"portrait-{width}.png"))
+            marks = browser.execute_script(
+                "return [...document.querySelectorAll('.tag')].map(r => [r.dataset.tag,"
+                " parseFloat(r.querySelector('.threshold').style.left.replace('calc(', ''))])")
+            thresholds = Review(output, Bundle(DEFAULT_MODEL)).thresholds
+            assert len(marks) == len(thresholds) and all(abs(at - 100 * thresholds[tag]) < 0.01 for tag, at in marks)
+            why = browser.find_element(page.by.ID, "why").text
+            assert why.startswith("shown first for ") and why.split()[3].rstrip(":") in thresholds
+            assert not browser.find_element(page.by.ID, "keys").is_displayed()
+            page.keys("?")
+            keys = browser.find_element(page.by.ID, "keys")
+            assert keys.is_displayed() and "undo the last change" in keys.text
+            browser.save_screenshot(str(tmp_path / f"keys-{width}.png"))
+            if os.environ.get("TERC_TAG_SCREENSHOTS"):
+                for shot in tmp_path.glob("*.png"):
+                    shutil.copy(shot, Path(os.environ["TERC_TAG_SCREENSHOTS"]) / shot.name)
+    finally:
+        browser.quit()
+
+
+def test_a_heat_map_that_is_empty_says_why(browser, output):
+    with Server(Review(output, Bundle(DEFAULT_MODEL))) as server:
+        page = Page(browser, server)
+        wait_for(lambda: page.browser.find_elements(page.by.CSS_SELECTOR, '.tag[data-tag="Moon"] button'))
+        probability = float(page.browser.find_element(page.by.CSS_SELECTOR, '.tag[data-tag="Moon"] .value').text)
+        assert probability < 0.01
+        page.browser.find_element(page.by.CSS_SELECTOR, '.tag[data-tag="Moon"] button').click()
+        wait_for(lambda: "heat map of Moon, bright where" in page.status(), timeout=120)
+        assert "It is empty: the model gives Moon a probability of 0.00" in page.status()

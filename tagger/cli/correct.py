@@ -20,9 +20,11 @@ def _tag_list(ctx, param, values) -> list[str]:
 @click.option("--remove", multiple=True, callback=_tag_list, metavar="TAG[,TAG...]",
               help="Tags to remove (repeatable). Only tags terc-tag wrote are removed; the original's stay.")
 @click.option("--accept", is_flag=True, help="Mark the photos reviewed with their tags as they are.")
+@click.option("--unreview", is_flag=True,
+              help="Hand the photos back to the model: clear their reviewed mark; the next `tag` run tags them again.")
 @model_option
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
-def command(photos, add, remove, accept, model_dir, quiet):
+def command(photos, add, remove, accept, unreview, model_dir, quiet):
     """Correct the tags of photos in a tagged OUTPUT, and keep the correction.
 
     Each photo's copy in OUTPUT is rewritten atomically through the same
@@ -32,12 +34,17 @@ def command(photos, add, remove, accept, model_dir, quiet):
     a new model or a new threshold. A correction made while a `tag` run works
     on the same OUTPUT is kept too. Keywords the original photo already held
     are never removed. `terc-tag train` learns from the corrected photos.
+    A photo named twice (tagged/x.jpg tagged/./x.jpg) is corrected once.
+
+    --unreview undoes the review: the next `tag` run predicts the photos
+    again and writes the model's tags, as if no person had seen them.
 
     \b
     Examples:
       terc-tag correct tagged/iss071e123456.jpg --add Aurora --remove Day
       terc-tag correct tagged/burst/*.jpg --add "Sunrise Sunset"
       terc-tag correct tagged/iss071e123456.jpg --accept
+      terc-tag correct tagged/iss071e123456.jpg --unreview
 
     Exit codes: 0 all corrected, 1 some copy could not be rewritten (the
     others are corrected), 2 usage error: an unknown tag, or a path that is
@@ -46,8 +53,11 @@ def command(photos, add, remove, accept, model_dir, quiet):
     from tagger.correct import CorrectionError, canonical_tags, correct, find_output
     from tagger.metadata import MetadataError
 
-    if not (add or remove or accept):
-        fail("say what to change: --add TAG, --remove TAG, or --accept to keep the tags as they are")
+    if not (add or remove or accept or unreview):
+        fail("say what to change: --add TAG, --remove TAG, --accept to keep the tags as they are, "
+             "or --unreview to hand the photos back to the model")
+    if unreview and (add or remove or accept):
+        fail("--unreview hands the photos back to the model as they are: it takes no --add, --remove or --accept")
     vocabulary = open_bundle(model_dir).vocabulary
     try:
         canonical_tags(add + remove, vocabulary)
@@ -60,7 +70,7 @@ def command(photos, add, remove, accept, model_dir, quiet):
     failed = False
     for output, paths in by_output.items():
         try:
-            done = correct(output, paths, vocabulary, add=add, remove=remove)
+            done = correct(output, paths, vocabulary, add=add, remove=remove, reviewed=not unreview)
         except (ValueError, CorrectionError) as exc:
             fail(str(exc))
         except (MetadataError, OSError) as exc:
@@ -76,7 +86,9 @@ def command(photos, add, remove, accept, model_dir, quiet):
                            err=True)
             for note in photo.notes:
                 click.echo(f"terc-tag: {photo.path}: {note}", err=True)
-            if not quiet:
+            if not quiet and unreview:
+                click.echo(f"{output / photo.path}: handed back to the model (the next `tag` run tags it again)")
+            elif not quiet:
                 change = [f"+{t}" for t in photo.added] + [f"-{t}" for t in photo.removed]
                 click.echo(f"{output / photo.path}: {' '.join(change) or 'accepted'} -> "
                            f"{', '.join(photo.tags) or '(no tags)'}")

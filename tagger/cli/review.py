@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 from pathlib import Path
 
 import click
@@ -21,19 +23,25 @@ def command(output_dir, port, host, no_browser, model_dir, threshold):
     """Check and correct the tags of a tagged OUTPUT in a local web page.
 
     The page shows the photos most in need of a look first (a tag near its
-    threshold, then the rarest tags), each with its tags and probabilities,
-    a heat map per tag on demand, and its most similar photos, to which the
-    same correction applies in one keystroke (all frames of a burst at
-    once). Every change is written into the photo at once, through the same
-    code as `terc-tag correct`, and the photo is marked reviewed: no later
-    `tag` run changes its tags.
+    threshold, then the rarest tags; each photo says which tag put it there),
+    each with its tags, their probabilities against the threshold, a heat
+    map per tag on demand, and its most similar photos, to which the same
+    correction applies in one keystroke (all frames of a burst at once).
+    Every change is written into the photo at once, through the same code as
+    `terc-tag correct`, and the photo is marked reviewed: no later `tag` run
+    changes its tags. A change that fails is undone on the page and said in
+    red; `u` undoes the last change, `b` hands a photo back to the model.
+    Search by file name, and accept every listed photo at once (asks first).
 
     The server listens on 127.0.0.1 and needs the random token in the printed
-    address; it stops with Ctrl-C.
+    address; it answers only to localhost and the address it listens on, and
+    stops with Ctrl-C. Thumbnails are kept in OUTPUT/.terc-tag/thumbnails.
 
     \b
-    Keys: j/k or arrows next/previous, 1-9 0 - = toggle a tag, h heat map,
-          Enter accept as is, s apply this photo's changes to the ticked similar photos.
+    Keys (? on the page lists them): j/k or arrows next/previous,
+          1-9 0 - = toggle a tag, Enter accept as is, u undo, b hand back,
+          h heat map, s apply to the ticked similar photos, A accept all listed,
+          / search.
 
     \b
     Examples:
@@ -54,7 +62,9 @@ def command(output_dir, port, host, no_browser, model_dir, threshold):
     try:
         server = Server(Review(output_dir, open_bundle(model_dir), threshold), host, port)
     except OSError as exc:
-        fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        fail(f"cannot listen on {host}:{port}: {reason}" + (" (another program uses it; try --port 0)"
+                                                           if exc.errno == errno.EADDRINUSE else ""))
     click.echo(f"Reviewing {output_dir}: open {server.url}  (Ctrl-C stops)")
     if not no_browser:
         webbrowser.open(server.url)
