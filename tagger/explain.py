@@ -14,12 +14,11 @@ TensorFlow's gradients); it works for every bundle.
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
 from tagger.inference import (CAMERA_WEIGHT, GEM_FLOOR, GEM_P, STANDARDIZE_EPSILON, head_config)
 
@@ -136,15 +135,6 @@ def overlay(photo: Image.Image, heat: np.ndarray, alpha: float = 0.5) -> Image.I
     grid = Image.fromarray((heat * 255).astype(np.uint8)).resize(photo.size, Image.BILINEAR)
     coloured = colormaps["inferno"](np.asarray(grid) / 255.0)[..., :3]
     return Image.fromarray(((1 - alpha) * np.asarray(photo) + alpha * 255 * coloured).astype(np.uint8))
-
-
-def display_image(data: bytes, longest: int = 512) -> Image.Image:
-    """The photo as a person sees it (EXIF orientation applied, RGB), at most ``longest`` pixels wide or high."""
-    with Image.open(io.BytesIO(data)) as image:
-        image.draft("RGB", (longest, longest))
-        shown = ImageOps.exif_transpose(image).convert("RGB")
-    shown.thumbnail((longest, longest))
-    return shown
 
 
 def write_explanation(folder: Path, name: str, photo: Image.Image, explanation: Explanation) -> list[Path]:

@@ -44,7 +44,7 @@ from tagger.correct import CorrectionError, correct, photo_key
 from tagger.metadata import MetadataError
 from tagger.predictions import pressing_tags, review_order, uncertain_tags
 from tagger.state import State
-from tagger.thumbnails import ThumbnailCache, jpeg
+from tagger.thumbnails import ThumbnailCache, display_image, jpeg
 
 TOKEN_HEADER = "X-Terc-Token"
 THUMBNAIL, LARGE = 320, 1024
@@ -134,7 +134,7 @@ class Review:
     def heat_map(self, path: str, tag: str) -> bytes:
         """A PNG of the photo with the evidence for ``tag`` laid over it."""
         from tagger.decode import DecodeError, decode
-        from tagger.explain import Explainer, display_image, overlay
+        from tagger.explain import Explainer, overlay
 
         if tag not in self.bundle.vocabulary:
             abort(400, f"{tag}: not in the model's vocabulary")

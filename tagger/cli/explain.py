@@ -45,7 +45,8 @@ def command(photos, out_dir, tags, model_dir, threshold):
         fail(f"--tags {', '.join(unknown)}: not in the model's vocabulary ({', '.join(bundle.vocabulary)})")
     from tagger.cli.common import open_session
     from tagger.decode import DecodeError, decode
-    from tagger.explain import Explainer, display_image, write_explanation
+    from tagger.explain import Explainer, write_explanation
+    from tagger.thumbnails import display_image
 
     explain = Explainer(open_session(model_dir))
     failed = 0
