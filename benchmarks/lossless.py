@@ -49,7 +49,7 @@ TAGS = ["Night", "Stars"]
 def exiftool(paths: list[Path]) -> dict[str, dict]:
     out = subprocess.run(["exiftool", "-j", "-G1", "-a", "-u", "-n", "-b", "-struct", *map(str, paths)],
                          capture_output=True, text=True)
-    return {Path(item["SourceFile"]).name: item for item in json.loads(out.stdout or "[]")}
+    return {item["SourceFile"]: item for item in json.loads(out.stdout or "[]")}
 
 
 def frames(data: bytes):
@@ -89,7 +89,7 @@ def differences(copies: dict[Path, Path]) -> dict[Path, list[str]]:
     before, after = exiftool(list(copies)), exiftool(list(copies.values()))
     found = {}
     for original, copy in copies.items():
-        a, b = fields(before.get(original.name, {})), fields(after.get(copy.name, {}))
+        a, b = fields(before.get(str(original), {})), fields(after.get(str(copy), {}))
         problems = [f"{k}: {str(a.get(k))[:30]!r} -> {str(b.get(k))[:30]!r}" for k in sorted(a.keys() | b.keys())
                     if a.get(k) != b.get(k)]
         old, new = frames(original.read_bytes()), frames(copy.read_bytes())
