@@ -262,7 +262,7 @@ def xp_keywords(ifd: Ifd0) -> list[str]:
     if found is None:
         return []
     text = found[1].decode("utf-16-le", errors="replace").rstrip("\x00")
-    return [word for word in text.split(";") if word]
+    return text.split(";") if text else []  # an empty entry ("a;;b") is kept, in its place
 
 
 def xp_value(words: list[str]) -> tuple[int, bytes]:
