@@ -126,7 +126,8 @@ def differences(copies: dict[Path, Path]) -> dict[Path, list[str]]:
         old_exiv2, new_exiv2 = exiv2_fields(original.read_bytes()), exiv2_fields(copy.read_bytes())
         if isinstance(old_exiv2, dict) and isinstance(new_exiv2, dict):
             problems += [f"exiv2 {k}: {str(old_exiv2.get(k))[:30]!r} -> {str(new_exiv2.get(k))[:30]!r}"
-                         for k in sorted(old_exiv2.keys() | new_exiv2.keys()) if old_exiv2.get(k) != new_exiv2.get(k)]
+                         for k in sorted(old_exiv2.keys() | new_exiv2.keys())
+                         if old_exiv2.get(k) != new_exiv2.get(k)]
         elif isinstance(old_exiv2, dict):
             problems.append(f"exiv2: {new_exiv2}")
         old, new = frames(original.read_bytes()), frames(copy.read_bytes())
@@ -239,7 +240,8 @@ def main() -> int:
     if exiftool_writer:
         exiftool_writer.close()
     undecodable = decode_refusals(originals)
-    notes = {path: write_keywords(path.read_bytes(), TAGS)[1] for path in copies} if args.writer == "terc-tag" else {}
+    notes = ({path: write_keywords(path.read_bytes(), TAGS)[1] for path in copies} if args.writer == "terc-tag"
+             else {})
     for path, reason in refused:
         print(f"refused by the writer (copied unchanged) {path}: {reason[:100]}")
     for path, reason in undecodable:

@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image, PngImagePlugin
 
 RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
+EXIF, XMP = b"Exif\0\0", b"http://ns.adobe.com/xap/1.0/\0"
 
 
 def _jpeg(mode: str = "RGB", size=(48, 32)) -> bytes:
@@ -130,7 +131,8 @@ def maker_note_pointing_past_the_exif(make: str) -> TrailerNote:
         base = note_at + ifd_at - 8 if own else 0
         note = header + struct.pack(o + "HHHII", 1, 0x2001, 7, len(preview), max(target - base, 0)) + b"\0" * 4
         exif_ifd = _ifd(o, [(0x927C, 7, len(note), note)], exif_at)
-        ifd0 = _ifd(o, [(0x010F, 2, 5, make.upper().encode()[:4] + b"\0"), (0x8769, 4, 1, struct.pack(o + "I", exif_at))], 8)
+        ifd0 = _ifd(o, [(0x010F, 2, 5, make.upper().encode()[:4] + b"\0"),
+                        (0x8769, 4, 1, struct.pack(o + "I", exif_at))], 8)
         return b"II*\0" + struct.pack(o + "I", 8) + ifd0 + exif_ifd, note_at + ifd_at + 2 + 8, base
 
     tiff_start = 2 + 4 + 6  # after SOI, the APP1 marker and length, and "Exif\0\0"
@@ -213,11 +215,11 @@ def build(folder: Path) -> dict[str, Path]:
         "sixteen-bit-xmp-exif.png": _png(grey16, xmp_packet("", ["Earth"]), False, exif),
         "compressed-xmp.png": _png(Image.new("RGB", (8, 8), "navy"), xmp_packet("", []), True, None),
         "sony-preview-after-the-image.jpg": maker_note_pointing_past_the_exif("Sony").data,
-        "damaged-ifd0.jpg": _after_soi(_jpeg(), _segment(0xE1, b"Exif\0\0" + damaged_ifd0_exif())),
-        "gps-pointer-past-the-end.jpg": _after_soi(_jpeg(), _segment(0xE1, b"Exif\0\0" + gps_pointer_past_the_end_exif())),
-        "xmp-empty-rdf.jpg": _after_soi(_jpeg(), _segment(0xE1, b"http://ns.adobe.com/xap/1.0/\0" + EMPTY_RDF_PACKET)),
-        "empty-keywords.jpg": _after_soi(_jpeg(), _segment(0xE1, b"Exif\0\0" + xp_keywords_exif("Earth;;Moon")),
-                                         _segment(0xE1, b"http://ns.adobe.com/xap/1.0/\0" + xmp_packet("", ["Earth", "", "Moon"]))),
+        "damaged-ifd0.jpg": _after_soi(_jpeg(), _segment(0xE1, EXIF + damaged_ifd0_exif())),
+        "gps-pointer-past-the-end.jpg": _after_soi(_jpeg(), _segment(0xE1, EXIF + gps_pointer_past_the_end_exif())),
+        "xmp-empty-rdf.jpg": _after_soi(_jpeg(), _segment(0xE1, XMP + EMPTY_RDF_PACKET)),
+        "empty-keywords.jpg": _after_soi(_jpeg(), _segment(0xE1, EXIF + xp_keywords_exif("Earth;;Moon")),
+                                         _segment(0xE1, XMP + xmp_packet("", ["Earth", "", "Moon"]))),
     }
     for name, data in files.items():
         (folder / name).write_bytes(data)

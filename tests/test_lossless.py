@@ -129,8 +129,8 @@ def test_what_no_reader_finds_in_the_original_none_finds_in_the_copy(copies):
                                capture_output=True, text=True)
         return [line for line in (found.stdout + found.stderr).splitlines() if "GPS" in line]
 
-    assert gps(copies[original]) == gps(original) == ["[ExifTool]      Warning                         : "
-                                                      "Bad GPSInfo SubDirectory start"]
+    assert gps(copies[original]) == gps(original)
+    assert [line.split(": ", 1)[1] for line in gps(original)] == ["Bad GPSInfo SubDirectory start"]
 
 
 @pytest.fixture(scope="module")
@@ -146,13 +146,14 @@ def second_corpus() -> Path:
 
 
 #: The second corpus's files named in issue 32, and real maker notes of several makers (piexif's samples).
-ISSUE_32_FILES = ["exif/package/test/sony-alpha-6000.jpg", "thumbor/thumbor-7.8.0/tests/fixtures/images/broken-exif-tag.jpg",
+GOEXIF = "golang-github-rwcarlsen-goexif-dev/usr/share/gocode/src/github.com/rwcarlsen/goexif/exif"
+ISSUE_32_FILES = ["exif/package/test/sony-alpha-6000.jpg",
+                  "thumbor/thumbor-7.8.0/tests/fixtures/images/broken-exif-tag.jpg",
                   "wand/wand-0.7.2/tests/assets/trim-color-test.png", "exif-js/package/example/Bloated-Hero.jpg",
-                  "hachoir/hachoir-3.4.0/tests/files/jpeg.exif.photoshop.jpg",
-                  "golang-github-rwcarlsen-goexif-dev/usr/share/gocode/src/github.com/rwcarlsen/goexif/exif/sample1.jpg",
+                  "hachoir/hachoir-3.4.0/tests/files/jpeg.exif.photoshop.jpg", f"{GOEXIF}/sample1.jpg",
                   *(f"piexif/piexif-1.1.3/tests/images/r_{make}.jpg"
                     for make in ("canon", "casio", "olympus", "pana", "pen", "ricoh", "sigma", "sony"))]
-DAMAGED_IFD0 = "golang-github-rwcarlsen-goexif-dev/usr/share/gocode/src/github.com/rwcarlsen/goexif/exif/corrupt/infinite_loop_exif.jpg"
+DAMAGED_IFD0 = f"{GOEXIF}/corrupt/infinite_loop_exif.jpg"
 
 
 def test_the_second_corpus_cases_are_tagged_losslessly(second_corpus, tmp_path):

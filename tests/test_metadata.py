@@ -210,13 +210,14 @@ RDF_NS, DC_NS = "http://www.w3.org/1999/02/22-rdf-syntax-ns#", "http://purl.org/
     (f'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="{RDF_NS}"/></x:xmpmeta>', []),  # as some phones write
     ('<x:xmpmeta xmlns:x="adobe:ns:meta/" x:xmptk="t"/>', []),
     ('<x:xmpmeta xmlns:x="adobe:ns:meta/">\n</x:xmpmeta>', []),
-    (f'<rdf:RDF xmlns:rdf="{RDF_NS}"><rdf:Description rdf:about="" xmlns:dc="{DC_NS}"><dc:subject/>'
-     '</rdf:Description></rdf:RDF>', []),
-    (f"<rdf:RDF xmlns:rdf='{RDF_NS}'><rdf:Description rdf:about='a&amp;b' xmlns:dc='{DC_NS}'>"
-     "<dc:subject xml:lang='en'><rdf:Seq><rdf:li>Earth</rdf:li></rdf:Seq></dc:subject></rdf:Description></rdf:RDF>",
+    ((f'<rdf:RDF xmlns:rdf="{RDF_NS}"><rdf:Description rdf:about="" xmlns:dc="{DC_NS}"><dc:subject/>'
+      '</rdf:Description></rdf:RDF>'), []),
+    ((f"<rdf:RDF xmlns:rdf='{RDF_NS}'><rdf:Description rdf:about='a&amp;b' xmlns:dc='{DC_NS}'>"
+      "<dc:subject xml:lang='en'><rdf:Seq><rdf:li>Earth</rdf:li></rdf:Seq></dc:subject></rdf:Description></rdf:RDF>"),
      ["Earth"]),
-    (f'<rdf:RDF xmlns:rdf="{RDF_NS}"><rdf:Description rdf:about="" xmlns:dc="{DC_NS}"><dc:subject><rdf:Bag>'
-     '<rdf:li/><rdf:li>Earth</rdf:li><rdf:li></rdf:li></rdf:Bag></dc:subject></rdf:Description></rdf:RDF>', ["", "Earth", ""]),
+    ((f'<rdf:RDF xmlns:rdf="{RDF_NS}"><rdf:Description rdf:about="" xmlns:dc="{DC_NS}"><dc:subject><rdf:Bag>'
+      '<rdf:li/><rdf:li>Earth</rdf:li><rdf:li></rdf:li></rdf:Bag></dc:subject></rdf:Description></rdf:RDF>'),
+     ["", "Earth", ""]),
 ])
 def test_every_valid_xmp_shape_gets_the_keywords_and_keeps_its_entries(packet, before):
     from tagger.metadata import xmp

@@ -109,8 +109,8 @@ class Ifd0:
             else:
                 entries[tag] = head + struct.pack(self.order + "I", values_at + len(values))
                 values += value + b"\x00" * (len(value) % 2)
-        ifd = struct.pack(self.order + "H", len(entries)) + b"".join(entries[t] for t in _in_order(self.entries, changes))
-        ifd += self.next
+        listed = b"".join(entries[tag] for tag in _in_order(self.entries, changes))
+        ifd = struct.pack(self.order + "H", len(entries)) + listed + self.next
         return (self.tiff[:4] + struct.pack(self.order + "I", base) + self.tiff[8:] + b"\x00" * (base - len(self.tiff))
                 + ifd + values)
 
@@ -165,18 +165,21 @@ def pointers(tiff: bytes) -> list[Pointer]:
         count = unpack("H", at, o)
         return 2 if count is None else 2 + 12 * count
 
-    def walk(at: int, base: int, o: str, chain: bool, maker_note: bool = False, end: int = len(tiff)) -> None:
+    #: IFDs still to read: (where, what offsets in it count from, byte order, whether it is in the chain of
+    #: images, whether it is in a maker note, where the data it may hold ends).
+    todo: list[tuple[int, int, str, bool, bool, int]] = []
+
+    def walk(at: int, base: int, o: str, chain: bool, maker_note: bool, end: int) -> None:
         count = unpack("H", at, o)
         if at in seen or count is None or at + 2 + 12 * count > end:
             return
-        kinds = [unpack("H", entry + 2, o) for entry in range(at + 2, at + 2 + 12 * count, 12)]
-        if maker_note and not (0 < count <= 1000 and all(kind in _SIZES for kind in kinds)):
+        entries = [(*struct.unpack_from(o + "HHII", tiff, entry), entry)
+                   for entry in range(at + 2, at + 2 + 12 * count, 12)]
+        if maker_note and not (0 < count <= 1000 and all(kind in _SIZES for _, kind, _, _, _ in entries)):
             return  # not an IFD (a maker note of another form): nothing in it is taken for an offset
         seen.add(at)
-        lengths = {}
-        for entry in range(at + 2, at + 2 + 12 * count, 12):
-            tag, kind, n, value = struct.unpack_from(o + "HHII", tiff, entry)
-            lengths[tag] = value
+        values = {tag: value for tag, _, _, value, _ in entries}
+        for tag, kind, n, value, entry in entries:
             size = _SIZES.get(kind, 0) * n
             if size > 4:
                 found.append(Pointer(entry + 8, base, value, size, o))
@@ -184,30 +187,32 @@ def pointers(tiff: bytes) -> list[Pointer]:
                     note(base + value, size, o)
             elif (tag in (EXIF_IFD, GPS_IFD, INTEROP_IFD) or kind == 13) and n == 1 and kind in (LONG, 13):
                 found.append(Pointer(entry + 8, base, value, ifd_size(base + value, o), o))
-                walk(base + value, base, o, False, maker_note, end)
-            elif tag in OFFSET_TAGS and n == 1 and kind == LONG:
-                found.append(Pointer(entry + 8, base, value, max(1, lengths.get(tag + 1, 1)), o))
+                todo.append((base + value, base, o, False, maker_note, end))
+            elif tag in OFFSET_TAGS and n == 1 and kind == LONG:  # a thumbnail: its length is the next tag
+                found.append(Pointer(entry + 8, base, value, max(1, values.get(tag + 1, 1)), o))
         following = unpack("I", at + 2 + 12 * count, o)
         if chain and following:
             found.append(Pointer(at + 2 + 12 * count, base, following, ifd_size(base + following, o), o))
-            walk(base + following, base, o, True)
+            todo.append((base + following, base, o, True, False, end))
 
     def note(start: int, size: int, o: str) -> None:
-        head = tiff[start:start + 18]
+        head, end = tiff[start:start + 18], min(start + size, len(tiff))
         if head.startswith(b"Nikon\0\x02") and head[10:12] in (b"II", b"MM"):  # a TIFF structure of its own
             inner = "<" if head[10:12] == b"II" else ">"
             first = unpack("I", start + 14, inner)
             if first is not None:
-                walk(start + 10 + first, start + 10, inner, False, True, start + size)
+                todo.append((start + 10 + first, start + 10, inner, False, True, end))
             return
         at, own = next((v for prefix, v in MAKER_NOTES.items() if head.startswith(prefix)), (0, False))
         if head.startswith(b"AOC\0") and head[4:6] in (b"II", b"MM"):
             o = "<" if head[4:6] == b"II" else ">"
-        walk(start + at, start if own else 0, o, False, True, min(start + size, len(tiff)))
+        todo.append((start + at, start if own else 0, o, False, True, end))
 
     first = unpack("I", 4)
     if first is not None:
-        walk(first, 0, order, True)
+        todo.append((first, 0, order, True, False, len(tiff)))
+    while todo:
+        walk(*todo.pop())
     return found
 
 

@@ -96,7 +96,8 @@ def _exif_block(block: bytes | None, change: Change) -> bytes | None:
     return _relocated(block if block is not None else EMPTY_TIFF, {tiff.XP_KEYWORDS: entry}) if entry else None
 
 
-def _relocated(block: bytes, changes: dict[int, tuple[int, bytes]], move: Callable[[int], int] | None = None) -> bytes:
+def _relocated(block: bytes, changes: dict[int, tuple[int, bytes]],
+               move: Callable[[int], int] | None = None) -> bytes:
     """``block`` with ``changes`` in a relocated IFD0 (:meth:`tiff.Ifd0.with_entries`), every offset past its
     old end turned by ``move``: by default moved by what the block grew, so that it still points past the end
     rather than into the new IFD0."""

@@ -101,11 +101,12 @@ def _appended(text: str, rdf: str, dc: str | None, new: Sequence[str]) -> str:
     empty_rdf = re.search(rf"<{rdf}:RDF\b([^>]*?)\s*/>", text)  # a self-closing, empty rdf:RDF (some phones)
     if empty_rdf is None:
         raise XmpError("XMP packet without an rdf:RDF element")
-    return text[:empty_rdf.start()] + f"<{rdf}:RDF{empty_rdf.group(1)}>{description}</{rdf}:RDF>" + text[empty_rdf.end():]
+    return (text[:empty_rdf.start()] + f"<{rdf}:RDF{empty_rdf.group(1)}>{description}</{rdf}:RDF>"
+            + text[empty_rdf.end():])
 
 
 def _with_empty_rdf(text: str) -> str:
-    """``text`` with an empty ``rdf:RDF`` in its ``x:xmpmeta`` (self-closing or empty), for :func:`_appended` to fill."""
+    """``text`` with an empty ``rdf:RDF`` in its empty ``x:xmpmeta``, for :func:`_appended` to fill."""
     meta = re.search(r"<([\w.-]+):xmpmeta\b([^>]*?)\s*(/>|>\s*</\1:xmpmeta\s*>)", text)
     if meta is None:
         raise XmpError("XMP packet without an RDF namespace")
