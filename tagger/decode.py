@@ -19,14 +19,18 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, JpegImagePlugin
 
 from tagger.camera import evidence
 from tagger.discover import read_inside
 
-#: Refuse images above this many pixels (Pillow's own bomb limit, about 89 MP;
-#: 4928x3280 is 16 MP): a bigger one is far more likely a decompression bomb
-#: than an ISS photo.
+#: Refuse to decode more than this many pixels (Pillow's own bomb limit, about
+#: 89 MP; 4928x3280 is 16 MP).  The limit bounds memory, so it applies to the
+#: pixels actually decoded: a baseline JPEG is decoded with DCT scaling at up to
+#: 1/8 of its size, so one of up to 5.7 gigapixels (any JPEG: 65535x65535 is
+#: 4.3) is decoded within it.  A progressive JPEG keeps every DCT coefficient of
+#: the full image in memory while it decodes, and PNG and TIFF decode in full,
+#: so for them the limit applies to the full size.
 MAX_PIXELS = Image.MAX_IMAGE_PIXELS
 
 # Warning filters are process-wide, and decoding runs in several threads, so
@@ -57,13 +61,16 @@ def decode(data: bytes, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     if not data:
         raise DecodeError("empty file (0 bytes)")
     try:
-        image = Image.open(io.BytesIO(data))
+        image = _open(data)
         width, height = image.size
-        if width * height > MAX_PIXELS:
-            raise DecodeError(f"{width}x{height} pixels is over the {MAX_PIXELS:,} pixel limit (decompression bomb?)")
-        camera = evidence(image)
         if image.format == "JPEG":
             image.draft("RGB", size)
+        decoded = image.size if image.format == "JPEG" and not image.info.get("progressive") else (width, height)
+        if decoded[0] * decoded[1] > MAX_PIXELS:
+            scaled = f" (decoded at {decoded[0]}x{decoded[1]})" if decoded != (width, height) else ""
+            raise DecodeError(f"{width}x{height} pixels{scaled} is over the {MAX_PIXELS:,} pixel limit "
+                              "(decompression bomb?)")
+        camera = evidence(image)
         image = ImageOps.exif_transpose(image)
         rgb = _to_rgb(image)
         return np.asarray(rgb.resize(size, Image.BILINEAR), dtype=np.uint8), camera
@@ -75,6 +82,17 @@ def decode(data: bytes, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
         raise DecodeError("not a readable image (unknown or corrupt format)") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise DecodeError(f"corrupt image data: {exc}") from None
+
+
+def _open(data: bytes) -> Image.Image:
+    """``Image.open``, but a JPEG over Pillow's bomb limit is opened anyway (lazily: nothing is decoded yet),
+    for :func:`decode` to apply the limit to the pixels it will decode."""
+    try:
+        return Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError:
+        if not data.startswith(b"\xff\xd8"):
+            raise
+        return JpegImagePlugin.JpegImageFile(io.BytesIO(data))
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:

@@ -13,11 +13,13 @@ import hashlib
 import io
 import struct
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image, PngImagePlugin
 
 RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
+EXIF, XMP = b"Exif\0\0", b"http://ns.adobe.com/xap/1.0/\0"
 
 
 def _jpeg(mode: str = "RGB", size=(48, 32)) -> bytes:
@@ -97,8 +99,87 @@ def odd_exif() -> bytes:
     return b"MM\0*" + struct.pack(">I", 8) + ifd0 + exif_ifd
 
 
+#: Maker-note shapes: header, where its IFD starts, whether its offsets count from the note (``own``, a
+#: TIFF header of its own at ``ifd_at - 8`` for Nikon) rather than from the EXIF's TIFF header.
+MAKER_NOTES = {
+    "Sony": (b"SONY DSC \0\0\0", 12, False), "Panasonic": (b"Panasonic\0\0\0", 12, False),
+    "Pentax": (b"AOC\0II", 6, False), "Canon": (b"", 0, False), "Olympus": (b"OLYMP\0\x01\0", 8, False),
+    "Nikon": (b"Nikon\0\x02\x10\0\0II*\0\x08\0\0\0", 18, True),
+}
+
+
+class TrailerNote(NamedTuple):
+    data: bytes  # the JPEG
+    field: int  # where, in the file, the maker note's 4-byte offset is
+    base: int  # the file position that offset counts from
+    preview: bytes  # what it points to, after the image's end
+
+
+def maker_note_pointing_past_the_exif(make: str) -> TrailerNote:
+    """A JPEG whose maker note finds a preview image after the main image's end by an offset, as Sony's
+    do (tag 0x2001, the preview behind a 32-byte header): growing anything before it must move the offset."""
+    header, ifd_at, own = MAKER_NOTES[make]
+    main, small = _jpeg(), _jpeg(size=(16, 16))
+    app0_end = 4 + struct.unpack(">H", small[4:6])[0]
+    preview = b"\0" * 32 + b"\0" + small[1:2] + small[app0_end:]
+    o = "<"
+
+    def exif(target: int) -> tuple[bytes, int, int]:
+        ifd0 = _ifd(o, [(0x010F, 2, 5, make.upper().encode()[:4] + b"\0"), (0x8769, 4, 1, b"\0\0\0\0")], 8)
+        exif_at = 8 + len(ifd0)
+        note_at = exif_at + 2 + 12 + 4  # the note's bytes come right after the one-entry EXIF IFD
+        base = note_at + ifd_at - 8 if own else 0
+        note = header + struct.pack(o + "HHHII", 1, 0x2001, 7, len(preview), max(target - base, 0)) + b"\0" * 4
+        exif_ifd = _ifd(o, [(0x927C, 7, len(note), note)], exif_at)
+        ifd0 = _ifd(o, [(0x010F, 2, 5, make.upper().encode()[:4] + b"\0"),
+                        (0x8769, 4, 1, struct.pack(o + "I", exif_at))], 8)
+        return b"II*\0" + struct.pack(o + "I", 8) + ifd0 + exif_ifd, note_at + ifd_at + 2 + 8, base
+
+    tiff_start = 2 + 4 + 6  # after SOI, the APP1 marker and length, and "Exif\0\0"
+    target = 2 + len(_segment(0xE1, b"Exif\0\0" + exif(0)[0])) + len(main) - 2 - tiff_start
+    block, field, base = exif(target)
+    return TrailerNote(main[:2] + _segment(0xE1, b"Exif\0\0" + block) + main[2:] + preview, tiff_start + field,
+                       tiff_start + base, preview)
+
+
+def damaged_ifd0_exif() -> bytes:
+    """Big-endian EXIF whose IFD0 counts one entry too many, the last of no valid type (in goexif's
+    infinite_loop_exif.jpg it is the next-IFD pointer and a value).  Readers stop or skip at such an entry,
+    so a rewritten IFD0 (entries sorted, say) would not read the same."""
+    o = ">"
+    software = b"Adobe Photoshop CS2 Macintosh\0"
+    values_at = 8 + 2 + 12 * 4 + 4
+    exif_at = values_at + len(software)
+    ifd0 = (struct.pack(o + "H", 4) + struct.pack(o + "HHIHH", 0x0112, 3, 1, 1, 0)
+            + struct.pack(o + "HHII", 0x0131, 2, len(software), values_at)
+            + struct.pack(o + "HHII", 0x8769, 4, 1, exif_at) + b"\0\0\0\0" + b"\0\0\0\x48\0\0\0\x01"
+            + b"\0\0\0\0" + software)
+    exif_ifd = _ifd(o, [(0xA001, 3, 1, b"\0\1"), (0xA002, 4, 1, struct.pack(">I", 48))], exif_at)
+    return b"MM\0*" + struct.pack(">I", 8) + ifd0 + exif_ifd
+
+
+def gps_pointer_past_the_end_exif() -> bytes:
+    """Big-endian EXIF whose GPS pointer starts 4 bytes past the end of its block, as in thumbor's
+    broken-exif-tag.jpg: no reader finds a GPS directory there, and none must find one in the copy (an IFD0
+    appended at the end would be read from its 5th byte as a GPS directory holding GPSVersionID)."""
+    order = ">"
+    size = 8 + 2 + 12 * 3 + 4 + 6
+    ifd0 = _ifd(order, [(0x0100, 3, 1, struct.pack(">H", 48)), (0x010F, 2, 5, b"TERC\0"),
+                        (0x8825, 4, 1, struct.pack(">I", size + 4))], 8)
+    return b"MM\0*" + struct.pack(">I", 8) + ifd0 + b"\0" * (size - 8 - len(ifd0))
+
+
+def xp_keywords_exif(words: str) -> bytes:
+    value = words.encode("utf-16-le") + b"\0\0"
+    return b"II*\0" + struct.pack("<I", 8) + _ifd("<", [(0x9C9E, 1, len(value), value)], 8)
+
+
+EMPTY_RDF_PACKET = (f'<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?><x:xmpmeta xmlns:x="adobe:ns:meta/">'
+                    f'<rdf:RDF xmlns:rdf="{RDF}"/></x:xmpmeta><?xpacket end="w"?>').encode()
+
+
 def xmp_packet(about: str, subject: list[str]) -> bytes:
-    items = "".join(f"<rdf:li>{word}</rdf:li>" for word in subject)
+    items = "".join(f"<rdf:li>{word}</rdf:li>" if word else "<rdf:li/>" for word in subject)
     return (f'<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>\n<x:xmpmeta xmlns:x="adobe:ns:meta/" '
             f'x:xmptk="Adobe XMP Core 5.6-c128">\n <rdf:RDF xmlns:rdf="{RDF}">\n  <rdf:Description rdf:about="{about}"'
             f' xmlns:xmpMM="http://ns.adobe.com/xap/1.0/mm/" xmlns:dc="http://purl.org/dc/elements/1.1/"'
@@ -133,6 +214,12 @@ def build(folder: Path) -> dict[str, Path]:
         "cmyk.jpg": _jpeg("CMYK"),
         "sixteen-bit-xmp-exif.png": _png(grey16, xmp_packet("", ["Earth"]), False, exif),
         "compressed-xmp.png": _png(Image.new("RGB", (8, 8), "navy"), xmp_packet("", []), True, None),
+        "sony-preview-after-the-image.jpg": maker_note_pointing_past_the_exif("Sony").data,
+        "damaged-ifd0.jpg": _after_soi(_jpeg(), _segment(0xE1, EXIF + damaged_ifd0_exif())),
+        "gps-pointer-past-the-end.jpg": _after_soi(_jpeg(), _segment(0xE1, EXIF + gps_pointer_past_the_end_exif())),
+        "xmp-empty-rdf.jpg": _after_soi(_jpeg(), _segment(0xE1, XMP + EMPTY_RDF_PACKET)),
+        "empty-keywords.jpg": _after_soi(_jpeg(), _segment(0xE1, EXIF + xp_keywords_exif("Earth;;Moon")),
+                                         _segment(0xE1, XMP + xmp_packet("", ["Earth", "", "Moon"]))),
     }
     for name, data in files.items():
         (folder / name).write_bytes(data)

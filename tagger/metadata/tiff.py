@@ -8,13 +8,29 @@ replaced, is appended at the end together with their values, and the
 header's 4-byte pointer is turned to it.  Every other byte keeps its
 position: strips, tiles, sub-IFDs, the next pages, thumbnails and maker
 notes stay true; the old IFD0 is left as unused bytes.
+
+What lies past the end of the structure does move, in a JPEG: the new IFD0
+takes the place that the next segments held, and the file grows before its
+image data.  Yet cameras point there on purpose (Sony's preview image sits
+after the main image, found by an offset in the maker note) and damaged files
+by accident (a GPS directory starting past the end of the block).  So every
+pointer of the standard IFDs and of the maker note that lands past the end
+is found (:func:`pointers`) and moved with the bytes it pointed to
+(:func:`with_pointers`), as ExifTool does: a valid one still finds its data,
+an invalid one still finds what it found before, never the new IFD0.  A
+pointer whose value starts inside the structure and runs past its end would
+read the new IFD0 whatever is done, so such a block is not edited at all.
 """
 
 from __future__ import annotations
 
 import struct
+from typing import Callable, NamedTuple
 
 XMP, IPTC, PHOTOSHOP, XP_KEYWORDS = 700, 33723, 34377, 0x9C9E
+EXIF_IFD, GPS_IFD, INTEROP_IFD, MAKER_NOTE = 0x8769, 0x8825, 0xA005, 0x927C
+#: Tags whose LONG value is itself an offset (a thumbnail's start), besides the sub-IFD pointers.
+OFFSET_TAGS = {0x0201}
 BYTE, ASCII, SHORT, LONG, UNDEFINED = 1, 2, 3, 4, 7
 _SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4}
 
@@ -38,6 +54,9 @@ class Ifd0:
         self.entries = {tag: tiff[at:at + 12] for tag, at in self.where.items()}
         if len(self.entries) != count:
             raise TiffError("IFD0 lists a tag twice")
+        damaged = [index for index, at in enumerate(self.where.values()) if self._unpack("H", at + 2) not in _SIZES]
+        if damaged:  # readers stop or skip at such an entry; a rewritten IFD0 would not read the same
+            raise TiffError(f"its IFD0 is damaged (entry {damaged[0]} has no valid type)")
         self.next = tiff[offset + 2 + 12 * count:offset + 6 + 12 * count]
         self._check_chain(offset)
 
@@ -90,9 +109,132 @@ class Ifd0:
             else:
                 entries[tag] = head + struct.pack(self.order + "I", values_at + len(values))
                 values += value + b"\x00" * (len(value) % 2)
-        ifd = struct.pack(self.order + "H", len(entries)) + b"".join(entries[t] for t in sorted(entries)) + self.next
+        listed = b"".join(entries[tag] for tag in _in_order(self.entries, changes))
+        ifd = struct.pack(self.order + "H", len(entries)) + listed + self.next
         return (self.tiff[:4] + struct.pack(self.order + "I", base) + self.tiff[8:] + b"\x00" * (base - len(self.tiff))
                 + ifd + values)
+
+
+def _in_order(existing: dict, changes: dict) -> list[int]:
+    """The existing tags in their own order (sorted or not: readers may care), each new one before the first
+    greater tag."""
+    order = list(existing)
+    for tag in sorted(changes.keys() - existing.keys()):
+        order.insert(next((i for i, t in enumerate(order) if t > tag), len(order)), tag)
+    return order
+
+
+class Pointer(NamedTuple):
+    """An offset stored in a TIFF structure: the 4 bytes at ``field``, read as ``base + value``."""
+
+    field: int
+    base: int
+    value: int
+    size: int  # bytes read from there (a directory: its entries)
+    order: str
+
+    @property
+    def target(self) -> int:
+        return self.base + self.value
+
+
+#: Maker-note headers: prefix -> (where the IFD starts, whether offsets count from the note rather than the
+#: TIFF header).  After ExifTool's MakerNotes.pm; a note not listed is tried as an IFD at its start.
+MAKER_NOTES = {
+    b"SONY DSC ": (12, False), b"SONY CAM ": (12, False), b"SONY MOBILE": (12, False), b"Panasonic\0": (12, False),
+    b"AOC\0": (6, False), b"QVC\0": (6, False), b"OLYMP\0": (8, False), b"Nikon\0\x01": (8, False),
+    b"Ricoh": (8, False), b"RICOH": (8, False), b"SIGMA\0": (10, False), b"FOVEON\0": (10, False),
+    b"OLYMPUS\0": (12, True), b"OM SYSTEM\0": (16, True), b"PENTAX \0": (10, True), b"Apple iOS\0": (14, True),
+}
+
+
+def pointers(tiff: bytes) -> list[Pointer]:
+    """Every offset in IFD0 and the IFDs it leads to (next images, EXIF, GPS, interoperability, maker note).
+
+    Offsets are returned whatever they point to, in the structure or not; a
+    structure too damaged to follow yields what could be followed.
+    """
+    order = "<" if tiff[:2] == b"II" else ">"
+    found: list[Pointer] = []
+    seen: set[int] = set()
+
+    def unpack(kind: str, at: int, o: str = order) -> int | None:
+        return struct.unpack_from(o + kind, tiff, at)[0] if 0 <= at <= len(tiff) - struct.calcsize(kind) else None
+
+    def ifd_size(at: int, o: str) -> int:
+        count = unpack("H", at, o)
+        return 2 if count is None else 2 + 12 * count
+
+    #: IFDs still to read: (where, what offsets in it count from, byte order, whether it is in the chain of
+    #: images, whether it is in a maker note, where the data it may hold ends).
+    todo: list[tuple[int, int, str, bool, bool, int]] = []
+
+    def walk(at: int, base: int, o: str, chain: bool, maker_note: bool, end: int) -> None:
+        count = unpack("H", at, o)
+        if at in seen or count is None or at + 2 + 12 * count > end:
+            return
+        entries = [(*struct.unpack_from(o + "HHII", tiff, entry), entry)
+                   for entry in range(at + 2, at + 2 + 12 * count, 12)]
+        if maker_note and not (0 < count <= 1000 and all(kind in _SIZES for _, kind, _, _, _ in entries)):
+            return  # not an IFD (a maker note of another form): nothing in it is taken for an offset
+        seen.add(at)
+        values = {tag: value for tag, _, _, value, _ in entries}
+        for tag, kind, n, value, entry in entries:
+            size = _SIZES.get(kind, 0) * n
+            if size > 4:
+                found.append(Pointer(entry + 8, base, value, size, o))
+                if tag == MAKER_NOTE and not maker_note:
+                    note(base + value, size, o)
+            elif (tag in (EXIF_IFD, GPS_IFD, INTEROP_IFD) or kind == 13) and n == 1 and kind in (LONG, 13):
+                found.append(Pointer(entry + 8, base, value, ifd_size(base + value, o), o))
+                todo.append((base + value, base, o, False, maker_note, end))
+            elif tag in OFFSET_TAGS and n == 1 and kind == LONG:  # a thumbnail: its length is the next tag
+                found.append(Pointer(entry + 8, base, value, max(1, values.get(tag + 1, 1)), o))
+        following = unpack("I", at + 2 + 12 * count, o)
+        if chain and following:
+            found.append(Pointer(at + 2 + 12 * count, base, following, ifd_size(base + following, o), o))
+            todo.append((base + following, base, o, True, False, end))
+
+    def note(start: int, size: int, o: str) -> None:
+        head, end = tiff[start:start + 18], min(start + size, len(tiff))
+        if head.startswith(b"Nikon\0\x02") and head[10:12] in (b"II", b"MM"):  # a TIFF structure of its own
+            inner = "<" if head[10:12] == b"II" else ">"
+            first = unpack("I", start + 14, inner)
+            if first is not None:
+                todo.append((start + 10 + first, start + 10, inner, False, True, end))
+            return
+        at, own = next((v for prefix, v in MAKER_NOTES.items() if head.startswith(prefix)), (0, False))
+        if head.startswith(b"AOC\0") and head[4:6] in (b"II", b"MM"):
+            o = "<" if head[4:6] == b"II" else ">"
+        todo.append((start + at, start if own else 0, o, False, True, end))
+
+    first = unpack("I", 4)
+    if first is not None:
+        todo.append((first, 0, order, True, False, len(tiff)))
+    while todo:
+        walk(*todo.pop())
+    return found
+
+
+def with_pointers(tiff: bytes, move: Callable[[int], int]) -> bytes:
+    """``tiff`` with every offset that points past its end turned to ``move(target)`` (a target in the same
+    coordinates: from the TIFF header), so that it follows the bytes it pointed to."""
+    edited = bytearray(tiff)
+    for pointer in pointers(tiff):
+        if pointer.target >= len(tiff):
+            value = move(pointer.target) - pointer.base
+            if not 0 <= value <= 0xFFFFFFFF:
+                raise TiffError("an offset past the end of the EXIF block cannot follow its data")
+            struct.pack_into(pointer.order + "I", edited, pointer.field, value)
+    return bytes(edited)
+
+
+def check_room_at_end(tiff: bytes) -> None:
+    """Refuse a structure with a value that starts inside it and runs past its end: data appended at its
+    end would become part of that value."""
+    for pointer in pointers(tiff):
+        if pointer.target < len(tiff) < pointer.target + pointer.size:
+            raise TiffError(f"an offset in it points at {pointer.size:,} bytes that run past its end")
 
 
 MP_ENTRY = 0xB002  # MPF (multi-picture JPEG): 16 bytes per image; its size at bytes 4-7, its offset at 8-11
@@ -125,7 +267,7 @@ def xp_keywords(ifd: Ifd0) -> list[str]:
     if found is None:
         return []
     text = found[1].decode("utf-16-le", errors="replace").rstrip("\x00")
-    return [word for word in text.split(";") if word]
+    return text.split(";") if text else []  # an empty entry ("a;;b") is kept, in its place
 
 
 def xp_value(words: list[str]) -> tuple[int, bytes]:

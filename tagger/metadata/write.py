@@ -92,9 +92,19 @@ def _xp_entry(ifd: tiff.Ifd0, change: Change) -> tuple[int, bytes] | None:
 
 
 def _exif_block(block: bytes | None, change: Change) -> bytes | None:
-    ifd = tiff.Ifd0(block if block is not None else EMPTY_TIFF)
-    entry = _xp_entry(ifd, change)
-    return ifd.with_entries({tiff.XP_KEYWORDS: entry}) if entry else None
+    entry = _xp_entry(tiff.Ifd0(block if block is not None else EMPTY_TIFF), change)
+    return _relocated(block if block is not None else EMPTY_TIFF, {tiff.XP_KEYWORDS: entry}) if entry else None
+
+
+def _relocated(block: bytes, changes: dict[int, tuple[int, bytes]],
+               move: Callable[[int], int] | None = None) -> bytes:
+    """``block`` with ``changes`` in a relocated IFD0 (:meth:`tiff.Ifd0.with_entries`), every offset past its
+    old end turned by ``move``: by default moved by what the block grew, so that it still points past the end
+    rather than into the new IFD0."""
+    tiff.check_room_at_end(block)
+    grown = tiff.Ifd0(block).with_entries(changes)
+    moved = tiff.with_pointers(block, move or (lambda target: target + len(grown) - len(block)))
+    return grown if moved == block else tiff.Ifd0(moved).with_entries(changes)
 
 
 def _finish(edited: bytes, notes: list[str], fields: int = 3) -> tuple[bytes, list[str]]:
@@ -162,18 +172,59 @@ def _jpeg(data: bytes, change) -> tuple[bytes, list[str]]:
     after_app0 = next((i for i, s in enumerate(segments) if s[1:2] != bytes((APP0,))), len(segments))
     after_app01 = app01[-1] + 1 if app01 else 0
     inserts: dict[int, list[bytes]] = {}
-    old = list(segments)
-    for (found, new), at in zip(edits, (after_app0, after_app01, after_app01)):
-        if new is None:
+    new = list(segments)
+    for (found, edited), at in zip(edits, (after_app0, after_app01, after_app01)):
+        if edited is None:
             continue
         if found:
-            segments[found[0]] = new
+            new[found[0]] = edited
         else:
-            inserts.setdefault(at, []).append(new)
-    segments = [piece for i, s in enumerate(segments) for piece in (*inserts.get(i, []), s)]
-    segments += inserts.get(len(old), [])
-    _keep_mpf_true(old, segments)
-    return _finish(data[:2] + b"".join(segments) + data[scan:], notes)
+            inserts.setdefault(at, []).append(edited)
+    placed: list[tuple[int | None, bytes]] = []  # (index in segments, or None for an added one; the segment)
+    for i, segment in enumerate(new):
+        placed += [(None, piece) for piece in inserts.get(i, [])] + [(i, segment)]
+    placed += [(None, piece) for piece in inserts.get(len(segments), [])]
+    origin, new = [i for i, _ in placed], [segment for _, segment in placed]
+    _keep_mpf_true(segments, new)
+    if len(exif) == 1:
+        _follow_moved_bytes(segments, new, origin, exif[0])
+    return _finish(data[:2] + b"".join(new) + data[scan:], notes)
+
+
+def _follow_moved_bytes(old: list[bytes], new: list[bytes], origin: list[int | None], at: int) -> None:
+    """Turn each offset of the EXIF segment ``old[at]`` that points past its own block (into a later segment,
+    the image data or a trailer, as Sony's preview image) to where those bytes now are in ``new``.
+
+    ``origin[j]`` is the index in ``old`` of ``new[j]``, None for an added segment.
+    """
+    def starts(segments: list[bytes]) -> list[int]:
+        positions = [2]
+        for segment in segments:
+            positions.append(positions[-1] + len(segment))
+        return positions
+
+    old_at, new_at = starts(old), starts(new)
+    where = {i: j for j, i in enumerate(origin) if i is not None}
+    header = len(EXIF_ID) + 4
+    old_base, new_base = old_at[at] + header, new_at[where[at]] + header
+
+    def move(target: int) -> int:
+        position = old_base + target
+        if position >= old_at[-1]:  # in the image data or past it: moved by what the header grew
+            return position + new_at[-1] - old_at[-1] - new_base
+        k = max(i for i in range(len(old)) if old_at[i] <= position)
+        return new_at[where[k]] + position - old_at[k] - new_base
+
+    block = old[at][header:]
+    try:
+        if not any(p.target >= len(block) for p in tiff.pointers(block)):
+            return
+        edited = new[where[at]][header:]
+        changes = {} if edited == block else {tiff.XP_KEYWORDS: tiff.Ifd0(edited).value(tiff.XP_KEYWORDS)}
+        moved = _relocated(block, changes, move) if changes else tiff.with_pointers(block, move)
+    except tiff.TiffError:  # offsets no reader can follow already; left as they were
+        return
+    new[where[at]] = new[where[at]][:header] + moved
 
 
 def _keep_mpf_true(old: list[bytes], new: list[bytes]) -> None:
@@ -212,7 +263,10 @@ def _tiff(data: bytes, change) -> tuple[bytes, list[str]]:
     entry = notes.attempt("EXIF XPKeywords", lambda: _xp_entry(ifd, change))
     if entry:
         changes[tiff.XP_KEYWORDS] = entry
-    return _finish(ifd.with_entries(changes) if changes else data, notes)
+    try:
+        return _finish(_relocated(data, changes) if changes else data, notes)
+    except tiff.TiffError as exc:
+        raise WriteError(str(exc)) from None
 
 
 def _tiff_iptc(ifd: tiff.Ifd0, change) -> dict[int, tuple[int, bytes]]:

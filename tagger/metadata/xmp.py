@@ -39,7 +39,8 @@ def _container(text: str, rdf: str, dc: str | None):
     """The match of ``dc:subject``'s container: a Bag, as XMP specifies, or the Seq some exporters write."""
     if dc is None:
         return None
-    return re.search(rf"<{dc}:subject\s*>\s*<{rdf}:(Bag|Seq)(\s[^>/]*)?(/>|>.*?</{rdf}:\1\s*>)", text, re.S)
+    return re.search(rf"<{dc}:subject(?:\s[^>/]*)?>\s*<{rdf}:(Bag|Seq)(\s[^>/]*)?(/>|>.*?</{rdf}:\1\s*>)", text,
+                     re.S)
 
 
 def edit_subject(packet: bytes, remove: Sequence[str], add: Sequence[str]) -> bytes:
@@ -54,8 +55,8 @@ def edit_subject(packet: bytes, remove: Sequence[str], add: Sequence[str]) -> by
     expected = [word for word in subject(packet) if word.casefold() not in gone] + list(add)
     text = packet.decode("utf-8")
     rdf, dc = _prefix(text, RDF), _prefix(text, DC)
-    if rdf is None:
-        raise XmpError("XMP packet without an RDF namespace")
+    if rdf is None:  # an x:xmpmeta with nothing in it yet
+        text, rdf = _with_empty_rdf(text), "rdf"
     if gone:
         bag = _container(text, rdf, dc)
         if bag is None:
@@ -83,13 +84,34 @@ def _appended(text: str, rdf: str, dc: str | None, new: Sequence[str]) -> str:
             return text[:bag.start(3)] + f">{items}</{rdf}:{kind}>" + text[bag.end(3):]
         close = text.rindex(f"</{rdf}:{kind}", bag.start(3), bag.end())
         return text[:close] + items + text[close:]
+    if dc is not None:
+        empty = re.search(rf"<{dc}:subject(\s[^>/]*)?/>", text)  # an empty property: no list yet
+        if empty:
+            return (text[:empty.start()] + f"<{dc}:subject{empty.group(1) or ''}><{rdf}:Bag>{items}</{rdf}:Bag>"
+                    f"</{dc}:subject>" + text[empty.end():])
+        if re.search(rf"<{dc}:subject\b", text):
+            raise XmpError("XMP packet with a dc:subject terc-tag cannot extend safely")
+    about = re.search(rf'<{rdf}:Description\b[^>]*?\b{rdf}:about\s*=\s*(["\'])(.*?)\1', text, re.S)
+    subject_of = escape(unescape(about.group(2)), {'"': "&quot;"}) if about else ""
+    description = (f'<{rdf}:Description {rdf}:about="{subject_of}" xmlns:dc="{DC}"><dc:subject><{rdf}:Bag>{items}'
+                   f'</{rdf}:Bag></dc:subject></{rdf}:Description>')
     end = text.rfind(f"</{rdf}:RDF>")
-    if end < 0 or (dc is not None and re.search(rf"<{dc}:subject\b", text)):
-        raise XmpError("XMP packet with a dc:subject terc-tag cannot extend safely")
-    about = re.search(rf'<{rdf}:Description\b[^>]*?\b{rdf}:about\s*=\s*"([^"]*)"', text)
-    return (text[:end] + f'<{rdf}:Description {rdf}:about="{about.group(1) if about else ""}" '
-            f'xmlns:dc="{DC}"><dc:subject><{rdf}:Bag>{items}</{rdf}:Bag></dc:subject></{rdf}:Description>'
-            + text[end:])
+    if end >= 0:
+        return text[:end] + description + text[end:]
+    empty_rdf = re.search(rf"<{rdf}:RDF\b([^>]*?)\s*/>", text)  # a self-closing, empty rdf:RDF (some phones)
+    if empty_rdf is None:
+        raise XmpError("XMP packet without an rdf:RDF element")
+    return (text[:empty_rdf.start()] + f"<{rdf}:RDF{empty_rdf.group(1)}>{description}</{rdf}:RDF>"
+            + text[empty_rdf.end():])
+
+
+def _with_empty_rdf(text: str) -> str:
+    """``text`` with an empty ``rdf:RDF`` in its empty ``x:xmpmeta``, for :func:`_appended` to fill."""
+    meta = re.search(r"<([\w.-]+):xmpmeta\b([^>]*?)\s*(/>|>\s*</\1:xmpmeta\s*>)", text)
+    if meta is None:
+        raise XmpError("XMP packet without an RDF namespace")
+    return (text[:meta.start()] + f'<{meta.group(1)}:xmpmeta{meta.group(2)}><rdf:RDF xmlns:rdf="{RDF}"/>'
+            f"</{meta.group(1)}:xmpmeta>" + text[meta.end():])
 
 
 def new_packet(words: Sequence[str]) -> bytes:
