@@ -61,15 +61,7 @@ def decode(data: bytes, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     if not data:
         raise DecodeError("empty file (0 bytes)")
     try:
-        image = _open(data)
-        width, height = image.size
-        if image.format == "JPEG":
-            image.draft("RGB", size)
-        decoded = image.size if image.format == "JPEG" and not image.info.get("progressive") else (width, height)
-        if decoded[0] * decoded[1] > MAX_PIXELS:
-            scaled = f" (decoded at {decoded[0]}x{decoded[1]})" if decoded != (width, height) else ""
-            raise DecodeError(f"{width}x{height} pixels{scaled} is over the {MAX_PIXELS:,} pixel limit "
-                              "(decompression bomb?)")
+        image = open_scaled(data, size)
         camera = evidence(image)
         image = ImageOps.exif_transpose(image)
         rgb = _to_rgb(image)
@@ -84,14 +76,32 @@ def decode(data: bytes, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
         raise DecodeError(f"corrupt image data: {exc}") from None
 
 
+def open_scaled(data: bytes, size: tuple[int, int]) -> Image.Image:
+    """``data`` opened, nothing decoded yet, a JPEG set to decode with DCT scaling to at least ``size``.
+
+    Raises :class:`DecodeError` where what would be decoded is over :data:`MAX_PIXELS`,
+    and Pillow's own errors where ``data`` is no image.
+    """
+    image = _open(data)
+    width, height = image.size
+    if image.format == "JPEG":
+        image.draft("RGB", size)
+    decoded = image.size if image.format == "JPEG" and not image.info.get("progressive") else (width, height)
+    if decoded[0] * decoded[1] > MAX_PIXELS:
+        scaled = f" (decoded at {decoded[0]}x{decoded[1]})" if decoded != (width, height) else ""
+        raise DecodeError(f"{width}x{height} pixels{scaled} is over the {MAX_PIXELS:,} pixel limit "
+                          "(decompression bomb?)")
+    return image
+
+
 def _open(data: bytes) -> Image.Image:
     """``Image.open``, but a JPEG over Pillow's bomb limit is opened anyway (lazily: nothing is decoded yet),
-    for :func:`decode` to apply the limit to the pixels it will decode."""
+    for :func:`open_scaled` to apply the limit to the pixels it will decode."""
     try:
         return Image.open(io.BytesIO(data))
-    except Image.DecompressionBombError:
+    except Image.DecompressionBombError as exc:
         if not data.startswith(b"\xff\xd8"):
-            raise
+            raise DecodeError(f"decompression bomb refused: {exc}") from None
         return JpegImagePlugin.JpegImageFile(io.BytesIO(data))
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from PIL import Image, ImageOps
 
+from tagger.decode import open_scaled
 from tagger.discover import STATE_DIR_NAME
 from tagger.outputs import atomic_write, temp_folder
 
@@ -23,9 +24,12 @@ THUMBNAILS_DIR_NAME = "thumbnails"
 
 
 def display_image(data: bytes, longest: int = 512) -> Image.Image:
-    """The photo as a person sees it (EXIF orientation applied, RGB), at most ``longest`` pixels wide or high."""
-    with Image.open(io.BytesIO(data)) as image:
-        image.draft("RGB", (longest, longest))
+    """The photo as a person sees it (EXIF orientation applied, RGB), at most ``longest`` pixels wide or high.
+
+    Within the same pixel limit as tagging (:func:`tagger.decode.open_scaled`), so a JPEG of a gigapixel
+    shows, and a PNG bomb is refused with :class:`tagger.decode.DecodeError`.
+    """
+    with open_scaled(data, (longest, longest)) as image:
         shown = ImageOps.exif_transpose(image).convert("RGB")
     shown.thumbnail((longest, longest))
     return shown

@@ -144,3 +144,13 @@ def test_corrupt_exif_prints_nothing_even_from_many_threads(tmp_path):
             "print(sum(r.pixels is not None for r in results))")
     done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "200" and done.stderr == ""
+
+
+def test_photos_are_shown_within_the_same_limit(tmp_path):
+    """The review page's thumbnails and heat-map backgrounds: a 201-megapixel JPEG shows, a PNG bomb is refused."""
+    from tagger.thumbnails import display_image
+
+    shown = display_image(big_jpeg(tmp_path / "big.jpg", 16384, 12288).read_bytes(), 256)
+    assert max(shown.size) == 256
+    with pytest.raises(DecodeError, match="bomb"):
+        display_image(bomb_png(), 256)
