@@ -71,7 +71,8 @@ def test_tag_end_to_end_with_default_command(iss_photos, tmp_path):
     assert summary["tagged"] == 6 and summary["failed"] == []
     rows = list(csv.DictReader(review.open()))
     distances = [abs(float(r["probability"]) - float(r["threshold"])) for r in rows]
-    assert distances == sorted(distances) and rows  # margin 0.5 makes every tag "uncertain"
+    # Sorted by the unrounded distance: read back from 4 decimals, neighbours may differ by rounding alone.
+    assert rows and all(a <= b + 1e-4 for a, b in zip(distances, distances[1:]))  # margin 0.5: every tag uncertain
     assert "6 tagged" in log.read_text()
 
     again = run("tag", iss_photos, out, "--quiet")
