@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from tagger.bundle import decide
 from tagger.decode import batched, iter_decoded
-from tagger.discover import discover
+from tagger.discover import discover, stat_inside
 from tagger.metadata import MetadataError, edit_keywords
 from tagger.outputs import (atomic_write, clear_scattered_temporaries, clear_temporaries, folder_mode, is_inside,
                             make_folders, temp_folder)
@@ -282,7 +282,7 @@ def _plan(photos, input_dir: Path, output_dir: Path, seen: dict[str, Seen], run_
                 and not (output_dir / PREDICTIONS_CSV).is_file())
     for rel in photos:
         try:
-            st = os.stat(input_dir / rel, follow_symlinks=follow_symlinks)
+            st = stat_inside(input_dir, rel, follow_symlinks)
         except OSError as exc:
             plan.unreadable.append((str(rel), f"cannot read: {exc.strerror}"))
             continue
