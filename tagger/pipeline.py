@@ -15,12 +15,20 @@ report it as new, so a cron job mails about it once.
 
 A run that finds nothing new loads no model and writes nothing: the plan
 is first made from a read-only look at the state.
+
+However a run with work ends, it ends the same way: a signal (:class:`Stopped`,
+or ``KeyboardInterrupt``) or a full disk (:class:`NoSpace`) stops it after
+the batch being written is recorded, then ``predictions.csv`` is written for
+every photo finished, and :attr:`Summary.ended` says how it ended.  Copies
+are written atomically, so a stopped run leaves no half-written photo, and
+the next run tags whatever was left.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import signal
 import sqlite3
 import time
 from collections import Counter
@@ -36,6 +44,7 @@ from tagger.bundle import decide
 from tagger.decode import batched, iter_decoded
 from tagger.discover import discover, stat_inside
 from tagger.metadata import MetadataError, edit_keywords
+from tagger.names import shown
 from tagger.outputs import (atomic_write, clear_scattered_temporaries, clear_temporaries, folder_mode, is_inside,
                             make_folders, temp_folder)
 from tagger.predictions import PREDICTIONS_CSV, write_predictions
@@ -44,6 +53,35 @@ from tagger.state import CodeUpdate, EditLock, Record, RunLock, Seen, State
 
 class FolderError(Exception):
     """INPUT or OUTPUT cannot be used; nothing was written."""
+
+
+class Stopped(BaseException):
+    """A signal asked the run to stop (raised by the command line's handler, like ``KeyboardInterrupt``)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+#: Errors of a disk, or a user's quota, with no room left: the run stops, since every next write would fail too.
+NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+class NoSpace(OSError):
+    """No space left (ENOSPC, EDQUOT) where OUTPUT's files go; ``filename`` says where."""
+
+    def __init__(self, path):
+        super().__init__(errno.ENOSPC, "no space left on device", str(path))
+
+    def __str__(self) -> str:
+        return f"no space left on device for {self.filename}"
+
+
+def no_space(exc: BaseException) -> bool:
+    """Whether ``exc`` says the disk (or quota) is full: an OSError, or SQLite's 'database or disk is full'."""
+    if isinstance(exc, OSError):
+        return exc.errno in NO_SPACE_ERRNOS
+    return isinstance(exc, sqlite3.OperationalError) and "full" in str(exc)
 
 
 @dataclass
@@ -65,6 +103,8 @@ class Summary:
     pending: int = 0
     seconds: float = 0.0
     dry_run: bool = False
+    ended: str = "finished"  # or the signal that stopped it (SIGINT, SIGTERM, SIGHUP), or "no space"
+    stop_reason: str | None = None  # one line on why it stopped early
 
     def add(self, outcome: "Outcome") -> None:
         """Count one photo's outcome of stage 4."""
@@ -86,16 +126,22 @@ class Summary:
         return done / self.seconds if self.seconds > 0 else 0.0
 
     def as_dict(self) -> dict:
+        """For JSON: every name and reason as :func:`tagger.names.shown` gives it (``unshown`` gives names back)."""
+        def files(rows):
+            return [{"file": shown(f), "reason": shown(r)} for f, r in rows]
+
         return {
-            "input": str(self.input), "output": str(self.output), "model": self.model,
+            "ended": self.ended, "stop_reason": self.stop_reason,
+            "input": shown(self.input), "output": shown(self.output), "model": shown(self.model),
             "thresholds": self.thresholds, "dry_run": self.dry_run,
             "tagged": len(self.tagged), "unchanged": self.unchanged, "pending": self.pending,
-            "failed": [{"file": f, "reason": r} for f, r in self.failed],
-            "known_failures": [{"file": f, "reason": r, "first_failed": t} for f, r, t in self.known_failures],
-            "partly_tagged": [{"file": f, "reason": r} for f, r in self.partly_tagged],
+            "failed": files(self.failed),
+            "known_failures": [{"file": shown(f), "reason": shown(r), "first_failed": t}
+                               for f, r, t in self.known_failures],
+            "partly_tagged": files(self.partly_tagged),
             "codes_added": self.codes_added, "codes_missing": self.codes_missing,
             "reviewed_kept": self.reviewed_kept,
-            "skipped": [{"file": f, "reason": r} for f, r in self.skipped],
+            "skipped": files(self.skipped),
             "tag_counts": dict(self.tag_counts), "seconds": round(self.seconds, 3),
             "photos_per_second": round(self.photos_per_second, 2),
         }
@@ -127,8 +173,8 @@ def check_folders(input_dir: Path, output_dir: Path, create: bool = True) -> Non
 
 
 def _error_text(exc: OSError) -> str:
-    if exc.errno == errno.ENOSPC:
-        return "OUTPUT is full (no space left on device)"
+    if exc.errno in NO_SPACE_ERRNOS:
+        return f"OUTPUT is full ({os.strerror(exc.errno).lower()})"
     return exc.strerror or str(exc)
 
 
@@ -200,7 +246,10 @@ def tag_folder(input_dir, output_dir, model, *, threshold: float | str | None = 
         return summary
 
     with RunLock(output_dir):
-        state = State(output_dir)
+        try:
+            state = State(output_dir)
+        except sqlite3.OperationalError as exc:
+            raise (NoSpace(_state_path(output_dir)) if no_space(exc) else exc) from None
         try:
             if state.migrated_from == 1:  # terc-tag 0.1 kept its temporaries beside the photos
                 clear_scattered_temporaries(output_dir)
@@ -210,17 +259,35 @@ def tag_folder(input_dir, output_dir, model, *, threshold: float | str | None = 
                 context = WriteContext(list(model.vocabulary), model.single_label, thresholds, input_dir, output_dir,
                                        run_key, model.codes_id)
                 run = _tag_jobs if engine == "local" else _ray_engine().tag_jobs
-                run(plan.jobs, model, context, state, summary, follow_symlinks=follow_symlinks,
-                    batch_size=batch_size, workers=workers, progress=progress, **engine_options)
-            try:
-                with EditLock(output_dir):  # a correction rewrites its rows meanwhile
-                    write_predictions(output_dir, state, model.vocabulary, thresholds, review_margin)
-            except OSError as exc:  # the state is safe; the next run writes it again
-                summary.failed.append((PREDICTIONS_CSV, f"cannot write to OUTPUT: {_error_text(exc)}"))
+                try:
+                    run(plan.jobs, model, context, state, summary, follow_symlinks=follow_symlinks,
+                        batch_size=batch_size, workers=workers, progress=progress, **engine_options)
+                except (Stopped, KeyboardInterrupt) as exc:
+                    summary.ended = exc.args[0] if isinstance(exc, Stopped) else "SIGINT"
+                    summary.stop_reason = f"stopped by {summary.ended}"
+                except NoSpace as exc:
+                    summary.ended, summary.stop_reason = "no space", str(exc)
+            _write_predictions(output_dir, state, model, thresholds, review_margin, summary)
         finally:
             state.close()
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _write_predictions(output_dir: Path, state: State, model, thresholds, review_margin: float,
+                       summary: Summary) -> None:
+    """``predictions.csv`` for every photo finished; the state is safe if it cannot be written (the next run does)."""
+    try:
+        with EditLock(output_dir):  # a correction rewrites its rows meanwhile
+            write_predictions(output_dir, state, model.vocabulary, thresholds, review_margin)
+    except OSError as exc:
+        summary.failed.append((PREDICTIONS_CSV, f"cannot write to OUTPUT: {_error_text(exc)}"))
+        if no_space(exc) and summary.ended == "finished":
+            summary.ended, summary.stop_reason = "no space", str(NoSpace(output_dir / PREDICTIONS_CSV))
+
+
+def _state_path(output_dir: Path) -> Path:
+    return Path(output_dir) / ".terc-tag" / "state.sqlite"
 
 
 def _read_only_index(output_dir: Path) -> dict[str, Seen]:
@@ -255,17 +322,21 @@ def _tag_jobs(jobs, model, context, state, summary, *, follow_symlinks, batch_si
                summary)
         return len(batch)
 
-    # Batch k is written (metadata, fsync, state) in a thread while batch k+1 is predicted.
-    with ThreadPoolExecutor(1, thread_name_prefix="write") as pool, \
-            tqdm(total=len(jobs), unit="photo", disable=not progress, leave=False) as bar:
-        in_flight = None
-        for batch in batched(decoded, batch_size):
-            probabilities, codes = predict_batch(session, batch)
+    # Batch k is written (metadata, fsync, state) in a thread while batch k+1 is predicted.  Stopped
+    # (a signal, a full disk), the batch being written is finished and recorded, and decoding stops.
+    try:
+        with ThreadPoolExecutor(1, thread_name_prefix="write") as pool, \
+                tqdm(total=len(jobs), unit="photo", disable=not progress, leave=False) as bar:
+            in_flight = None
+            for batch in batched(decoded, batch_size):
+                probabilities, codes = predict_batch(session, batch)
+                if in_flight:
+                    bar.update(in_flight.result())
+                in_flight = pool.submit(write_and_record, batch, probabilities, codes)
             if in_flight:
                 bar.update(in_flight.result())
-            in_flight = pool.submit(write_and_record, batch, probabilities, codes)
-        if in_flight:
-            bar.update(in_flight.result())
+    finally:
+        decoded.close()
 
 
 def _plan(photos, input_dir: Path, output_dir: Path, seen: dict[str, Seen], run_key: str, code_key: str | None, *,
@@ -360,6 +431,7 @@ class Outcome:
     failure: str | None = None
     notes: str | None = None  # fields left alone (partly tagged)
     reviewed_kept: bool = False  # a photo a person reviewed: predicted again, copy and tags kept
+    no_space: bool = False  # its copy could not be written for want of space: the run stops after this batch
 
 
 def write_batch(context: WriteContext, jobs: list[Job], batch, probabilities, codes) -> list[Outcome]:
@@ -412,7 +484,7 @@ def write_photo(context: WriteContext, job: Job, item, p, code, reviewed: Record
             make_folders(context.output_dir, Path(rel).parent, context.input_dir)
             atomic_write(context.output_dir / rel, output, item.stat.st_mode & 0o777, temp_folder(context.output_dir))
         except OSError as exc:
-            return Outcome(rel, None, f"cannot write to OUTPUT: {_error_text(exc)}")
+            return Outcome(rel, None, f"cannot write to OUTPUT: {_error_text(exc)}", no_space=no_space(exc))
         if error:
             error += " (copied unchanged)"
     if error:
@@ -429,10 +501,11 @@ def commit(state: State, outcomes: list[Outcome], summary: Summary) -> None:
 
     A photo a person reviewed after its copy was written keeps that review:
     the correction rewrote the copy last, so only the new probabilities are
-    taken.
+    taken.  Raises :class:`NoSpace` once the batch is recorded if a copy,
+    or the state itself, found no space.
     """
     with EditLock(state.output):
-        records, codes = [], []
+        records, codes, counted = [], [], []
         for outcome in outcomes:
             record = outcome.record
             if isinstance(record, CodeUpdate):
@@ -444,6 +517,16 @@ def commit(state: State, outcomes: list[Outcome], summary: Summary) -> None:
                                      code=record.code, code_key=record.code_key)
                     outcome = replace(outcome, record=record, reviewed_kept=True)
                 records.append(record)
-            summary.add(outcome)
-        state.save(records)
-        state.save_codes(codes)
+            counted.append(outcome)
+        try:
+            state.save(records)
+            state.save_codes(codes)
+        except sqlite3.OperationalError as exc:  # nothing of the batch recorded: the next run redoes it
+            if no_space(exc):
+                raise NoSpace(_state_path(state.output)) from None
+            raise
+    for outcome in counted:
+        summary.add(outcome)
+    full = next((o for o in outcomes if o.no_space), None)
+    if full is not None:
+        raise NoSpace(state.output / full.rel)
