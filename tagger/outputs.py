@@ -72,6 +72,44 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+class Reserve:
+    """Space held back in OUTPUT while a run writes, given up when the disk fills.
+
+    A full disk is found by the write that fails; the copies written before
+    it are only done once the state records them, and that commit needs a
+    little space too.  Releasing the reserve gives it, and room for
+    ``predictions.csv``.  On a disk too full to hold it the run goes on
+    without one.
+    """
+
+    SIZE = 256 * 1024
+
+    def __init__(self, output: Path):
+        self.path = Path(output) / STATE_DIR_NAME / "reserve"
+
+    def __enter__(self) -> "Reserve":
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o600)
+            try:
+                os.posix_fallocate(fd, 0, self.SIZE)
+            finally:
+                os.close(fd)
+        except OSError:
+            self.release()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+    def release(self) -> bool:
+        """Give the space back; whether there was any to give."""
+        try:
+            self.path.unlink()
+            return True
+        except OSError:
+            return False
+
+
 def clear_temporaries(output: Path) -> int:
     """Remove what a killed run left in OUTPUT's temporary folder; return how many."""
     try:

@@ -45,8 +45,8 @@ from tagger.decode import batched, iter_decoded
 from tagger.discover import discover, stat_inside
 from tagger.metadata import MetadataError, edit_keywords
 from tagger.names import shown
-from tagger.outputs import (atomic_write, clear_scattered_temporaries, clear_temporaries, folder_mode, is_inside,
-                            make_folders, temp_folder)
+from tagger.outputs import (Reserve, atomic_write, clear_scattered_temporaries, clear_temporaries, folder_mode,
+                            is_inside, make_folders, temp_folder)
 from tagger.predictions import PREDICTIONS_CSV, write_predictions
 from tagger.state import CodeUpdate, EditLock, Record, RunLock, Seen, State
 
@@ -68,10 +68,14 @@ NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
 class NoSpace(OSError):
-    """No space left (ENOSPC, EDQUOT) where OUTPUT's files go; ``filename`` says where."""
+    """No space left (ENOSPC, EDQUOT) where OUTPUT's files go; ``filename`` says where.
 
-    def __init__(self, path):
+    ``unrecorded``: outcomes of photos written whose rows the state could not take.
+    """
+
+    def __init__(self, path, unrecorded: list | None = None):
         super().__init__(errno.ENOSPC, "no space left on device", str(path))
+        self.unrecorded = unrecorded or []
 
     def __str__(self) -> str:
         return f"no space left on device for {self.filename}"
@@ -107,8 +111,8 @@ class Summary:
     stop_reason: str | None = None  # one line on why it stopped early
 
     def add(self, outcome: "Outcome") -> None:
-        """Count one photo's outcome of stage 4."""
-        if outcome.failure:
+        """Count one photo's outcome of stage 4 (one not written for want of space is the stop's, not a failure)."""
+        if outcome.failure and not outcome.no_space:
             self.failed.append((outcome.rel, outcome.failure))
         if isinstance(outcome.record, CodeUpdate):
             self.codes_added += 1
@@ -245,7 +249,7 @@ def tag_folder(input_dir, output_dir, model, *, threshold: float | str | None = 
         summary.seconds = time.perf_counter() - started
         return summary
 
-    with RunLock(output_dir):
+    with RunLock(output_dir), Reserve(output_dir) as reserve:
         try:
             state = State(output_dir)
         except sqlite3.OperationalError as exc:
@@ -264,10 +268,16 @@ def tag_folder(input_dir, output_dir, model, *, threshold: float | str | None = 
                         batch_size=batch_size, workers=workers, progress=progress, **engine_options)
                 except (Stopped, KeyboardInterrupt) as exc:
                     summary.ended = exc.args[0] if isinstance(exc, Stopped) else "SIGINT"
-                    summary.stop_reason = f"stopped by {summary.ended}"
+                    summary.stop_reason = f"{summary.ended} received"
                 except NoSpace as exc:
                     summary.ended, summary.stop_reason = "no space", str(exc)
-            _write_predictions(output_dir, state, model, thresholds, review_margin, summary)
+                    reserve.release()  # room to record the photos written before the disk filled
+                    if exc.unrecorded:
+                        try:
+                            commit(state, exc.unrecorded, summary)
+                        except NoSpace:
+                            pass
+            _write_predictions(output_dir, state, model, thresholds, review_margin, summary, reserve)
         finally:
             state.close()
     summary.seconds = time.perf_counter() - started
@@ -275,15 +285,25 @@ def tag_folder(input_dir, output_dir, model, *, threshold: float | str | None = 
 
 
 def _write_predictions(output_dir: Path, state: State, model, thresholds, review_margin: float,
-                       summary: Summary) -> None:
-    """``predictions.csv`` for every photo finished; the state is safe if it cannot be written (the next run does)."""
-    try:
-        with EditLock(output_dir):  # a correction rewrites its rows meanwhile
-            write_predictions(output_dir, state, model.vocabulary, thresholds, review_margin)
-    except OSError as exc:
-        summary.failed.append((PREDICTIONS_CSV, f"cannot write to OUTPUT: {_error_text(exc)}"))
-        if no_space(exc) and summary.ended == "finished":
-            summary.ended, summary.stop_reason = "no space", str(NoSpace(output_dir / PREDICTIONS_CSV))
+                       summary: Summary, reserve: Reserve) -> None:
+    """``predictions.csv`` for every photo finished (on a full disk, with the reserve's space).
+
+    The state is safe if it cannot be written: a stale file is removed, so
+    that the next run writes it again.
+    """
+    for _ in range(2):
+        try:
+            with EditLock(output_dir):  # a correction rewrites its rows meanwhile
+                write_predictions(output_dir, state, model.vocabulary, thresholds, review_margin)
+            return
+        except OSError as exc:
+            error = exc
+            if not (no_space(exc) and reserve.release()):
+                break
+    summary.failed.append((PREDICTIONS_CSV, f"cannot write to OUTPUT: {_error_text(error)}"))
+    (output_dir / PREDICTIONS_CSV).unlink(missing_ok=True)
+    if no_space(error) and summary.ended == "finished":
+        summary.ended, summary.stop_reason = "no space", str(NoSpace(output_dir / PREDICTIONS_CSV))
 
 
 def _state_path(output_dir: Path) -> Path:
@@ -518,15 +538,15 @@ def commit(state: State, outcomes: list[Outcome], summary: Summary) -> None:
                     outcome = replace(outcome, record=record, reviewed_kept=True)
                 records.append(record)
             counted.append(outcome)
+        full = next((state.output / o.rel for o in outcomes if o.no_space), None)  # the first write that failed
         try:
             state.save(records)
             state.save_codes(codes)
         except sqlite3.OperationalError as exc:  # nothing of the batch recorded: the next run redoes it
             if no_space(exc):
-                raise NoSpace(_state_path(state.output)) from None
+                raise NoSpace(full or _state_path(state.output), outcomes) from None
             raise
     for outcome in counted:
         summary.add(outcome)
-    full = next((o for o in outcomes if o.no_space), None)
     if full is not None:
-        raise NoSpace(state.output / full.rel)
+        raise NoSpace(full)
