@@ -42,7 +42,7 @@ from tqdm import tqdm
 
 from tagger.bundle import decide
 from tagger.decode import batched, iter_decoded
-from tagger.discover import discover, stat_inside
+from tagger.discover import discover, open_folder, stat_inside
 from tagger.metadata import MetadataError, edit_keywords
 from tagger.names import shown
 from tagger.outputs import (Reserve, atomic_write, clear_scattered_temporaries, clear_temporaries, folder_mode,
@@ -380,7 +380,7 @@ def _plan(photos, input_dir: Path, output_dir: Path, seen: dict[str, Seen], run_
         before = seen.get(str(rel))
         same_file = before is not None and (before.size, before.mtime_ns) == (st.st_size, st.st_mtime_ns)
         if same_file and not force:
-            if before.status == "tagged" and before.run_key == run_key and _copy_kept(output_dir / rel, st, narrow):
+            if before.status == "tagged" and before.run_key == run_key and _copy_kept(output_dir, rel, st, narrow):
                 if code_key and before.code_key != code_key:
                     if add_codes:
                         plan.jobs.append(Job(rel, st, codes_only=True))
@@ -389,7 +389,7 @@ def _plan(photos, input_dir: Path, output_dir: Path, seen: dict[str, Seen], run_
                 plan.unchanged += 1
                 continue
             if before.status == "failed" and before.first_failed and not retry_failed:
-                _copy_kept(output_dir / rel, st, narrow)
+                _copy_kept(output_dir, rel, st, narrow)
                 plan.known_failures.append((str(rel), before.error or "", before.first_failed))
                 continue
         failed_before = same_file and before.status == "failed"
@@ -397,20 +397,27 @@ def _plan(photos, input_dir: Path, output_dir: Path, seen: dict[str, Seen], run_
     return plan
 
 
-def _copy_kept(copy: Path, source: os.stat_result, narrow: bool) -> bool:
-    """Whether OUTPUT still holds ``copy``; with ``narrow``, with no permission its original lacks.
+def _copy_kept(output_dir: Path, rel: Path, source: os.stat_result, narrow: bool) -> bool:
+    """Whether OUTPUT still holds the copy of ``rel``; with ``narrow``, with no permission its original lacks.
 
     Copies written before terc-tag 0.2, or before their original was made
     private, may grant more: they are narrowed here, and a copy that cannot
     be narrowed is redone.
     """
+    parts = Path(rel).parts
     try:
-        mode = os.lstat(copy).st_mode & 0o777
+        folder = open_folder(output_dir, parts[:-1])  # any depth
+    except OSError:
+        return False
+    try:
+        mode = os.stat(parts[-1], dir_fd=folder, follow_symlinks=False).st_mode & 0o777
         if narrow and mode & ~source.st_mode:
-            os.chmod(copy, mode & source.st_mode & 0o777)
+            os.chmod(parts[-1], mode & source.st_mode & 0o777, dir_fd=folder)
         return True
     except OSError:
         return False
+    finally:
+        os.close(folder)
 
 
 def predict_batch(session, batch) -> tuple[list, list]:
