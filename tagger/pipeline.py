@@ -73,12 +73,12 @@ class NoSpace(OSError):
     ``unrecorded``: outcomes of photos written whose rows the state could not take.
     """
 
-    def __init__(self, path, unrecorded: list | None = None):
-        super().__init__(errno.ENOSPC, "no space left on device", str(path))
+    def __init__(self, path, unrecorded: list | None = None, code: int = errno.ENOSPC):
+        super().__init__(code, os.strerror(code).lower(), str(path))
         self.unrecorded = unrecorded or []
 
     def __str__(self) -> str:
-        return f"no space left on device for {self.filename}"
+        return f"{self.strerror} for {self.filename}"
 
 
 def no_space(exc: BaseException) -> bool:
@@ -303,7 +303,7 @@ def _write_predictions(output_dir: Path, state: State, model, thresholds, review
     summary.failed.append((PREDICTIONS_CSV, f"cannot write to OUTPUT: {_error_text(error)}"))
     (output_dir / PREDICTIONS_CSV).unlink(missing_ok=True)
     if no_space(error) and summary.ended == "finished":
-        summary.ended, summary.stop_reason = "no space", str(NoSpace(output_dir / PREDICTIONS_CSV))
+        summary.ended, summary.stop_reason = "no space", str(NoSpace(output_dir / PREDICTIONS_CSV, code=error.errno))
 
 
 def _state_path(output_dir: Path) -> Path:
@@ -458,7 +458,7 @@ class Outcome:
     failure: str | None = None
     notes: str | None = None  # fields left alone (partly tagged)
     reviewed_kept: bool = False  # a photo a person reviewed: predicted again, copy and tags kept
-    no_space: bool = False  # its copy could not be written for want of space: the run stops after this batch
+    no_space: int = 0  # ENOSPC or EDQUOT: its copy found no space, and the run stops after this batch
 
 
 def write_batch(context: WriteContext, jobs: list[Job], batch, probabilities, codes) -> list[Outcome]:
@@ -511,7 +511,8 @@ def write_photo(context: WriteContext, job: Job, item, p, code, reviewed: Record
             make_folders(context.output_dir, Path(rel).parent, context.input_dir)
             atomic_write(context.output_dir / rel, output, item.stat.st_mode & 0o777, temp_folder(context.output_dir))
         except OSError as exc:
-            return Outcome(rel, None, f"cannot write to OUTPUT: {_error_text(exc)}", no_space=no_space(exc))
+            return Outcome(rel, None, f"cannot write to OUTPUT: {_error_text(exc)}",
+                           no_space=exc.errno if no_space(exc) else 0)
         if error:
             error += " (copied unchanged)"
     if error:
@@ -545,15 +546,17 @@ def commit(state: State, outcomes: list[Outcome], summary: Summary) -> None:
                     outcome = replace(outcome, record=record, reviewed_kept=True)
                 records.append(record)
             counted.append(outcome)
-        full = next((state.output / o.rel for o in outcomes if o.no_space), None)  # the first write that failed
+        full = next((o for o in outcomes if o.no_space), None)  # the first write that failed
         try:
             state.save(records)
             state.save_codes(codes)
         except sqlite3.OperationalError as exc:  # nothing of the batch recorded: the next run redoes it
-            if no_space(exc):
-                raise NoSpace(full or _state_path(state.output), outcomes) from None
-            raise
+            if not no_space(exc):
+                raise
+            if full is None:
+                raise NoSpace(_state_path(state.output), outcomes) from None
+            raise NoSpace(state.output / full.rel, outcomes, full.no_space) from None
     for outcome in counted:
         summary.add(outcome)
     if full is not None:
-        raise NoSpace(full)
+        raise NoSpace(state.output / full.rel, code=full.no_space)

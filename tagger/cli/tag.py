@@ -27,9 +27,8 @@ class TagCommand(click.Command):
         try:
             return super().make_context(info_name, args, parent, **extra)
         except click.UsageError as exc:
-            RunRecord(None, None, _option(given, "--log-file"), _option(given, "--json-summary")).record_refusal(
-                f"usage error: {exc.format_message()}", EXIT_USAGE)
-            raise  # click prints its own message, and exits 2
+            RunRecord(None, None, _option(given, "--log-file"), _option(given, "--json-summary")).refused(
+                f"{exc.format_message()} (terc-tag tag --help says more)", EXIT_USAGE)
 
 
 def _option(args: list[str], name: str) -> Path | None:
