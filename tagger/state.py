@@ -12,8 +12,8 @@ The state lives in ``OUTPUT/.terc-tag/`` beside the copies it describes:
 * ``lock``: held with ``flock`` for the whole run.  The kernel drops the lock
   when the process dies, so a killed run never leaves a stale lock behind.
 
-A photo's path is stored as TEXT when it is UTF-8, as every path was before
-0.5, and otherwise as a BLOB of its bytes: any name Linux allows is a key,
+A photo's path is stored as TEXT when it is UTF-8, as earlier versions
+stored every path, and otherwise as a BLOB of its bytes: any name Linux allows is a key,
 one name is one key, and a state written by an earlier version needs no
 change.  Python code sees every path as ``os.fsdecode`` gives it.
 * ``edit.lock``: held briefly by whoever changes copies and their rows (a

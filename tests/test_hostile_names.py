@@ -126,7 +126,7 @@ def test_correct_similar_and_labels_take_hostile_names(tagged, tmp_path):
 
 
 def test_an_old_state_keeps_working_and_takes_hostile_names(tagged, tmp_path):
-    """States before 0.5 hold every path as TEXT (they could hold only UTF-8 ones): read as they are."""
+    """Earlier states hold every path as TEXT (they could hold only UTF-8 ones): read as they are."""
     import sqlite3
 
     from tagger.state import State
