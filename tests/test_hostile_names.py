@@ -169,3 +169,26 @@ def test_a_photo_under_a_path_longer_than_path_max_is_tagged_or_named(tmp_path):
     assert sorted(len(row["file"]) for row in rows) == [len("shallow.jpg"), 24 * 221 + len("deep.jpg")]
     again = terc_tag(incoming, out, "--backend", "tf", "--json-summary", tmp_path / "again.json")
     assert again.returncode == 0 and json.loads((tmp_path / "again.json").read_text())["unchanged"] == 2
+
+
+def test_reviews_json_api_lists_and_corrects_hostile_names(tagged, tmp_path):
+    """The review page's JSON carries each name as JSON escapes it, and takes it back as it was given."""
+    from tagger.bundle import Bundle
+    from tagger.review import TOKEN_HEADER, Review, create_app
+    from tagger.state import State
+    from conftest import DEFAULT_MODEL
+
+    work = tmp_path / "copy"
+    shutil.copytree(tagged[2], work)
+    client = create_app(Review(work, Bundle(DEFAULT_MODEL)), "token").test_client()
+    listed = client.get("/api/photos?token=token")
+    assert listed.status_code == 200
+    paths = {photo["path"] for photo in json.loads(listed.data)["photos"]}
+    assert paths == set(NAMES) | {"plain.jpg"}
+    for name in (NAMES[0], NAMES[1], NAMES[4]):
+        answer = client.post("/api/correct", json={"paths": [name], "add": ["Night"]},
+                             headers={TOKEN_HEADER: "token"})
+        assert answer.status_code == 200, answer.data
+    state = State.reader(work)
+    assert all(state.get(name).reviewed for name in (NAMES[0], NAMES[1], NAMES[4]))
+    state.close()

@@ -267,11 +267,13 @@ def _bundle(record: RunRecord, model_dir, backend):
 
 
 def _stopped_before(record: RunRecord, name: str, code: int) -> None:
-    message = f"stopped by {name} before any photo was tagged"
-    record.append_log([f"{record.where()}: {message} (exit {code})"])
-    record.write_json({"ended": name, "exit_code": code, "stop_reason": message, "tagged": 0,
+    """A signal before the photos' work began (or a second one while predictions.csv was written)."""
+    message = f"{name} received"
+    record.append_log([f"{record.where()}: stopped: {message} (exit {code})"])
+    record.write_json({"ended": name, "exit_code": code, "stop_reason": message,
                        "input": shown(record.input), "output": shown(record.output)})
-    click.echo(f"terc-tag: stopped: {message}; the next run goes on from there", err=True)
+    click.echo(f"terc-tag: stopped: {message}; every photo recorded is kept, and the next run goes on from there",
+               err=True)
     sys.exit(code)
 
 
