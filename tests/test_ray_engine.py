@@ -132,6 +132,19 @@ def test_a_ray_address_needs_the_ray_engine(incoming, tmp_path):
     assert result.exit_code == 2 and "--ray-address needs --engine ray" in result.output
 
 
+def after_first_batch(state: Path, signal: str) -> str:
+    """Shell lines: once the driver (``$driver``) has recorded a batch in ``state``, send it ``signal``; echo its
+    exit status (``stopped=``) and how many photos were recorded then (``recorded=``)."""
+    return f"""for i in $(seq 600); do
+    n=$(python3 -c "import sqlite3; print(sqlite3.connect('file:{state}?mode=ro', uri=True).execute(
+        'select count(*) from photos').fetchone()[0])" 2>/dev/null || echo 0)
+    [ "$n" -gt 0 ] && break
+    sleep 0.2
+done
+kill -{signal} $driver; wait $driver; echo stopped=$?
+echo recorded=$n"""
+
+
 @needs_namespace
 def test_a_killed_driver_loses_nothing_recorded_and_a_rerun_finishes(tmp_path):
     many = tmp_path / "many"
@@ -146,18 +159,11 @@ def test_a_killed_driver_loses_nothing_recorded_and_a_rerun_finishes(tmp_path):
 set +e
 {tag} &
 driver=$!
-for i in $(seq 600); do  # until the driver has recorded a batch, then SIGKILL it
-    n=$(python3 -c "import sqlite3; print(sqlite3.connect('file:{state}?mode=ro', uri=True).execute(
-        'select count(*) from photos').fetchone()[0])" 2>/dev/null || echo 0)
-    [ "$n" -gt 0 ] && break
-    sleep 0.2
-done
-kill -9 $driver; wait $driver; echo killed=$?
-echo recorded=$n
+{after_first_batch(state, "KILL")}
 {tag} --json-summary {summary}
 echo exit=$?
 """, timeout=600)
-    assert "killed=137" in done.stdout and "exit=0" in done.stdout, done.stdout + done.stderr
+    assert "stopped=137" in done.stdout and "exit=0" in done.stdout, done.stdout + done.stderr
     recorded = int(done.stdout.split("recorded=")[1].split()[0])
     report = json.loads(summary.read_text())
     assert 0 < recorded < 96 and report["unchanged"] >= recorded and report["tagged"] + report["unchanged"] == 96
@@ -223,13 +229,7 @@ def test_sigterm_to_the_driver_stops_and_records_and_hostile_names_are_tagged(tm
 set +e
 {tag} --log-file {log} --json-summary {summary} &
 driver=$!
-for i in $(seq 600); do  # until the driver has recorded a batch, then SIGTERM it
-    n=$(python3 -c "import sqlite3; print(sqlite3.connect('file:{state}?mode=ro', uri=True).execute(
-        'select count(*) from photos').fetchone()[0])" 2>/dev/null || echo 0)
-    [ "$n" -gt 0 ] && break
-    sleep 0.2
-done
-kill -TERM $driver; wait $driver; echo stopped=$?
+{after_first_batch(state, "TERM")}
 {tag} --json-summary {again}
 echo exit=$?
 """, timeout=600)
