@@ -193,7 +193,8 @@ def open_folder(root: str | os.PathLike, parts, follow_symlinks: bool = False) -
             os.close(fd)
             if link:
                 target = os.path.realpath(os.path.join(root, *parts[:depth + 1]))
-                where = ", outside INPUT" if not is_within(target, os.path.realpath(root)) else " through a symbolic link"
+                inside = is_within(target, os.path.realpath(root))
+                where = " through a symbolic link" if inside else ", outside INPUT"
                 raise Refused(errno.EACCES, f"resolves to {target}{where}: refused") from None
             raise
         os.close(fd)

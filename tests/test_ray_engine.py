@@ -241,5 +241,6 @@ echo exit=$?
     final = json.loads(again.read_text())
     assert final["tagged"] + final["unchanged"] == 67 and not final["failed"]
     rows = (out / "predictions.csv").read_text(encoding="utf-8").splitlines()
-    assert len(rows) == 68 and {"caf\\xe9.jpg", "line\\nbreak.jpg", "\\x1b[31mred.jpg"} <= {r.split(",")[0] for r in rows}
+    assert len(rows) == 68
+    assert {"caf\\xe9.jpg", "line\\nbreak.jpg", "\\x1b[31mred.jpg"} <= {row.split(",")[0] for row in rows}
     assert set(hostile) <= set(os.listdir(os.fsencode(out)))

@@ -217,7 +217,8 @@ def command(input_dir, output_dir, model_dir, backend, threshold, force, retry_f
             if count is not None and not quiet:
                 click.echo(f"{count} photos to review in {shown(review_file)}")
         code = exit_code(summary)
-        lines = [_log_line(summary, code)] + [f"failed {shown(name)}: {shown(reason)}" for name, reason in summary.failed]
+        lines = [_log_line(summary, code)]
+        lines += [f"failed {shown(name)}: {shown(reason)}" for name, reason in summary.failed]
         for error in (record.append_log(lines), record.write_json({**summary.as_dict(), "exit_code": code})):
             if error is not None and code in (EXIT_OK, EXIT_SOME_FAILED):
                 code = EXIT_NO_SPACE if no_space(error) else EXIT_SOME_FAILED
