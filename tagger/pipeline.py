@@ -171,6 +171,8 @@ def check_folders(input_dir: Path, output_dir: Path, create: bool = True) -> Non
     except FileExistsError:
         pass
     except OSError as exc:
+        if no_space(exc):
+            raise NoSpace(output_dir, code=exc.errno) from None
         raise FolderError(f"cannot create OUTPUT {output_dir}: {exc.strerror}") from None
     if not os.access(output_dir, os.W_OK | os.X_OK):
         raise FolderError(f"OUTPUT {output_dir} is not writable")
