@@ -169,7 +169,16 @@ def read_inside(root: str | os.PathLike, rel: str | os.PathLike,
 
 
 def stat_inside(root: str | os.PathLike, rel: str | os.PathLike, follow_symlinks: bool = False) -> os.stat_result:
-    """``stat`` of ``root/rel``, walked as :func:`read_inside` walks it (any depth)."""
+    """``stat`` of ``root/rel`` (the last component's link followed only with ``follow_symlinks``), at any depth.
+
+    By its whole path where the system takes it (one call: planning stats
+    every photo of the archive), else walked as :func:`read_inside` walks it.
+    """
+    try:
+        return os.stat(os.path.join(root, rel), follow_symlinks=follow_symlinks)
+    except OSError as exc:
+        if exc.errno != errno.ENAMETOOLONG:
+            raise
     parts = _parts(rel)
     folder = open_folder(root, parts[:-1], follow_symlinks)
     try:

@@ -406,20 +406,18 @@ def _copy_kept(output_dir: Path, rel: Path, source: os.stat_result, narrow: bool
     private, may grant more: they are narrowed here, and a copy that cannot
     be narrowed is redone.
     """
-    parts = Path(rel).parts
     try:
-        folder = open_folder(output_dir, parts[:-1])  # any depth
-    except OSError:
-        return False
-    try:
-        mode = os.stat(parts[-1], dir_fd=folder, follow_symlinks=False).st_mode & 0o777
+        mode = stat_inside(output_dir, rel).st_mode & 0o777
         if narrow and mode & ~source.st_mode:
-            os.chmod(parts[-1], mode & source.st_mode & 0o777, dir_fd=folder)
+            parts = Path(rel).parts
+            folder = open_folder(output_dir, parts[:-1])  # any depth
+            try:
+                os.chmod(parts[-1], mode & source.st_mode & 0o777, dir_fd=folder)
+            finally:
+                os.close(folder)
         return True
     except OSError:
         return False
-    finally:
-        os.close(folder)
 
 
 def predict_batch(session, batch) -> tuple[list, list]:
