@@ -192,3 +192,19 @@ def test_reviews_json_api_lists_and_corrects_hostile_names(tagged, tmp_path):
     state = State.reader(work)
     assert all(state.get(name).reviewed for name in (NAMES[0], NAMES[1], NAMES[4]))
     state.close()
+
+
+def test_a_failed_file_named_like_a_log_line_forges_no_line(tmp_path):
+    incoming, out, log = tmp_path / "incoming", tmp_path / "tagged", tmp_path / "cron.log"
+    incoming.mkdir()
+    shutil.copy(PHOTO, incoming / "good.jpg")
+    forged = b"x.jpg: ok\n2026-01-01T00:00:00 failed \x1b[2Kother.jpg: forged.jpg"
+    with open(os.path.join(os.fsencode(incoming), forged), "wb") as broken:
+        broken.write(b"not a photo")
+    result = terc_tag(incoming, out, "--backend", "tf", "--quiet", "--log-file", log)
+    assert result.returncode == 1 and result.stdout == b""
+    assert result.stderr.count(b"\n") == 1
+    assert b"x.jpg: ok\\n2026-01-01T00:00:00 failed \\x1b[2Kother.jpg" in result.stderr
+    assert len(log.read_bytes().splitlines()) == 2  # the run's line and one failed file
+    for text in (result.stderr, log.read_bytes()):
+        assert forged not in text and b"\x1b" not in text
