@@ -15,6 +15,7 @@ from tqdm import tqdm
 from tagger.bundle import Bundle, BundleError
 from tagger.codes import retrieval_metrics
 from tagger.decode import batched, iter_decoded
+from tagger.names import shown
 from tagger.metrics import confusion_matrix, evaluate_classes, evaluate_predictions, precision_recall_curve
 
 
@@ -91,7 +92,7 @@ def evaluate(session, root: Path, labels: dict[Path, list[str]], threshold: floa
         report["confusion_matrix"] = matrix.tolist() if matrix is not None else None
     report["model"] = str(session.path)
     report["threshold_choice"] = "the model's default" if threshold is None else threshold
-    report["failed"] = [{"file": str(p), "reason": r} for p, r in failed]
+    report["failed"] = [{"file": shown(p), "reason": shown(r)} for p, r in failed]
     report["retrieval"] = retrieval_metrics(codes, y_true, kept) if codes is not None and len(kept) > 1 else None
     report["curves"] = {tag: _pr_points(y_true[:, j], probabilities[:, j]) for j, tag in enumerate(session.vocabulary)}
     return report

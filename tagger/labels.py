@@ -14,6 +14,7 @@ from typing import Iterable, Sequence
 
 from tagger.discover import read_inside
 from tagger.metadata import MetadataError, read_keywords, vocabulary_tags
+from tagger.names import unshown
 from tagger.outputs import from_spreadsheet_text
 
 
@@ -63,7 +64,7 @@ def read_labels_file(path: str | os.PathLike, class_map: str | os.PathLike | Non
             continue
         row = [from_spreadsheet_text(cell.strip()) for cell in row]  # our own CSVs escape formula-like cells
         tags = [t.strip() for t in (row[1] if len(row) > 1 else "").split(";") if t.strip()]
-        labels[Path(row[0])] = tags
+        labels[Path(unshown(row[0]))] = tags  # predictions.csv and `labels --csv` escape awkward names
         vocabulary += [t for t in tags if t not in vocabulary]
     return labels, vocabulary
 

@@ -14,6 +14,7 @@ spreadsheet would run as a formula is written as text.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import errno
 import io
@@ -37,39 +38,106 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o666, temp_dir: Path | No
 
     The temporary file goes in ``temp_dir`` (same filesystem as ``path``), or
     beside ``path``; a mount point inside OUTPUT falls back to beside.
+    Folders are opened one at a time where ``path`` is longer than PATH_MAX.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if temp_dir is not None:
-        temp_dir.mkdir(parents=True, exist_ok=True)
+    folder = open_dir(Path(path).parent)
     try:
-        _write_then_rename(path, data, mode, temp_dir or path.parent)
-    except OSError as exc:
-        if exc.errno != errno.EXDEV:
-            raise
-        _write_then_rename(path, data, mode, path.parent)
-    _fsync_dir(path.parent)
+        temp = open_dir(temp_dir) if temp_dir is not None else None
+        try:
+            _write_then_rename(folder, Path(path).name, data, mode, folder if temp is None else temp)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+            _write_then_rename(folder, Path(path).name, data, mode, folder)
+        finally:
+            if temp is not None:
+                os.close(temp)
+        os.fsync(folder)
+    finally:
+        os.close(folder)
 
 
-def _write_then_rename(path: Path, data: bytes, mode: int, folder: Path) -> None:
-    temp = folder / f"{TEMP_PREFIX}{os.getpid()}-{next(_serial)}"
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), mode)
+def _write_then_rename(folder: int, name: str, data: bytes, mode: int, temp_folder_fd: int) -> None:
+    temp = f"{TEMP_PREFIX}{os.getpid()}-{next(_serial)}"
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), mode, dir_fd=temp_folder_fd)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(temp, path)
+        os.replace(temp, name, src_dir_fd=temp_folder_fd, dst_dir_fd=folder)
     except BaseException:
-        temp.unlink(missing_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp, dir_fd=temp_folder_fd)
         raise
 
 
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0)
+
+
+def open_dir(path: Path) -> int:
+    """A descriptor of the folder ``path``, created if missing; one folder at a time if ``path`` is too long."""
+    path = Path(path)
     try:
-        os.fsync(fd)
+        path.mkdir(parents=True, exist_ok=True)
+        return os.open(path, _DIR_FLAGS)
+    except OSError as exc:
+        if exc.errno != errno.ENAMETOOLONG:
+            raise
+    fd = os.open(path.anchor or ".", _DIR_FLAGS)
+    for part in path.relative_to(path.anchor).parts if path.anchor else path.parts:
+        fd = _child(fd, part, 0o777)
+    return fd
+
+
+def _child(fd: int, name: str, mode: int) -> int:
+    """The folder ``name`` in the folder ``fd`` (created with ``mode`` if missing), opened; ``fd`` is closed."""
+    try:
+        try:
+            os.mkdir(name, mode, dir_fd=fd)
+        except FileExistsError:
+            pass
+        return os.open(name, _DIR_FLAGS | os.O_NOFOLLOW, dir_fd=fd)
     finally:
         os.close(fd)
+
+
+class Reserve:
+    """Space held back in OUTPUT while a run writes, given up when the disk fills.
+
+    A full disk is found by the write that fails; the copies written before
+    it are only done once the state records them, and that commit needs a
+    little space too.  Releasing the reserve gives it, and room for
+    ``predictions.csv``.  On a disk too full to hold it the run goes on
+    without one.
+    """
+
+    SIZE = 256 * 1024
+
+    def __init__(self, output: Path):
+        self.path = Path(output) / STATE_DIR_NAME / "reserve"
+
+    def __enter__(self) -> "Reserve":
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o600)
+            try:
+                os.posix_fallocate(fd, 0, self.SIZE)
+            finally:
+                os.close(fd)
+        except OSError:
+            self.release()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+    def release(self) -> bool:
+        """Give the space back; whether there was any to give."""
+        try:
+            self.path.unlink()
+            return True
+        except OSError:
+            return False
 
 
 def clear_temporaries(output: Path) -> int:
@@ -101,15 +169,15 @@ def folder_mode(source: Path) -> int:
 
 
 def make_folders(output: Path, rel_folder: Path, input_dir: Path) -> None:
-    """Create the missing folders of ``output/rel_folder``, each with its INPUT folder's :func:`folder_mode`."""
-    target, source = Path(output), Path(input_dir)
+    """Create the missing folders of ``output/rel_folder``, each with its INPUT folder's :func:`folder_mode`.
+
+    One folder at a time, relative to the one before: any depth is made.
+    """
+    fd, source = os.open(output, _DIR_FLAGS), Path(input_dir)
     for part in Path(rel_folder).parts:
-        target, source = target / part, source / part
-        if not target.is_dir():
-            try:
-                os.mkdir(target, folder_mode(source))
-            except FileExistsError:
-                pass
+        source = source / part
+        fd = _child(fd, part, folder_mode(source))
+    os.close(fd)
 
 
 #: A cell starting with one of these may run as a formula in a spreadsheet (OWASP, "CSV injection");

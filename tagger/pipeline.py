@@ -15,12 +15,20 @@ report it as new, so a cron job mails about it once.
 
 A run that finds nothing new loads no model and writes nothing: the plan
 is first made from a read-only look at the state.
+
+However a run with work ends, it ends the same way: a signal (:class:`Stopped`,
+or ``KeyboardInterrupt``) or a full disk (:class:`NoSpace`) stops it after
+the batch being written is recorded, then ``predictions.csv`` is written for
+every photo finished, and :attr:`Summary.ended` says how it ended.  Copies
+are written atomically, so a stopped run leaves no half-written photo, and
+the next run tags whatever was left.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import signal
 import sqlite3
 import time
 from collections import Counter
@@ -34,16 +42,50 @@ from tqdm import tqdm
 
 from tagger.bundle import decide
 from tagger.decode import batched, iter_decoded
-from tagger.discover import discover
+from tagger.discover import discover, open_folder, stat_inside
 from tagger.metadata import MetadataError, edit_keywords
-from tagger.outputs import (atomic_write, clear_scattered_temporaries, clear_temporaries, folder_mode, is_inside,
-                            make_folders, temp_folder)
+from tagger.names import shown
+from tagger.outputs import (Reserve, atomic_write, clear_scattered_temporaries, clear_temporaries, folder_mode,
+                            is_inside, make_folders, temp_folder)
 from tagger.predictions import PREDICTIONS_CSV, write_predictions
 from tagger.state import CodeUpdate, EditLock, Record, RunLock, Seen, State
 
 
 class FolderError(Exception):
     """INPUT or OUTPUT cannot be used; nothing was written."""
+
+
+class Stopped(BaseException):
+    """A signal asked the run to stop (raised by the command line's handler, like ``KeyboardInterrupt``)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+#: Errors of a disk, or a user's quota, with no room left: the run stops, since every next write would fail too.
+NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+class NoSpace(OSError):
+    """No space left (ENOSPC, EDQUOT) where OUTPUT's files go; ``filename`` says where.
+
+    ``unrecorded``: outcomes of photos written whose rows the state could not take.
+    """
+
+    def __init__(self, path, unrecorded: list | None = None, code: int = errno.ENOSPC):
+        super().__init__(code, os.strerror(code).lower(), str(path))
+        self.unrecorded = unrecorded or []
+
+    def __str__(self) -> str:
+        return f"{self.strerror} for {self.filename}"
+
+
+def no_space(exc: BaseException) -> bool:
+    """Whether ``exc`` says the disk (or quota) is full: an OSError, or SQLite's 'database or disk is full'."""
+    if isinstance(exc, OSError):
+        return exc.errno in NO_SPACE_ERRNOS
+    return isinstance(exc, sqlite3.OperationalError) and "full" in str(exc)
 
 
 @dataclass
@@ -65,10 +107,12 @@ class Summary:
     pending: int = 0
     seconds: float = 0.0
     dry_run: bool = False
+    ended: str = "finished"  # or the signal that stopped it (SIGINT, SIGTERM, SIGHUP), or "no space"
+    stop_reason: str | None = None  # one line on why it stopped early
 
     def add(self, outcome: "Outcome") -> None:
-        """Count one photo's outcome of stage 4."""
-        if outcome.failure:
+        """Count one photo's outcome of stage 4 (one not written for want of space is the stop's, not a failure)."""
+        if outcome.failure and not outcome.no_space:
             self.failed.append((outcome.rel, outcome.failure))
         if isinstance(outcome.record, CodeUpdate):
             self.codes_added += 1
@@ -86,16 +130,22 @@ class Summary:
         return done / self.seconds if self.seconds > 0 else 0.0
 
     def as_dict(self) -> dict:
+        """For JSON: every name and reason as :func:`tagger.names.shown` gives it (``unshown`` gives names back)."""
+        def files(rows):
+            return [{"file": shown(f), "reason": shown(r)} for f, r in rows]
+
         return {
-            "input": str(self.input), "output": str(self.output), "model": self.model,
+            "ended": self.ended, "stop_reason": self.stop_reason,
+            "input": shown(self.input), "output": shown(self.output), "model": shown(self.model),
             "thresholds": self.thresholds, "dry_run": self.dry_run,
             "tagged": len(self.tagged), "unchanged": self.unchanged, "pending": self.pending,
-            "failed": [{"file": f, "reason": r} for f, r in self.failed],
-            "known_failures": [{"file": f, "reason": r, "first_failed": t} for f, r, t in self.known_failures],
-            "partly_tagged": [{"file": f, "reason": r} for f, r in self.partly_tagged],
+            "failed": files(self.failed),
+            "known_failures": [{"file": shown(f), "reason": shown(r), "first_failed": t}
+                               for f, r, t in self.known_failures],
+            "partly_tagged": files(self.partly_tagged),
             "codes_added": self.codes_added, "codes_missing": self.codes_missing,
             "reviewed_kept": self.reviewed_kept,
-            "skipped": [{"file": f, "reason": r} for f, r in self.skipped],
+            "skipped": files(self.skipped),
             "tag_counts": dict(self.tag_counts), "seconds": round(self.seconds, 3),
             "photos_per_second": round(self.photos_per_second, 2),
         }
@@ -121,14 +171,16 @@ def check_folders(input_dir: Path, output_dir: Path, create: bool = True) -> Non
     except FileExistsError:
         pass
     except OSError as exc:
+        if no_space(exc):
+            raise NoSpace(output_dir, code=exc.errno) from None
         raise FolderError(f"cannot create OUTPUT {output_dir}: {exc.strerror}") from None
     if not os.access(output_dir, os.W_OK | os.X_OK):
         raise FolderError(f"OUTPUT {output_dir} is not writable")
 
 
 def _error_text(exc: OSError) -> str:
-    if exc.errno == errno.ENOSPC:
-        return "OUTPUT is full (no space left on device)"
+    if exc.errno in NO_SPACE_ERRNOS:
+        return f"OUTPUT is full ({os.strerror(exc.errno).lower()})"
     return exc.strerror or str(exc)
 
 
@@ -199,8 +251,11 @@ def tag_folder(input_dir, output_dir, model, *, threshold: float | str | None = 
         summary.seconds = time.perf_counter() - started
         return summary
 
-    with RunLock(output_dir):
-        state = State(output_dir)
+    with RunLock(output_dir), Reserve(output_dir) as reserve:
+        try:
+            state = State(output_dir)
+        except sqlite3.OperationalError as exc:
+            raise (NoSpace(_state_path(output_dir)) if no_space(exc) else exc) from None
         try:
             if state.migrated_from == 1:  # terc-tag 0.1 kept its temporaries beside the photos
                 clear_scattered_temporaries(output_dir)
@@ -210,17 +265,51 @@ def tag_folder(input_dir, output_dir, model, *, threshold: float | str | None = 
                 context = WriteContext(list(model.vocabulary), model.single_label, thresholds, input_dir, output_dir,
                                        run_key, model.codes_id)
                 run = _tag_jobs if engine == "local" else _ray_engine().tag_jobs
-                run(plan.jobs, model, context, state, summary, follow_symlinks=follow_symlinks,
-                    batch_size=batch_size, workers=workers, progress=progress, **engine_options)
-            try:
-                with EditLock(output_dir):  # a correction rewrites its rows meanwhile
-                    write_predictions(output_dir, state, model.vocabulary, thresholds, review_margin)
-            except OSError as exc:  # the state is safe; the next run writes it again
-                summary.failed.append((PREDICTIONS_CSV, f"cannot write to OUTPUT: {_error_text(exc)}"))
+                try:
+                    run(plan.jobs, model, context, state, summary, follow_symlinks=follow_symlinks,
+                        batch_size=batch_size, workers=workers, progress=progress, **engine_options)
+                except (Stopped, KeyboardInterrupt) as exc:
+                    summary.ended = exc.args[0] if isinstance(exc, Stopped) else "SIGINT"
+                    summary.stop_reason = f"{summary.ended} received"
+                except NoSpace as exc:
+                    summary.ended, summary.stop_reason = "no space", str(exc)
+                    reserve.release()  # room to record the photos written before the disk filled
+                    if exc.unrecorded:
+                        try:
+                            commit(state, exc.unrecorded, summary)
+                        except NoSpace:
+                            pass
+            _write_predictions(output_dir, state, model, thresholds, review_margin, summary, reserve)
         finally:
             state.close()
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _write_predictions(output_dir: Path, state: State, model, thresholds, review_margin: float,
+                       summary: Summary, reserve: Reserve) -> None:
+    """``predictions.csv`` for every photo finished (on a full disk, with the reserve's space).
+
+    The state is safe if it cannot be written: a stale file is removed, so
+    that the next run writes it again.
+    """
+    for _ in range(2):
+        try:
+            with EditLock(output_dir):  # a correction rewrites its rows meanwhile
+                write_predictions(output_dir, state, model.vocabulary, thresholds, review_margin)
+            return
+        except OSError as exc:
+            error = exc
+            if not (no_space(exc) and reserve.release()):
+                break
+    summary.failed.append((PREDICTIONS_CSV, f"cannot write to OUTPUT: {_error_text(error)}"))
+    (output_dir / PREDICTIONS_CSV).unlink(missing_ok=True)
+    if no_space(error) and summary.ended == "finished":
+        summary.ended, summary.stop_reason = "no space", str(NoSpace(output_dir / PREDICTIONS_CSV, code=error.errno))
+
+
+def _state_path(output_dir: Path) -> Path:
+    return Path(output_dir) / ".terc-tag" / "state.sqlite"
 
 
 def _read_only_index(output_dir: Path) -> dict[str, Seen]:
@@ -255,17 +344,21 @@ def _tag_jobs(jobs, model, context, state, summary, *, follow_symlinks, batch_si
                summary)
         return len(batch)
 
-    # Batch k is written (metadata, fsync, state) in a thread while batch k+1 is predicted.
-    with ThreadPoolExecutor(1, thread_name_prefix="write") as pool, \
-            tqdm(total=len(jobs), unit="photo", disable=not progress, leave=False) as bar:
-        in_flight = None
-        for batch in batched(decoded, batch_size):
-            probabilities, codes = predict_batch(session, batch)
+    # Batch k is written (metadata, fsync, state) in a thread while batch k+1 is predicted.  Stopped
+    # (a signal, a full disk), the batch being written is finished and recorded, and decoding stops.
+    try:
+        with ThreadPoolExecutor(1, thread_name_prefix="write") as pool, \
+                tqdm(total=len(jobs), unit="photo", disable=not progress, leave=False) as bar:
+            in_flight = None
+            for batch in batched(decoded, batch_size):
+                probabilities, codes = predict_batch(session, batch)
+                if in_flight:
+                    bar.update(in_flight.result())
+                in_flight = pool.submit(write_and_record, batch, probabilities, codes)
             if in_flight:
                 bar.update(in_flight.result())
-            in_flight = pool.submit(write_and_record, batch, probabilities, codes)
-        if in_flight:
-            bar.update(in_flight.result())
+    finally:
+        decoded.close()
 
 
 def _plan(photos, input_dir: Path, output_dir: Path, seen: dict[str, Seen], run_key: str, code_key: str | None, *,
@@ -282,14 +375,14 @@ def _plan(photos, input_dir: Path, output_dir: Path, seen: dict[str, Seen], run_
                 and not (output_dir / PREDICTIONS_CSV).is_file())
     for rel in photos:
         try:
-            st = os.stat(input_dir / rel, follow_symlinks=follow_symlinks)
+            st = stat_inside(input_dir, rel, follow_symlinks)
         except OSError as exc:
             plan.unreadable.append((str(rel), f"cannot read: {exc.strerror}"))
             continue
         before = seen.get(str(rel))
         same_file = before is not None and (before.size, before.mtime_ns) == (st.st_size, st.st_mtime_ns)
         if same_file and not force:
-            if before.status == "tagged" and before.run_key == run_key and _copy_kept(output_dir / rel, st, narrow):
+            if before.status == "tagged" and before.run_key == run_key and _copy_kept(output_dir, rel, st, narrow):
                 if code_key and before.code_key != code_key:
                     if add_codes:
                         plan.jobs.append(Job(rel, st, codes_only=True))
@@ -298,7 +391,7 @@ def _plan(photos, input_dir: Path, output_dir: Path, seen: dict[str, Seen], run_
                 plan.unchanged += 1
                 continue
             if before.status == "failed" and before.first_failed and not retry_failed:
-                _copy_kept(output_dir / rel, st, narrow)
+                _copy_kept(output_dir, rel, st, narrow)
                 plan.known_failures.append((str(rel), before.error or "", before.first_failed))
                 continue
         failed_before = same_file and before.status == "failed"
@@ -306,17 +399,22 @@ def _plan(photos, input_dir: Path, output_dir: Path, seen: dict[str, Seen], run_
     return plan
 
 
-def _copy_kept(copy: Path, source: os.stat_result, narrow: bool) -> bool:
-    """Whether OUTPUT still holds ``copy``; with ``narrow``, with no permission its original lacks.
+def _copy_kept(output_dir: Path, rel: Path, source: os.stat_result, narrow: bool) -> bool:
+    """Whether OUTPUT still holds the copy of ``rel``; with ``narrow``, with no permission its original lacks.
 
     Copies written before terc-tag 0.2, or before their original was made
     private, may grant more: they are narrowed here, and a copy that cannot
     be narrowed is redone.
     """
     try:
-        mode = os.lstat(copy).st_mode & 0o777
+        mode = stat_inside(output_dir, rel).st_mode & 0o777
         if narrow and mode & ~source.st_mode:
-            os.chmod(copy, mode & source.st_mode & 0o777)
+            parts = Path(rel).parts
+            folder = open_folder(output_dir, parts[:-1])  # any depth
+            try:
+                os.chmod(parts[-1], mode & source.st_mode & 0o777, dir_fd=folder)
+            finally:
+                os.close(folder)
         return True
     except OSError:
         return False
@@ -360,6 +458,7 @@ class Outcome:
     failure: str | None = None
     notes: str | None = None  # fields left alone (partly tagged)
     reviewed_kept: bool = False  # a photo a person reviewed: predicted again, copy and tags kept
+    no_space: int = 0  # ENOSPC or EDQUOT: its copy found no space, and the run stops after this batch
 
 
 def write_batch(context: WriteContext, jobs: list[Job], batch, probabilities, codes) -> list[Outcome]:
@@ -412,7 +511,8 @@ def write_photo(context: WriteContext, job: Job, item, p, code, reviewed: Record
             make_folders(context.output_dir, Path(rel).parent, context.input_dir)
             atomic_write(context.output_dir / rel, output, item.stat.st_mode & 0o777, temp_folder(context.output_dir))
         except OSError as exc:
-            return Outcome(rel, None, f"cannot write to OUTPUT: {_error_text(exc)}")
+            return Outcome(rel, None, f"cannot write to OUTPUT: {_error_text(exc)}",
+                           no_space=exc.errno if no_space(exc) else 0)
         if error:
             error += " (copied unchanged)"
     if error:
@@ -429,10 +529,11 @@ def commit(state: State, outcomes: list[Outcome], summary: Summary) -> None:
 
     A photo a person reviewed after its copy was written keeps that review:
     the correction rewrote the copy last, so only the new probabilities are
-    taken.
+    taken.  Raises :class:`NoSpace` once the batch is recorded if a copy,
+    or the state itself, found no space.
     """
     with EditLock(state.output):
-        records, codes = [], []
+        records, codes, counted = [], [], []
         for outcome in outcomes:
             record = outcome.record
             if isinstance(record, CodeUpdate):
@@ -444,6 +545,18 @@ def commit(state: State, outcomes: list[Outcome], summary: Summary) -> None:
                                      code=record.code, code_key=record.code_key)
                     outcome = replace(outcome, record=record, reviewed_kept=True)
                 records.append(record)
-            summary.add(outcome)
-        state.save(records)
-        state.save_codes(codes)
+            counted.append(outcome)
+        full = next((o for o in outcomes if o.no_space), None)  # the first write that failed
+        try:
+            state.save(records)
+            state.save_codes(codes)
+        except sqlite3.OperationalError as exc:  # nothing of the batch recorded: the next run redoes it
+            if not no_space(exc):
+                raise
+            if full is None:
+                raise NoSpace(_state_path(state.output), outcomes) from None
+            raise NoSpace(state.output / full.rel, outcomes, full.no_space) from None
+    for outcome in counted:
+        summary.add(outcome)
+    if full is not None:
+        raise NoSpace(state.output / full.rel, code=full.no_space)

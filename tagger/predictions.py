@@ -1,7 +1,10 @@
 """Stage 5: the state as files people read: ``predictions.csv``, and which photos most need a look.
 
 ``predictions.csv`` has one row per tagged photo: its probabilities, its
-tags, the tags near their threshold, and when a person reviewed it.  A run
+tags, the tags near their threshold, and when a person reviewed it.  Its
+``file`` column, like the ``--review`` CSV's, is :func:`tagger.names.shown`
+of the photo's path: one line of UTF-8 whatever the name, and
+:func:`tagger.names.unshown` gives the exact name back.  A run
 writes it whole from the state; a correction rewrites just its rows.
 """
 
@@ -15,6 +18,7 @@ from typing import Sequence
 
 import numpy as np
 
+from tagger.names import shown
 from tagger.outputs import atomic_write, csv_bytes, from_spreadsheet_text, temp_folder
 from tagger.similar import CodeIndex
 from tagger.state import Record, State
@@ -117,7 +121,7 @@ def _spread(ranked: list[Record], needs: list[float], code_key: str, reviewed: l
 def _row(record: Record, vocabulary: Sequence[str], limits: dict[str, float], margin: float) -> list[str]:
     probs = record.probabilities
     near = uncertain_tags(probs, limits, margin)
-    return ([record.path] + [f"{probs[t]:.4f}" if t in probs else "" for t in vocabulary]
+    return ([shown(record.path)] + [f"{probs[t]:.4f}" if t in probs else "" for t in vocabulary]
             + [";".join(record.tags), ";".join(t for t, _ in near), record.reviewed or ""])
 
 
@@ -148,7 +152,7 @@ def update_predictions(output_dir: Path, records: Sequence[Record]) -> bool:
         header.append("reviewed")
         rows = [row + [""] for row in rows]
     tags_at, reviewed_at = header.index("tags"), header.index("reviewed")
-    changed = {r.path: r for r in records}
+    changed = {shown(r.path): r for r in records}
     for row in rows:
         record = changed.get(row[0])
         if record is not None:
@@ -170,7 +174,7 @@ def write_review(path: Path, output_dir: Path, thresholds: dict[str, float], mar
         if state:
             state.close()
     entries.sort()
-    rows = [[p, tag, f"{prob:.4f}", f"{thresholds[tag]:.2f}", "yes" if prob >= thresholds[tag] else "no"]
+    rows = [[shown(p), tag, f"{prob:.4f}", f"{thresholds[tag]:.2f}", "yes" if prob >= thresholds[tag] else "no"]
             for _, p, tag, prob in entries]
     atomic_write(Path(path), csv_bytes(["file", "tag", "probability", "threshold", "tagged"], rows))
     return len({row[0] for row in rows})

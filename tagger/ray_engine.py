@@ -29,6 +29,7 @@ import contextlib
 import logging
 import os
 import pickle
+import signal
 import socket
 import sys
 from dataclasses import replace
@@ -106,11 +107,14 @@ def connect(address: str | None = None) -> None:
                               f"{getattr(exc, 'strerror', None) or exc}") from None
     os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")  # the C++ core's notices, on stderr
     logging.getLogger("ray").setLevel(logging.ERROR)
+    term = signal.getsignal(signal.SIGTERM)
     try:
         ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         where = f"the Ray cluster at {address}" if address else "a local Ray"
         raise EngineError(f"cannot start or reach {where}: {str(exc).splitlines()[0] if str(exc) else exc!r}") from None
+    if callable(term):  # a local Ray takes SIGTERM to exit(1) at once; the caller's handler (the command
+        signal.signal(signal.SIGTERM, term)  # line's: stop after the batch, record it) stays, Ray's atexit cleans up
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False
     context.print_on_execution_start = False

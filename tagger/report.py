@@ -9,6 +9,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from tagger.names import shown
+
 #: How many failed or skipped files the on-screen summary names before it counts the rest.
 LISTED = 10
 
@@ -32,7 +34,7 @@ def print_summary(summary, console: Console) -> None:
         return
     speed = f" ({s.photos_per_second:.1f} photos/s over {s.seconds:.1f} s)" if s.tagged or s.failed else ""
     known = f"{len(s.known_failures)} known failures, " if s.known_failures else ""
-    console.print(f"[bold]{len(s.tagged)}[/] photos tagged into {s.output}, {s.unchanged} already done, "
+    console.print(f"[bold]{len(s.tagged)}[/] photos tagged into {escape(shown(s.output))}, {s.unchanged} already done, "
                   f"{len(s.failed)} failed, {known}{len(s.skipped)} skipped{speed}.")
     if s.codes_added:
         console.print(f"{s.codes_added} photos tagged before got their similarity code.")
@@ -52,7 +54,7 @@ def print_summary(summary, console: Console) -> None:
         if rows:
             console.print(f"[bold]{title}:[/]")
             for name, reason in rows[:LISTED]:
-                console.print(f"  {name}: {reason}", markup=False, highlight=False)
+                console.print(f"  {shown(name)}: {shown(reason)}", markup=False, highlight=False)
             if len(rows) > LISTED:
                 console.print(f"  ... and {len(rows) - LISTED} more (all in --json-summary)")
 
@@ -211,10 +213,11 @@ def _class_figure(report: dict, path: str | Path, plt) -> None:
 
 def similar_table(answer) -> Table:
     """One query's nearest photos, nearest first."""
-    table = Table("#", "photo (in OUTPUT)", "distance", "tags", title=f"Like {escape(answer.query)}",
-                  title_justify="left", min_width=len(answer.query) + 5)  # the title on one line
+    query = shown(answer.query)
+    table = Table("#", "photo (in OUTPUT)", "distance", "tags", title=f"Like {escape(query)}",
+                  title_justify="left", min_width=len(query) + 5)  # the title on one line
     for rank, match in enumerate(answer.results, 1):
-        table.add_row(str(rank), escape(match.path), str(match.distance), escape(", ".join(match.tags)))
+        table.add_row(str(rank), escape(shown(match.path)), str(match.distance), escape(", ".join(match.tags)))
     return table
 
 
@@ -222,9 +225,12 @@ def contact_sheet(answers, output: Path, bits: int) -> str:
     """A self-contained HTML page: each query beside its nearest photos, as thumbnails with tags.
 
     Thumbnails are embedded (JPEG data URIs), so the page can be mailed or
-    moved; every name and tag is HTML-escaped.
+    moved; every name is shown escaped (:func:`tagger.names.shown`), and every name and tag HTML-escaped.
     """
-    from html import escape as html
+    from html import escape as html_text
+
+    def html(text: str) -> str:
+        return html_text(shown(text))
 
     def card(label: str, source, caption: str) -> str:
         image = _thumbnail_uri(source)

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from tagger.discover import is_within
+from tagger.names import shown
 
 
 def pack(bits: np.ndarray) -> np.ndarray:
@@ -87,8 +88,10 @@ class Answer:
     error: str | None = None  # why the query could not be answered
 
     def as_dict(self) -> dict:
-        answer = {"query": self.query, "results": [m.__dict__ for m in self.results]}
-        return answer if self.error is None else {**answer, "error": self.error}
+        """For JSON: names as :func:`tagger.names.shown` gives them (valid UTF-8; ``unshown`` gives them back)."""
+        answer = {"query": shown(self.query),
+                  "results": [{**m.__dict__, "path": shown(m.path)} for m in self.results]}
+        return answer if self.error is None else {**answer, "error": shown(self.error)}
 
 
 class SimilarIndex:

@@ -11,6 +11,11 @@ The state lives in ``OUTPUT/.terc-tag/`` beside the copies it describes:
   state is upgraded in place by the next run that writes.
 * ``lock``: held with ``flock`` for the whole run.  The kernel drops the lock
   when the process dies, so a killed run never leaves a stale lock behind.
+
+A photo's path is stored as TEXT when it is UTF-8, as earlier versions
+stored every path, and otherwise as a BLOB of its bytes: any name Linux allows is a key,
+one name is one key, and a state written by an earlier version needs no
+change.  Python code sees every path as ``os.fsdecode`` gives it.
 * ``edit.lock``: held briefly by whoever changes copies and their rows (a
   run's batch, one correction), so that a correction made during a run is
   neither lost nor undone.
@@ -208,7 +213,7 @@ class State:
             self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def get(self, path: str) -> Record | None:
-        row = self.db.execute("SELECT * FROM photos WHERE path = ?", (path,)).fetchone()
+        row = self.db.execute("SELECT * FROM photos WHERE path = ?", (_stored(path),)).fetchone()
         return self._record(row) if row else None
 
     def index(self) -> dict[str, Seen]:
@@ -216,7 +221,7 @@ class State:
         if not self._columns():
             return {}  # created, but its first batch never committed
         rows = self.db.execute("SELECT * FROM photos")
-        return {row["path"]: Seen(row["size"], row["mtime_ns"], row["run_key"], row["status"], row["error"],
+        return {_read(row["path"]): Seen(row["size"], row["mtime_ns"], row["run_key"], row["status"], row["error"],
                                   _get(row, "first_failed"), _get(row, "code_key")) for row in rows}
 
     def save(self, records: list[Record]) -> None:
@@ -224,16 +229,16 @@ class State:
         with self.db:
             self.db.executemany(
                 f"INSERT OR REPLACE INTO photos VALUES ({', '.join('?' * len(_COLUMNS))})",
-                [(r.path, r.size, r.mtime_ns, r.run_key, r.status,
+                [(_stored(r.path), r.size, r.mtime_ns, r.run_key, r.status,
                   json.dumps(r.probabilities) if r.probabilities is not None else None,
-                  json.dumps(r.tags), r.error, r.first_failed, r.code, r.code_key,
+                  json.dumps(r.tags), _stored(r.error), r.first_failed, r.code, r.code_key,
                   json.dumps(r.written) if r.written is not None else None, r.reviewed) for r in records])
 
     def save_codes(self, updates: list[CodeUpdate]) -> None:
         """Store new codes for photos whose tags stay as they are, in one transaction."""
         with self.db:
             self.db.executemany("UPDATE photos SET code = ?, code_key = ? WHERE path = ?",
-                                [(u.code, u.code_key, u.path) for u in updates])
+                                [(u.code, u.code_key, _stored(u.path)) for u in updates])
 
     def code_keys(self) -> dict[str | None, int]:
         """How many tagged photos carry a code of each code map (None: no code)."""
@@ -249,7 +254,7 @@ class State:
         """Paths, tags and codes of the tagged photos coded by ``code_key``, in path order."""
         rows = self.db.execute("SELECT path, tags, code FROM photos WHERE status = 'tagged' AND code_key = ?"
                                " ORDER BY path", (code_key,)).fetchall()
-        return [r[0] for r in rows], [json.loads(r[1] or "[]") for r in rows], [r[2] for r in rows]
+        return [_read(r[0]) for r in rows], [json.loads(r[1] or "[]") for r in rows], [r[2] for r in rows]
 
     def _columns(self) -> set[str]:
         return {row[1] for row in self.db.execute("PRAGMA table_info(photos)")}
@@ -263,10 +268,27 @@ class State:
     @staticmethod
     def _record(row: sqlite3.Row) -> Record:
         probabilities, tags = row["probabilities"], row["tags"]
-        return Record(row["path"], row["size"], row["mtime_ns"], row["run_key"], row["status"],
-                      json.loads(probabilities) if probabilities else None, json.loads(tags or "[]"), row["error"],
+        return Record(_read(row["path"]), row["size"], row["mtime_ns"], row["run_key"], row["status"],
+                      json.loads(probabilities) if probabilities else None, json.loads(tags or "[]"),
+                      _read(row["error"]),
                       _get(row, "first_failed"), _get(row, "code"), _get(row, "code_key"),
                       _json(_get(row, "written")), _get(row, "reviewed"))
+
+
+def _stored(text: str | None) -> str | bytes | None:
+    """A path (or an error naming one) as SQLite can hold it: TEXT if it is UTF-8, else a BLOB of its bytes."""
+    if text is None:
+        return None
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return os.fsencode(text) if all(ord(c) < 0xD800 or 0xDC80 <= ord(c) <= 0xDCFF or ord(c) > 0xDFFF
+                                        for c in text) else text.encode("utf-8", "backslashreplace").decode()
+
+
+def _read(value: str | bytes | None) -> str | None:
+    return os.fsdecode(value) if isinstance(value, bytes) else value
 
 
 def _json(text: str | None):

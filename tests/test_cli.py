@@ -71,7 +71,8 @@ def test_tag_end_to_end_with_default_command(iss_photos, tmp_path):
     assert summary["tagged"] == 6 and summary["failed"] == []
     rows = list(csv.DictReader(review.open()))
     distances = [abs(float(r["probability"]) - float(r["threshold"])) for r in rows]
-    assert distances == sorted(distances) and rows  # margin 0.5 makes every tag "uncertain"
+    # Sorted by the unrounded distance: read back from 4 decimals, neighbours may differ by rounding alone.
+    assert rows and all(a <= b + 1e-4 for a, b in zip(distances, distances[1:]))  # margin 0.5: every tag uncertain
     assert "6 tagged" in log.read_text()
 
     again = run("tag", iss_photos, out, "--quiet")
@@ -88,7 +89,7 @@ def test_tag_exit_code_1_names_the_failed_file(iss_photos, tmp_path):
 def test_unwritable_report_is_one_more_failure_not_a_crash(iss_photos, tmp_path):
     result = run(iss_photos, tmp_path / "out", "--json-summary", tmp_path / "no" / "such" / "dir" / "s.json")
     assert result.exit_code == 1
-    assert "s.json: cannot write" in result.output
+    assert re.search(r"cannot write \S*/s\.json: No such file", result.output)
     assert len(list((tmp_path / "out").glob("*.jpg"))) == 6
 
 

@@ -42,10 +42,13 @@ def test_tagged_copy_mirrors_input_and_originals_are_untouched(iss_photos, tmp_p
     assert sorted(r["file"] for r in rows) == photos
     for row in rows:
         probabilities = {t: float(row[t]) for t in TERC_TAGS}
-        expected = [t for t in TERC_TAGS if probabilities[t] >= 0.5]
-        assert row["tags"].split(";") == expected if expected else row["tags"] == ""
+        # The CSV rounds to 4 decimals: a tag within that of the threshold may fall either way.
+        sure = [t for t in TERC_TAGS if abs(probabilities[t] - 0.5) > 1e-4]
+        expected = [t for t in sure if probabilities[t] >= 0.5]
+        tags = row["tags"].split(";") if row["tags"] else []
+        assert [t for t in tags if t in sure] == expected
         written = vocabulary_tags(read_keywords((out / row["file"]).read_bytes()), TERC_TAGS)
-        assert set(expected) <= set(written)
+        assert set(tags) <= set(written)
     assert summary.tag_counts  # the model tagged something
 
 

@@ -132,6 +132,19 @@ def test_a_ray_address_needs_the_ray_engine(incoming, tmp_path):
     assert result.exit_code == 2 and "--ray-address needs --engine ray" in result.output
 
 
+def after_first_batch(state: Path, signal: str) -> str:
+    """Shell lines: once the driver (``$driver``) has recorded a batch in ``state``, send it ``signal``; echo its
+    exit status (``stopped=``) and how many photos were recorded then (``recorded=``)."""
+    return f"""for i in $(seq 600); do
+    n=$(python3 -c "import sqlite3; print(sqlite3.connect('file:{state}?mode=ro', uri=True).execute(
+        'select count(*) from photos').fetchone()[0])" 2>/dev/null || echo 0)
+    [ "$n" -gt 0 ] && break
+    sleep 0.2
+done
+kill -{signal} $driver; wait $driver; echo stopped=$?
+echo recorded=$n"""
+
+
 @needs_namespace
 def test_a_killed_driver_loses_nothing_recorded_and_a_rerun_finishes(tmp_path):
     many = tmp_path / "many"
@@ -146,18 +159,11 @@ def test_a_killed_driver_loses_nothing_recorded_and_a_rerun_finishes(tmp_path):
 set +e
 {tag} &
 driver=$!
-for i in $(seq 600); do  # until the driver has recorded a batch, then SIGKILL it
-    n=$(python3 -c "import sqlite3; print(sqlite3.connect('file:{state}?mode=ro', uri=True).execute(
-        'select count(*) from photos').fetchone()[0])" 2>/dev/null || echo 0)
-    [ "$n" -gt 0 ] && break
-    sleep 0.2
-done
-kill -9 $driver; wait $driver; echo killed=$?
-echo recorded=$n
+{after_first_batch(state, "KILL")}
 {tag} --json-summary {summary}
 echo exit=$?
 """, timeout=600)
-    assert "killed=137" in done.stdout and "exit=0" in done.stdout, done.stdout + done.stderr
+    assert "stopped=137" in done.stdout and "exit=0" in done.stdout, done.stdout + done.stderr
     recorded = int(done.stdout.split("recorded=")[1].split()[0])
     report = json.loads(summary.read_text())
     assert 0 < recorded < 96 and report["unchanged"] >= recorded and report["tagged"] + report["unchanged"] == 96
@@ -203,3 +209,38 @@ def test_the_write_stage_writes_only_the_version_it_decoded(tmp_path):
     assert _read_again(tmp_path, job, light, False) is None
     photo.unlink()
     assert _read_again(tmp_path, job, light, False) is None
+
+
+@needs_namespace
+def test_sigterm_to_the_driver_stops_and_records_and_hostile_names_are_tagged(tmp_path):
+    """SIGTERM (a local Ray would exit 1 at once) ends the run as the local engine's does; a rerun finishes."""
+    many = tmp_path / "many"
+    many.mkdir()
+    photos = sorted((ROOT / "examples" / "photos").glob("*.jpg"))
+    for i in range(64):
+        os.link(photos[i % len(photos)], many / f"p{i:03d}.jpg")
+    hostile = [b"caf\xe9.jpg", b"line\nbreak.jpg", b"\x1b[31mred.jpg"]
+    for name in hostile:
+        shutil.copy(photos[0], os.path.join(os.fsencode(many), name))
+    out, log, summary, again = tmp_path / "out", tmp_path / "s.log", tmp_path / "s.json", tmp_path / "again.json"
+    state = out / ".terc-tag" / "state.sqlite"
+    tag = f"{CLI} tag {many} {out} --model {DEFAULT_MODEL} --engine ray --batch-size 8 -q"
+    done = in_namespace(f"""
+set +e
+{tag} --log-file {log} --json-summary {summary} &
+driver=$!
+{after_first_batch(state, "TERM")}
+{tag} --json-summary {again}
+echo exit=$?
+""", timeout=600)
+    assert "stopped=143" in done.stdout and "exit=0" in done.stdout, done.stdout + done.stderr
+    assert "terc-tag: stopped: SIGTERM received" in done.stderr and "Traceback" not in done.stderr
+    report = json.loads(summary.read_text())
+    assert report["ended"] == "SIGTERM" and 0 < report["tagged"] < 67
+    assert log.read_text().strip().endswith("stopped: SIGTERM received (exit 143)")
+    final = json.loads(again.read_text())
+    assert final["tagged"] + final["unchanged"] == 67 and not final["failed"]
+    rows = (out / "predictions.csv").read_text(encoding="utf-8").splitlines()
+    assert len(rows) == 68
+    assert {"caf\\xe9.jpg", "line\\nbreak.jpg", "\\x1b[31mred.jpg"} <= {row.split(",")[0] for row in rows}
+    assert set(hostile) <= set(os.listdir(os.fsencode(out)))

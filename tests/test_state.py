@@ -92,3 +92,27 @@ def test_a_state_written_by_0_1_is_read_then_upgraded_in_place(tmp_path):
     again = State(tmp_path)
     assert again.migrated_from is None and again.get("b.jpg").first_failed == "2026-11-23T10:00:00+00:00"
     again.close()
+
+
+def test_a_state_of_an_earlier_version_takes_names_that_are_not_utf8_without_a_migration(tmp_path):
+    """Earlier versions stored every path as TEXT (only UTF-8 ones could be stored): kept as they are."""
+    folder = tmp_path / ".terc-tag"
+    folder.mkdir()
+    db = sqlite3.connect(folder / "state.sqlite")
+    db.execute("CREATE TABLE photos (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, run_key TEXT,"
+               " status TEXT, probabilities TEXT, tags TEXT, error TEXT, first_failed TEXT, code BLOB,"
+               " code_key TEXT, written TEXT, reviewed TEXT)")
+    db.execute("INSERT INTO photos (path, size, mtime_ns, run_key, status, tags) VALUES"
+               " ('caf\u00e9.jpg', 1, 2, 'm:0.5', 'tagged', '[\"Day\"]')")
+    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    db.commit()
+    db.close()
+    latin1 = os.fsdecode(b"caf\xe9.jpg")  # the same word, named by a Windows zip: another file
+    state = State(tmp_path)
+    assert state.migrated_from is None and state.get("caf\u00e9.jpg").tags == ["Day"]
+    state.save([Record(latin1, 3, 4, "m:0.5", "failed", None, [], f"cannot read {latin1}")])
+    state.close()
+    reader = State.reader(tmp_path)
+    assert [r.path for r in reader.records()] == ["caf\u00e9.jpg", latin1]
+    assert reader.get(latin1).error == f"cannot read {latin1}" and set(reader.index()) == {"caf\u00e9.jpg", latin1}
+    reader.close()

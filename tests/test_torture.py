@@ -82,9 +82,9 @@ def test_full_disk_fails_those_files_and_the_next_run_finishes(tmp_path, session
     for stage in (tagger.pipeline, tagger.predictions):
         monkeypatch.setattr(stage, "atomic_write", disk_fills_up)
     summary = tag_folder(src, tmp_path / "out", session)
-    assert len(summary.tagged) == 3 and len(summary.failed) == 4  # three photos and predictions.csv
-    assert all("OUTPUT is full" in reason for _, reason in summary.failed)
-    assert "predictions.csv" in dict(summary.failed)
+    assert len(summary.tagged) == 3 and summary.ended == "no space"  # the run stops at the first full write
+    assert [name for name, _ in summary.failed] == ["predictions.csv"]  # photos not written are the stop's
+    assert "OUTPUT is full" in dict(summary.failed)["predictions.csv"]
     monkeypatch.undo()
     again = tag_folder(src, tmp_path / "out", session)
     assert len(again.tagged) == 3 and again.unchanged == 3

@@ -38,7 +38,7 @@ def main():
       terc-tag review ./tagged                           check and correct tags in a web page
 
     Exit codes: 0 all good, 1 some files failed, 2 usage error, 3 another run holds the lock,
-    130 interrupted.
+    4 no space left, 129/130/143 stopped by SIGHUP/SIGINT/SIGTERM.
     """
 
 

@@ -10,7 +10,7 @@ import click
 
 from tagger.backends import BACKENDS, REFERENCE  # names only: imports neither TensorFlow nor OpenVINO
 
-EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_LOCKED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_LOCKED, EXIT_NO_SPACE = 0, 1, 2, 3, 4
 
 
 def default_model() -> Path:
@@ -23,9 +23,18 @@ def default_model() -> Path:
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> None:
-    """One clear line on stderr, then exit."""
-    click.echo(f"terc-tag: error: {message}", err=True)
+    """One clear line on stderr (names in it escaped, :func:`tagger.names.shown`), then exit."""
+    from tagger.names import shown
+
+    click.echo(f"terc-tag: error: {shown(message)}", err=True)
     sys.exit(code)
+
+
+def echo_line(message: str) -> None:
+    """A progress message that may hold photo names, as one line with each name's risky characters escaped."""
+    from tagger.names import shown
+
+    click.echo(shown(message))
 
 
 def show_progress(quiet: bool = False) -> bool:

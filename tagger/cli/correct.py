@@ -52,6 +52,7 @@ def command(photos, add, remove, accept, unreview, model_dir, quiet):
     """
     from tagger.correct import CorrectionError, canonical_tags, correct, find_output
     from tagger.metadata import MetadataError
+    from tagger.names import shown
 
     if not (add or remove or accept or unreview):
         fail("say what to change: --add TAG, --remove TAG, --accept to keep the tags as they are, "
@@ -74,22 +75,22 @@ def command(photos, add, remove, accept, unreview, model_dir, quiet):
         except (ValueError, CorrectionError) as exc:
             fail(str(exc))
         except (MetadataError, OSError) as exc:
-            click.echo(f"terc-tag: {output}: {getattr(exc, 'strerror', None) or exc}", err=True)
+            click.echo(f"terc-tag: {shown(output)}: {shown(getattr(exc, 'strerror', None) or exc)}", err=True)
             failed = True
             continue
         for photo in done:
             if photo.origin_unknown and remove:
-                click.echo(f"terc-tag: {photo.path}: kept {', '.join(remove)}: terc-tag 0.3 or older tagged it "
+                click.echo(f"terc-tag: {shown(photo.path)}: kept {', '.join(remove)}: terc-tag 0.3 or older tagged it "
                            "without recording which keywords the original held", err=True)
             elif photo.kept:
-                click.echo(f"terc-tag: {photo.path}: kept {', '.join(photo.kept)}: the original photo holds it",
+                click.echo(f"terc-tag: {shown(photo.path)}: kept {', '.join(photo.kept)}: the original photo holds it",
                            err=True)
             for note in photo.notes:
-                click.echo(f"terc-tag: {photo.path}: {note}", err=True)
+                click.echo(f"terc-tag: {shown(photo.path)}: {note}", err=True)
             if not quiet and unreview:
-                click.echo(f"{output / photo.path}: handed back to the model (the next `tag` run tags it again)")
+                click.echo(f"{shown(output / photo.path)}: handed back to the model (the next `tag` run tags it again)")
             elif not quiet:
                 change = [f"+{t}" for t in photo.added] + [f"-{t}" for t in photo.removed]
-                click.echo(f"{output / photo.path}: {' '.join(change) or 'accepted'} -> "
+                click.echo(f"{shown(output / photo.path)}: {' '.join(change) or 'accepted'} -> "
                            f"{', '.join(photo.tags) or '(no tags)'}")
     sys.exit(EXIT_SOME_FAILED if failed else EXIT_OK)

@@ -52,6 +52,7 @@ def command(folder, model_dir, backend, threshold, labels_file, class_map, folde
     from tagger.cli.common import default_model
     from tagger.discover import discover
     from tagger.evaluate import EvaluateError, evaluate, held_out_photos, read_card
+    from tagger.names import shown
     from tagger.labels import LabelsError, labels_from_folders, labels_from_metadata, match_labels, read_labels_file
     from tagger.report import (confusion_table, console as make_console, evaluation_table, figure, markdown,
                                overall_lines)
@@ -79,7 +80,7 @@ def command(folder, model_dir, backend, threshold, labels_file, class_map, folde
     except (EvaluateError, LabelsError) as exc:
         fail(str(exc))
     for name, reason in read_errors:
-        click.echo(f"terc-tag: {name}: {reason}", err=True)
+        click.echo(f"terc-tag: {shown(name)}: {shown(reason)}", err=True)
     unlabelled = [p for p, tags in labels.items() if not tags]
     if unlabelled:  # as in training: a photo without any vocabulary tag is unlabelled, not negative
         click.echo(f"terc-tag: {len(unlabelled)} photos carry no tag of the vocabulary and were left out", err=True)

@@ -46,6 +46,7 @@ def command(photos, out_dir, tags, model_dir, threshold):
     from tagger.cli.common import open_session
     from tagger.decode import DecodeError, decode
     from tagger.explain import Explainer, write_explanation
+    from tagger.names import shown
     from tagger.thumbnails import display_image
 
     explain = Explainer(open_session(model_dir))
@@ -55,11 +56,11 @@ def command(photos, out_dir, tags, model_dir, threshold):
             data = photo.read_bytes()
             pixels, camera = decode(data, explain.session.size)
         except OSError as exc:
-            click.echo(f"terc-tag: {photo}: cannot read: {exc.strerror or exc}", err=True)
+            click.echo(f"terc-tag: {shown(photo)}: cannot read: {exc.strerror or exc}", err=True)
             failed += 1
             continue
         except DecodeError as exc:
-            click.echo(f"terc-tag: {photo}: {exc}", err=True)
+            click.echo(f"terc-tag: {shown(photo)}: {exc}", err=True)
             failed += 1
             continue
         explanation = explain(pixels, camera, wanted, threshold)
@@ -67,6 +68,6 @@ def command(photos, out_dir, tags, model_dir, threshold):
             write_explanation(out_dir, photo.stem, display_image(data), explanation)
         except OSError as exc:
             fail(f"cannot write to {out_dir}: {exc.strerror or exc}")
-        click.echo(f"{photo}: " + ", ".join(f"{t} {explanation.probabilities[t]:.2f}" for t in explanation.maps)
-                   + f" -> {out_dir / photo.stem}")
+        click.echo(f"{shown(photo)}: " + ", ".join(f"{t} {explanation.probabilities[t]:.2f}" for t in explanation.maps)
+                   + f" -> {shown(out_dir / photo.stem)}")
     sys.exit(EXIT_SOME_FAILED if failed else EXIT_OK)

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from tagger.cli.common import EXIT_OK, code_bits_option, fail, follow_symlinks_option, model_option, open_bundle
+from tagger.cli.common import (EXIT_OK, code_bits_option, echo_line, fail, follow_symlinks_option, model_option,
+                               open_bundle)
 
 
 @click.command("fit-codes")
@@ -44,7 +45,7 @@ def command(folder, model_dir, code_bits, unsupervised, views, follow_symlinks, 
 
     try:
         card = fit_codes(bundle, folder, bits=code_bits, views=views, use_tags=not unsupervised,
-                         follow_symlinks=follow_symlinks, log=(lambda message: None) if quiet else click.echo)
+                         follow_symlinks=follow_symlinks, log=(lambda message: None) if quiet else echo_line)
     except ValueError as exc:
         fail(str(exc))
     except OSError as exc:

@@ -40,6 +40,7 @@ def command(folder, csv_file, labels_file, class_map, folder_labels, vocabulary,
     from tagger.discover import discover
     from tagger.evaluate import EvaluateError, read_card
     from tagger.labels import LabelsError, labels_from_folders, labels_from_metadata, match_labels, read_labels_file
+    from tagger.names import shown
     from tagger.outputs import atomic_write, csv_bytes
 
     one_label_source(labels_file, folder_labels)
@@ -58,7 +59,7 @@ def command(folder, csv_file, labels_file, class_map, folder_labels, vocabulary,
         fail(str(exc))
     if not found.photos:
         fail(f"no JPEG, TIFF or PNG photos in {folder}")
-    rows = [[str(p), ";".join(tags)] for p, tags in sorted(labels.items())]
+    rows = [[shown(p), ";".join(tags)] for p, tags in sorted(labels.items())]
     if csv_file:
         atomic_write(csv_file, csv_bytes(["file", "tags"], rows))
         click.echo(f"{len(rows)} photos written to {csv_file}")
@@ -66,5 +67,5 @@ def command(folder, csv_file, labels_file, class_map, folder_labels, vocabulary,
         for name, tags in rows:
             click.echo(f"{name}\t{tags}")
     for name, reason in errors:
-        click.echo(f"terc-tag: {name}: {reason}", err=True)
+        click.echo(f"terc-tag: {shown(name)}: {shown(reason)}", err=True)
     raise SystemExit(EXIT_SOME_FAILED if errors else EXIT_OK)

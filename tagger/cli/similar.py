@@ -44,6 +44,7 @@ def command(queries, output_dir, k, model_dir, backend, json_file, html_file, qu
     Exit codes: 0 all answered, 1 some query could not be read (the others are
     answered), 2 OUTPUT has no usable index or a usage error.
     """
+    from tagger.names import shown
     from tagger.report import console as make_console, contact_sheet, similar_table
     from tagger.similar import SimilarIndex, SimilarIndexError, find_similar
 
@@ -53,13 +54,13 @@ def command(queries, output_dir, k, model_dir, backend, json_file, html_file, qu
     except SimilarIndexError as exc:
         fail(str(exc))
     if index.left_out:
-        click.echo(f"terc-tag: {index.left_out} tagged photos of {output_dir} have no code from this model and "
+        click.echo(f"terc-tag: {index.left_out} tagged photos of {shown(output_dir)} have no code from this model and "
                    "are not searched (`terc-tag tag INPUT OUTPUT --add-codes` codes them)", err=True)
     answers = find_similar(index, queries, k)
     console = make_console()
     for answer in answers:
         if answer.error:
-            click.echo(f"terc-tag: {answer.query}: {answer.error}", err=True)
+            click.echo(f"terc-tag: {shown(answer.query)}: {shown(answer.error)}", err=True)
         elif not quiet:
             console.print(similar_table(answer))
     try:

@@ -1,20 +1,120 @@
-"""``terc-tag tag INPUT OUTPUT``."""
+"""``terc-tag tag INPUT OUTPUT``: a run under cron, which leaves its record however it ends."""
 
 from __future__ import annotations
 
 import json
+import signal
 import sys
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
 import click
 
-from tagger.cli.common import (EXIT_INTERRUPTED, EXIT_LOCKED, EXIT_OK, EXIT_SOME_FAILED, backend_option,
-                               batch_option, fail, follow_symlinks_option, model_option, open_bundle, show_progress,
+from tagger.cli.common import (EXIT_LOCKED, EXIT_NO_SPACE, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, backend_option,
+                               batch_option, default_model, fail, follow_symlinks_option, model_option, show_progress,
                                threshold_option, workers_option)
+from tagger.names import shown
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
-@click.command("tag")
+class TagCommand(click.Command):
+    """``tag``, whose usage errors are logged too: under cron the log is often the only record read."""
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        given = list(args)
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.UsageError as exc:
+            RunRecord(None, None, _option(given, "--log-file"), _option(given, "--json-summary")).refused(
+                f"{exc.format_message()} (terc-tag tag --help says more)", EXIT_USAGE)
+
+
+def _option(args: list[str], name: str) -> Path | None:
+    """The value of option ``name`` in raw ``args``, if it is there."""
+    for at, arg in enumerate(args):
+        if arg == name and at + 1 < len(args):
+            return Path(args[at + 1])
+        if arg.startswith(name + "="):
+            return Path(arg[len(name) + 1:])
+    return None
+
+
+class RunRecord:
+    """Where a run leaves its record: one line on stderr, a line in --log-file, the --json-summary."""
+
+    def __init__(self, input_dir: Path | None, output_dir: Path | None, log_file: Path | None,
+                 json_summary: Path | None):
+        self.input, self.output, self.log_file, self.json_summary = input_dir, output_dir, log_file, json_summary
+
+    def where(self) -> str:
+        return f"{shown(self.input)} -> {shown(self.output)}" if self.input is not None else "terc-tag tag"
+
+    def refused(self, message: str, code: int) -> None:
+        """A run that never started: record it, say why, exit ``code``."""
+        self.record_refusal(message, code)
+        fail(message, code)
+
+    def record_refusal(self, message: str, code: int) -> None:
+        self.append_log([f"{self.where()}: refused (exit {code}): {shown(message)}"])
+        self.write_json({"ended": "refused", "exit_code": code, "error": shown(message),
+                         "input": shown(self.input) if self.input else None,
+                         "output": shown(self.output) if self.output else None})
+
+    def append_log(self, lines: list[str]) -> OSError | None:
+        if self.log_file is None:
+            return None
+        stamp = datetime.now().isoformat(timespec="seconds")
+        return _attempt(self.log_file, lambda: _append(self.log_file, [f"{stamp} {line}" for line in lines]))
+
+    def write_json(self, report: dict) -> OSError | None:
+        if self.json_summary is None:
+            return None
+        return _attempt(self.json_summary, lambda: self.json_summary.write_text(json.dumps(report, indent=1)))
+
+
+def _append(path: Path, lines: list[str]) -> None:
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write("\n".join(lines) + "\n")
+
+
+def _attempt(path: Path, write) -> OSError | None:
+    """Run ``write``; if it fails, say so on stderr (the run's own line is printed anyway) and return why."""
+    try:
+        write()
+        return None
+    except OSError as exc:
+        click.echo(f"terc-tag: error: cannot write {shown(path)}: {exc.strerror or exc}", err=True)
+        return exc
+
+
+@contextmanager
+def stop_on_signals():
+    """SIGINT, SIGTERM and SIGHUP raise :class:`tagger.pipeline.Stopped` meanwhile: the run ends as it would
+    on any stop, its record written."""
+    from tagger.pipeline import Stopped
+
+    def stop(signum, frame):
+        raise Stopped(signum)
+
+    before = {number: signal.signal(number, stop) for number in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for number, handler in before.items():
+            signal.signal(number, handler)
+
+
+def exit_code(summary) -> int:
+    if summary.ended == "no space":
+        return EXIT_NO_SPACE
+    if summary.ended.startswith("SIG"):
+        return 128 + signal.Signals[summary.ended].value
+    return EXIT_SOME_FAILED if summary.failed else EXIT_OK
+
+
+@click.command("tag", cls=TagCommand)
 @click.argument("input_dir", metavar="INPUT", type=click.Path(path_type=Path))
 @click.argument("output_dir", metavar="OUTPUT", type=click.Path(path_type=Path))
 @model_option
@@ -70,66 +170,115 @@ def command(input_dir, output_dir, model_dir, backend, threshold, force, retry_f
       terc-tag ./incoming ./tagged --add-codes      # index photos tagged before 0.3 for `similar`
       terc-tag /nfs/archive /nfs/tagged --engine ray --ray-address 10.0.0.5:6379   # on a Ray cluster
 
-    Exit codes: 0 all good, 1 some files failed, 2 usage error, 3 another run holds the lock,
-    130 interrupted.
+    However it ends, a run prints one line saying how, appends it to
+    --log-file and writes --json-summary ("ended"); SIGINT, SIGTERM and SIGHUP
+    stop it after the batch being written, and predictions.csv lists every
+    photo finished.
+
+    Exit codes: 0 all good, 1 some files failed, 2 usage error or refused
+    start, 3 another run holds the lock, 4 no space left in OUTPUT (or for the
+    log), 129 SIGHUP, 130 SIGINT, 143 SIGTERM.
     """
-    from tagger.pipeline import FolderError, tag_folder
+    from tagger.pipeline import FolderError, NoSpace, Stopped, no_space
     from tagger.predictions import write_review
     from tagger.ray_engine import EngineError
     from tagger.report import console, print_summary
+    from tagger.state import LockHeld
+
+    record = RunRecord(input_dir, output_dir, log_file, json_summary)
+    with stop_on_signals():
+        try:
+            summary = _run(record, input_dir, output_dir, model_dir, backend, engine, ray_address,
+                           dict(threshold=threshold, force=force, retry_failed=retry_failed, add_codes=add_codes,
+                                dry_run=dry_run, follow_symlinks=follow_symlinks, batch_size=batch_size,
+                                workers=workers, review_margin=review_margin, progress=show_progress(quiet)))
+        except (Stopped, KeyboardInterrupt) as exc:  # before any photo was tagged, or stopped twice
+            name = exc.args[0] if isinstance(exc, Stopped) else "SIGINT"
+            _stopped_before(record, name, 128 + signal.Signals[name].value)
+        except FolderError as exc:
+            record.refused(str(exc), EXIT_USAGE)
+        except EngineError as exc:  # Ray missing, its cluster out of reach, or the model unable to start there
+            record.refused(str(exc), EXIT_USAGE)
+        except LockHeld as exc:
+            record.refused(str(exc), EXIT_LOCKED)
+        except ValueError as exc:  # 'calibrated' asked of a model without them; a bundle that cannot be built
+            record.refused(str(exc), EXIT_USAGE)
+        except OSError as exc:
+            if no_space(exc):
+                record.refused(str(exc if isinstance(exc, NoSpace) else NoSpace(exc.filename or output_dir)),
+                               EXIT_NO_SPACE)
+            record.refused(f"cannot write to OUTPUT {output_dir}: {exc.strerror or exc}", EXIT_USAGE)
+        # Done: a signal now would only cut the record short.
+        for number in STOP_SIGNALS:
+            signal.signal(number, signal.SIG_IGN)
+        if review_file and not dry_run:
+            count = _report(summary, review_file,
+                            lambda: write_review(review_file, output_dir, summary.thresholds, review_margin))
+            if count is not None and not quiet:
+                click.echo(f"{count} photos to review in {shown(review_file)}")
+        code = exit_code(summary)
+        lines = [_log_line(summary, code)]
+        lines += [f"failed {shown(name)}: {shown(reason)}" for name, reason in summary.failed]
+        for error in (record.append_log(lines), record.write_json({**summary.as_dict(), "exit_code": code})):
+            if error is not None and code in (EXIT_OK, EXIT_SOME_FAILED):
+                code = EXIT_NO_SPACE if no_space(error) else EXIT_SOME_FAILED
+    if not quiet:
+        print_summary(summary, console())
+    elif summary.failed:
+        for name, reason in summary.failed:
+            click.echo(f"terc-tag: failed: {shown(name)}: {shown(reason)}", err=True)
+    if summary.stop_reason:
+        click.echo(f"terc-tag: stopped: {shown(summary.stop_reason)}; the {len(summary.tagged)} photos tagged are "
+                   "kept (predictions.csv lists every photo finished), and the next run goes on from there", err=True)
+    sys.exit(code)
+
+
+def _run(record: RunRecord, input_dir, output_dir, model_dir, backend, engine, ray_address, options):
+    """The run itself; a start it refuses is recorded and exits."""
+    from tagger.pipeline import tag_folder
+    from tagger.ray_engine import EngineError
     from tagger.state import LockHeld, RunLock
 
     try:
         RunLock(output_dir).check()  # before spending seconds on loading the model
     except LockHeld as exc:
-        fail(str(exc), EXIT_LOCKED)
+        record.refused(str(exc), EXIT_LOCKED)
     if ray_address and engine != "ray":
-        fail("--ray-address needs --engine ray")
+        record.refused("--ray-address needs --engine ray", EXIT_USAGE)
     if engine == "ray":
         from tagger.ray_engine import require
 
         try:
             require()
         except EngineError as exc:
-            fail(str(exc))
-    model = open_bundle(model_dir, backend)  # the network itself is loaded only if a photo needs it
+            record.refused(str(exc), EXIT_USAGE)
+    model = _bundle(record, model_dir, backend)  # the network itself is loaded only if a photo needs it
+    return tag_folder(input_dir, output_dir, model, engine=engine,
+                      **options, **({"address": ray_address} if engine == "ray" else {}))
+
+
+def _bundle(record: RunRecord, model_dir, backend):
+    """:func:`open_bundle`, its refusal recorded."""
+    from tagger.bundle import Bundle, BundleError
+
     try:
-        summary = tag_folder(input_dir, output_dir, model, threshold=threshold, force=force,
-                             retry_failed=retry_failed, add_codes=add_codes, dry_run=dry_run,
-                             follow_symlinks=follow_symlinks, batch_size=batch_size, workers=workers,
-                             review_margin=review_margin, progress=show_progress(quiet), engine=engine,
-                             **({"address": ray_address} if engine == "ray" else {}))
-    except FolderError as exc:
-        fail(str(exc))
-    except EngineError as exc:  # Ray missing, its cluster out of reach, or the model unable to start there
-        fail(str(exc))
-    except LockHeld as exc:
-        fail(str(exc), EXIT_LOCKED)
-    except ValueError as exc:  # 'calibrated' asked of a model without them; a bundle that cannot be built
-        fail(str(exc))
-    except OSError as exc:
-        fail(f"cannot write to OUTPUT {output_dir}: {exc.strerror or exc}")
-    except KeyboardInterrupt:
-        fail("interrupted; every photo finished so far is kept, and a rerun goes on from there", EXIT_INTERRUPTED)
-
-    if review_file and not dry_run:
-        count = _write_report(summary, review_file,
-                              lambda: write_review(review_file, output_dir, summary.thresholds, review_margin))
-        if count is not None and not quiet:
-            click.echo(f"{count} photos to review in {review_file}")
-    if json_summary:
-        _write_report(summary, json_summary, lambda: json_summary.write_text(json.dumps(summary.as_dict(), indent=1)))
-    if log_file:
-        _write_report(summary, log_file, lambda: _append_log(log_file, summary))
-    if not quiet:
-        print_summary(summary, console())
-    elif summary.failed:
-        for name, reason in summary.failed:
-            click.echo(f"terc-tag: failed: {name}: {reason}", err=True)
-    sys.exit(EXIT_SOME_FAILED if summary.failed else EXIT_OK)
+        return Bundle(model_dir or default_model(), backend)
+    except BundleError as exc:
+        record.refused(str(exc), EXIT_USAGE)
 
 
-def _write_report(summary, path: Path, write):
+def _stopped_before(record: RunRecord, name: str, code: int) -> None:
+    """A signal before the photos' work began (or a second one while predictions.csv was written)."""
+    message = f"{name} received"
+    record.append_log([f"{record.where()}: stopped: {message} (exit {code})"])
+    record.write_json({"ended": name, "exit_code": code, "stop_reason": message,
+                       "input": shown(record.input), "output": shown(record.output)})
+    click.echo(f"terc-tag: stopped: {message}; every photo recorded is kept, and the next run goes on from there",
+               err=True)
+    sys.exit(code)
+
+
+def _report(summary, path: Path, write):
     """Run ``write``; the photos are done, so a report that cannot be written is one failed file more."""
     try:
         return write()
@@ -138,12 +287,8 @@ def _write_report(summary, path: Path, write):
         return None
 
 
-def _append_log(path: Path, summary) -> None:
-    stamp = datetime.now().isoformat(timespec="seconds")
-    lines = [f"{stamp} {summary.input} -> {summary.output}: {len(summary.tagged)} tagged, {summary.unchanged} "
-             f"already done, {len(summary.failed)} failed, {len(summary.known_failures)} known failures, "
-             f"{len(summary.skipped)} skipped, "
-             f"{summary.photos_per_second:.1f} photos/s"]
-    lines += [f"{stamp} failed {name}: {reason}" for name, reason in summary.failed]
-    with open(path, "a", encoding="utf-8") as handle:
-        handle.write("\n".join(lines) + "\n")
+def _log_line(summary, code: int) -> str:
+    ended = "" if summary.ended == "finished" else f"; stopped: {shown(summary.stop_reason)}"
+    return (f"{shown(summary.input)} -> {shown(summary.output)}: {len(summary.tagged)} tagged, {summary.unchanged} "
+            f"already done, {len(summary.failed)} failed, {len(summary.known_failures)} known failures, "
+            f"{len(summary.skipped)} skipped, {summary.photos_per_second:.1f} photos/s{ended} (exit {code})")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from tagger.cli.common import (EXIT_OK, class_map_option, code_bits_option, fail, folder_labels_option,
+from tagger.cli.common import (EXIT_OK, class_map_option, code_bits_option, echo_line, fail, folder_labels_option,
                                follow_symlinks_option, labels_option, one_label_source, parse_vocabulary)
 
 
@@ -119,7 +119,7 @@ def command(folder, out_dir, labels_file, class_map, folder_labels, vocabulary, 
                      fine_tune_blocks=fine_tune_blocks, views=views, balance=balance, pooling=pooling,
                      label_sets=label_sets, refit=refit, sequence_gap=sequence_gap,
                      camera=camera, head=head, backbone_dir=backbone_dir, code_bits=code_bits, seed=seed,
-                     follow_symlinks=follow_symlinks, log=(lambda message: None) if quiet else click.echo)
+                     follow_symlinks=follow_symlinks, log=(lambda message: None) if quiet else echo_line)
     except (TrainError, LabelsError) as exc:
         fail(str(exc))
     except OSError as exc:  # e.g. the 'imagenet' download without internet
