@@ -42,6 +42,7 @@ from werkzeug.serving import WSGIRequestHandler
 
 from tagger.correct import CorrectionError, correct, photo_key
 from tagger.metadata import MetadataError
+from tagger.names import shown, unshown
 from tagger.predictions import pressing_tags, review_order, uncertain_tags
 from tagger.state import State
 from tagger.thumbnails import ThumbnailCache, display_image, jpeg
@@ -90,7 +91,7 @@ class Review:
 
     def _photo(self, record, pressing: str | None) -> dict:
         near = uncertain_tags(record.probabilities, self.thresholds, self.margin)
-        return {"path": record.path, "tags": record.tags, "reviewed": record.reviewed,
+        return {"path": record.path, "name": shown(record.path), "tags": record.tags, "reviewed": record.reviewed,
                 "probabilities": {t: round(p, 4) for t, p in record.probabilities.items()},
                 "uncertain": [t for t, _ in near], "pressing": pressing}
 
@@ -160,7 +161,8 @@ class Review:
         position = index.find(path)
         if position is None:
             return {"error": "this photo has no similarity code", "results": []}
-        return {"results": [asdict(m) for m in index.nearest(index.codes.words[position], k, exclude=position)]}
+        return {"results": [{**asdict(m), "name": shown(m.path)}
+                            for m in index.nearest(index.codes.words[position], k, exclude=position)]}
 
 
 def _png(image) -> bytes:
@@ -260,22 +262,24 @@ def create_app(review: Review, token: str, served_host: str = "127.0.0.1") -> Fl
             abort(400, "expected a JSON object")
         return jsonify(review.change(body))
 
-    @app.get("/thumb/<path:path>")
-    def thumb(path: str):
+    # A photo in a URL is its shown name (tagger.names): valid UTF-8 whatever bytes the file name holds.
+    @app.get("/thumb/<path:name>")
+    def thumb(name: str):
+        path = unshown(name)
         return Response(review.thumbnails.get(review.file(path), photo_key(path)), mimetype="image/jpeg")
 
-    @app.get("/large/<path:path>")
-    def large(path: str):
-        copy = review.file(path)
+    @app.get("/large/<path:name>")
+    def large(name: str):
+        copy = review.file(unshown(name))
         return Response(_large(copy, copy.stat().st_mtime_ns), mimetype="image/jpeg")
 
-    @app.get("/heat/<path:path>")
-    def heat(path: str):
-        return Response(review.heat_map(path, request.args.get("tag", "")), mimetype="image/png")
+    @app.get("/heat/<path:name>")
+    def heat(name: str):
+        return Response(review.heat_map(unshown(name), request.args.get("tag", "")), mimetype="image/png")
 
-    @app.get("/api/similar/<path:path>")
-    def similar(path: str):
-        return jsonify(review.similar(path))
+    @app.get("/api/similar/<path:name>")
+    def similar(name: str):
+        return jsonify(review.similar(unshown(name)))
 
     return app
 

@@ -11,7 +11,7 @@ import re
 import shutil
 import subprocess
 import sys
-from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -192,6 +192,11 @@ def test_reviews_json_api_lists_and_corrects_hostile_names(tagged, tmp_path):
     state = State.reader(work)
     assert all(state.get(name).reviewed for name in (NAMES[0], NAMES[1], NAMES[4]))
     state.close()
+    # The page's URLs carry each photo's shown name (a lone surrogate cannot be put in a URL).
+    for photo in json.loads(listed.data)["photos"]:
+        assert photo["name"] == shown(photo["path"])
+        thumbnail = client.get("/thumb/" + quote(photo["name"]) + "?token=token")
+        assert thumbnail.status_code == 200 and thumbnail.mimetype == "image/jpeg", photo["name"]
 
 
 def test_a_failed_file_named_like_a_log_line_forges_no_line(tmp_path):
