@@ -67,16 +67,16 @@ def review_order(records: Sequence[Record], thresholds: dict[str, float], code_k
     :func:`closeness` to its threshold divided by how often the model gives
     that tag (plus :data:`RARE_SMOOTHING`).  So a rare tag near its
     threshold comes first, then common tags near theirs and hints of rare
-    ones: rare tags have the fewest examples to learn from, so each checked
-    one teaches the model most.
+    ones: the photos a person is most likely to correct.
 
     With ``code_key`` (the bundle's ``codes_id``), the first ``spread_first``
     photos are also spread over the archive: each next photo is the one whose
     need times its Hamming distance to the nearest photo already reviewed or
     placed before it is largest.  Ten frames of one burst near a threshold
-    teach the model about as much as one, so the order shows one and moves
-    on (the page's "apply to these" covers the rest).
-    ``benchmarks/review_loop.py`` measures the order against a random pick.
+    need about the same correction, so the order shows one and moves on (the
+    page's "apply to these" covers the rest).  ``benchmarks/review_loop.py``
+    measures the share of the first photos shown that need a correction,
+    against a random pick.
     """
     pending = _pending(records)
     needs = {path: need for path, (need, _) in _most_pressing(pending, thresholds).items()}
