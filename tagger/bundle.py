@@ -17,7 +17,7 @@ a few fields of the card, never deserialised.  Anything malformed is a
 :class:`BundleError` whose message is one line.
 
 Reading a bundle is cheap (no TensorFlow, no OpenVINO), so ``tag`` can decide that
-nothing is new before it pays for :meth:`Bundle.load`.
+nothing is new before it pays for :func:`tagger.sessions.load_session`.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ class BundleError(ValueError):
 
 
 class Bundle:
-    """A model bundle's card and identity; :meth:`load` gives a session that predicts."""
+    """A model bundle's card and identity; :func:`tagger.sessions.load_session` gives a session that predicts."""
 
     def __init__(self, path: str | os.PathLike, backend: str = "tf"):
         self.path = Path(path)
@@ -163,19 +163,6 @@ class Bundle:
             except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
                 raise BundleError(f"{path} is not a valid weights file: {exc}") from None
         return arrays
-
-    def load(self):
-        """A session that predicts: :class:`tagger.inference.InferenceSession` (OpenVINO, no TensorFlow),
-        or for the ``tf`` backend :class:`tagger.model.TaggerSession` (imports TensorFlow; seconds)."""
-        if self.backend == "tf":
-            try:
-                from tagger.model import TaggerSession
-            except ImportError as exc:
-                raise BundleError(str(exc)) from None
-            return TaggerSession(self.path, self.backend)
-        from tagger.inference import InferenceSession
-
-        return InferenceSession(self.path, self.backend)
 
 
 def decide(vocabulary: list[str], single_label: bool, probabilities, thresholds) -> list[str]:

@@ -27,7 +27,7 @@ import numpy as np
 
 from tagger import __version__
 from tagger.outputs import atomic_write
-from tagger.similar import CodeIndex, pack
+from tagger.hamming import CodeIndex, pack
 from tagger.splits import sequence_groups
 
 BITS = 64
@@ -119,7 +119,7 @@ def fit_code_map(z: np.ndarray, y: np.ndarray | None, names, bits: int = BITS,
 
 
 def encode(z: np.ndarray, kernel: np.ndarray, bias: np.ndarray) -> np.ndarray:
-    """Packed codes (``tagger.similar.pack``) of standardized features, as the model's code layer gives."""
+    """Packed codes (``tagger.hamming.pack``) of standardized features, as the model's code layer gives."""
     return pack(np.asarray(z, np.float32) @ kernel + bias > 0)
 
 

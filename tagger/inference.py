@@ -29,7 +29,7 @@ import numpy as np
 from tagger.backends import backend as find_backend
 from tagger.bundle import Bundle, BundleError
 from tagger.camera import MISSING as CAMERA_MISSING, SIZE as CAMERA_SIZE
-from tagger.similar import pack
+from tagger.hamming import pack
 
 #: ResNet-50's preprocessing ("caffe" mode of keras.applications.resnet50):
 #: RGB -> BGR, then subtract the ImageNet channel means. No scaling.
@@ -194,22 +194,25 @@ def user_cache() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "terc-tag"
 
 
-def converted_graph(bundle: Bundle, reason: str):
+def converted_graph(bundle: Bundle, reason: str, trace=None):
     """The graph of a card :func:`build_graph` cannot express, converted from TensorFlow once and then kept.
 
     Kept as ``graph-<network id>.xml``/``.bin`` in the bundle, or in the
     per-user cache when the bundle cannot be written; the name follows the
-    network, so a changed bundle is converted anew.
+    network, so a changed bundle is converted anew.  ``trace(bundle)`` gives
+    the network as a TensorFlow concrete function (``tagger.sessions`` passes
+    one); without it, a graph not yet kept is a :class:`BundleError`.
     """
     ov, _ = _opset()
     name = f"graph-{bundle.network_id}.xml"
     for folder in (bundle.path, user_cache() / "graphs"):
         if (folder / name).is_file():
             return ov.Core().read_model(folder / name)
+    if trace is None:
+        raise BundleError(f"{bundle.path} must be converted from TensorFlow once ({reason}); "
+                          "load it through tagger.sessions.load_session")
     print(f"note: converting {bundle.path} from TensorFlow once ({reason})", file=sys.stderr)
-    from tagger.model import traced_model
-
-    graph = ov.convert_model(traced_model(bundle).get_concrete_function())
+    graph = ov.convert_model(trace(bundle))
     for folder in (bundle.path, user_cache() / "graphs"):
         try:
             folder.mkdir(parents=True, exist_ok=True)
@@ -255,9 +258,6 @@ class Session(Bundle):
 
     forward: Forward
 
-    def load(self) -> "Session":
-        return self
-
     def inputs(self, pixels: np.ndarray, camera: np.ndarray | None) -> list[np.ndarray]:
         """The network's inputs for a uint8 batch: pixels as float32 and, for a camera model, the evidence."""
         inputs = [pixels.astype(np.float32)]
@@ -290,14 +290,17 @@ class Session(Bundle):
 
 
 class InferenceSession(Session):
-    """A bundle compiled with OpenVINO for one backend of :mod:`tagger.backends`; no TensorFlow."""
+    """A bundle compiled with OpenVINO for one backend of :mod:`tagger.backends`; no TensorFlow.
 
-    def __init__(self, bundle: str | os.PathLike, backend: str = "openvino-bf16"):
+    ``trace``: see :func:`converted_graph`, for the cards the builder cannot express.
+    """
+
+    def __init__(self, bundle: str | os.PathLike, backend: str = "openvino-bf16", trace=None):
         chosen = find_backend(backend)
         if chosen.openvino is None:
             raise ValueError(f"backend {backend!r} is not an OpenVINO backend")
         super().__init__(bundle, backend)
-        self.properties, self._feature_net = chosen.openvino, None
+        self.properties, self._feature_net, self._trace = chosen.openvino, None, trace
         self.forward = openvino_forward(compile_graph(self._graph(feature_map=False), self.properties))
 
     def _graph(self, feature_map: bool):
@@ -306,7 +309,7 @@ class InferenceSession(Session):
         except UnsupportedCard as exc:
             if feature_map:
                 raise BundleError(f"{self.path}: no heat maps without TensorFlow ({exc})") from None
-            graph = converted_graph(self, str(exc))
+            graph = converted_graph(self, str(exc), self._trace)
         except (KeyError, TypeError, ValueError) as exc:
             raise BundleError(f"{self.path} does not describe a model terc-tag can build: {exc}") from None
         return graph

@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from tagger.bundle import Bundle
+from tagger.sessions import load_session
 from tagger.cli import main
 from tagger.pipeline import tag_folder
 from conftest import DEFAULT_MODEL, ISS, downgrade_state
@@ -111,7 +112,7 @@ def test_retry_failed_retries_known_failures_and_keeps_when_they_first_failed(in
 def test_force_redoes_everything_known_failures_included(incoming, tmp_path):
     out = tmp_path / "tagged"
     (incoming / "notes.jpg").write_text("a text file named .jpg")
-    session = Bundle(DEFAULT_MODEL).load()
+    session = load_session(Bundle(DEFAULT_MODEL))
     tag_folder(incoming, out, session)
     again = tag_folder(incoming, out, session, force=True)
     assert len(again.tagged) == 3 and [f for f, _ in again.failed] == ["notes.jpg"]

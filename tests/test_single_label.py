@@ -90,7 +90,7 @@ def test_a_fine_tuned_bundle_shares_the_frozen_backbone_and_carries_its_tuned_bl
             name for name in backbone_layers(build_model(3, 32)) if name.startswith("conv4_block6_")}
         kernel = own["conv4_block6_3_conv/0"]
         assert not np.array_equal(kernel, shared["conv4_block6_3_conv/0"])
-    session = TaggerSession(models / "tuned").load()
+    session = TaggerSession(models / "tuned")
     assert np.array_equal(session.model.get_layer("conv4_block6_3_conv").get_weights()[0], kernel.astype("float32"))
 
 
