@@ -226,7 +226,7 @@ def fit_codes(bundle, root, *, bits: int = BITS, views: int = 2, use_tags: bool 
             labels = tagged
         else:
             log("no photo carries a tag of the vocabulary: unsupervised codes (PCA-ITQ)")
-    card_test = set(session.card.get("split", {}).get("test", []))
+    card_test = set(session.card.test_photos)
     if card_test & set(labels) and set(labels) - card_test:
         test = {n for n in labels if n in card_test}
         log(f"holding out the {len(test)} photos of the model card's test split")

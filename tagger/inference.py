@@ -29,6 +29,7 @@ import numpy as np
 from tagger.backends import backend as find_backend
 from tagger.bundle import Bundle, BundleError
 from tagger.camera import MISSING as CAMERA_MISSING, SIZE as CAMERA_SIZE
+from tagger.card import head_config  # noqa: F401  (read here and by tagger.model, tagger.explain)
 from tagger.hamming import pack
 
 #: ResNet-50's preprocessing ("caffe" mode of keras.applications.resnet50):
@@ -48,24 +49,6 @@ GEM_P, GEM_FLOOR = 3.0, 1e-6
 
 #: ResNet-50's stages after the stem: name, filters, blocks, stride of the first block.
 STAGES = (("conv2", 64, 3, 1), ("conv3", 128, 4, 2), ("conv4", 256, 6, 2), ("conv5", 512, 3, 2))
-
-
-def head_config(card: dict) -> dict:
-    """``pooling``, ``label_sets`` (a 0/1 matrix or None) and ``activation`` from a model card.
-
-    Cards written before these options (``head`` a plain string) mean average
-    pooling and independent sigmoid tags.
-    """
-    head = card.get("head")
-    if not isinstance(head, dict):
-        return {"pooling": "average", "label_sets": None, "activation": "sigmoid"}
-    vocabulary = card["vocabulary"]
-    sets = head.get("label_sets")
-    activation = head.get("activation", "sigmoid")
-    if activation not in ("sigmoid", "softmax"):
-        raise ValueError(f"unknown head activation {activation!r}")
-    return {"pooling": head["pooling"], "activation": activation,
-            "label_sets": None if sets is None else [[tag in combo for tag in vocabulary] for combo in sets]}
 
 
 class UnsupportedCard(ValueError):
