@@ -33,7 +33,7 @@ class ModelCard(Mapping):
     vocabulary: list[str]
     input_size: int
     backbone: dict[str, Any]
-    format: str | None = FORMAT
+    format: str | None = None
     name: str | None = None
     created: str | None = None
     tool_version: str | None = None
@@ -60,6 +60,9 @@ class ModelCard(Mapping):
         document = json.loads(text)
         if not isinstance(document, dict):
             raise ValueError("a model card is a JSON object")
+        for required in ("vocabulary", "input_size", "backbone"):
+            if required not in document:
+                raise KeyError(required)
         known = {f.name for f in fields(cls)} - {"extra", "order"}
         return cls(**{key: value for key, value in document.items() if key in known},
                    extra={key: value for key, value in document.items() if key not in known},

@@ -209,7 +209,7 @@ def fit_codes(bundle, root, *, bits: int = BITS, views: int = 2, use_tags: bool 
     from tagger.discover import discover
     from tagger.labels import labels_from_metadata
     from tagger.splits import assign_groups
-    from tagger.train import VIEWS, read_photos
+    from tagger.photos import VIEWS, read_photos
 
     from tagger.model import TaggerSession
 

@@ -139,22 +139,10 @@ def build_graph(bundle: Bundle, weights: dict[str, np.ndarray], feature_map: boo
     inputs, head_input = [rgb], features
     if bundle.camera:
         camera = ops.parameter(ov.PartialShape([-1, CAMERA_SIZE]), ov.Type.f32, name="camera")
-        z = ops.split(_standardize(ops, const, camera, array("camera_standardize/0"), array("camera_standardize/1")),
-                      ops.constant(np.int64(1)), 2)
-        present = ops.subtract(const(1.0), ops.split(camera, ops.constant(np.int64(1)), 2).output(1))
-        evidence = ops.multiply(ops.concat([ops.multiply(z.output(0), present), z.output(1)], 1), const(CAMERA_WEIGHT))
         inputs.append(camera)
-        head_input = ops.concat([features, evidence], 1)
+        head_input = ops.concat([features, _camera_evidence(ops, const, camera, array)], 1)
     logits = ops.add(ops.matmul(head_input, const(array("tags/0")), False, False), const(array("tags/1")))
-    if config["label_sets"] is not None:
-        sets = np.asarray(config["label_sets"], np.float32)
-        log_p, log_not_p = ops.negative(ops.softplus(ops.negative(logits))), ops.negative(ops.softplus(logits))
-        likelihood = ops.add(ops.matmul(log_p, const(sets.T), False, False),
-                             ops.matmul(log_not_p, const(1 - sets.T), False, False))
-        tags = ops.matmul(ops.softmax(likelihood, -1), const(sets), False, False)
-    else:
-        tags = ops.sigmoid(logits) if config["activation"] == "sigmoid" else ops.softmax(logits, -1)
-    outputs = [tags]
+    outputs = [_tag_probabilities(ops, const, logits, config)]
     if bundle.code_bits:
         outputs.append(ops.add(ops.matmul(features, const(array("codes/0")), False, False), const(array("codes/1"))))
     if feature_map:
@@ -164,6 +152,25 @@ def build_graph(bundle: Bundle, weights: dict[str, np.ndarray], feature_map: boo
     for result, name in zip(results, names):
         result.output(0).get_tensor().set_names({name})
     return ov.Model(results, inputs, "tagger")
+
+
+def _camera_evidence(ops, const, camera, array):
+    """What ``tagger.model.CameraEvidence`` gives: the standardized evidence, a missing value at the mean, weighted."""
+    z = ops.split(_standardize(ops, const, camera, array("camera_standardize/0"), array("camera_standardize/1")),
+                  ops.constant(np.int64(1)), 2)
+    present = ops.subtract(const(1.0), ops.split(camera, ops.constant(np.int64(1)), 2).output(1))
+    return ops.multiply(ops.concat([ops.multiply(z.output(0), present), z.output(1)], 1), const(CAMERA_WEIGHT))
+
+
+def _tag_probabilities(ops, const, logits, config: dict):
+    """The head's output: marginals over the label sets, else sigmoids or a softmax (``head_config``)."""
+    if config["label_sets"] is None:
+        return ops.sigmoid(logits) if config["activation"] == "sigmoid" else ops.softmax(logits, -1)
+    sets = np.asarray(config["label_sets"], np.float32)
+    log_p, log_not_p = ops.negative(ops.softplus(ops.negative(logits))), ops.negative(ops.softplus(logits))
+    likelihood = ops.add(ops.matmul(log_p, const(sets.T), False, False),
+                         ops.matmul(log_not_p, const(1 - sets.T), False, False))
+    return ops.matmul(ops.softmax(likelihood, -1), const(sets), False, False)
 
 
 def _standardize(ops, const, x, mean: np.ndarray, variance: np.ndarray):

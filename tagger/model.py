@@ -224,11 +224,12 @@ def traced_model(bundle: Bundle, model: keras.Model | None = None):
 class TaggerSession(Session):
     """The TensorFlow reference session (``--backend tf``); the OpenVINO ones are tagger.inference's."""
 
-    def __init__(self, bundle: str | os.PathLike, backend: str = "tf"):
+    def __init__(self, bundle: str | os.PathLike, backend: str = "tf", card=None):
+        """``card``: see :class:`tagger.bundle.Bundle`."""
         if backend != "tf":
             raise ValueError(f"unknown backend {backend!r} for the TensorFlow session; "
                              f"choose tf, or tagger.inference.InferenceSession for {', '.join(BACKENDS[1:])}")
-        super().__init__(bundle, backend)
+        super().__init__(bundle, backend, card)
         self.model = keras_model(self)
         self.forward = tensorflow_forward(traced_model(self, self.model))
 
