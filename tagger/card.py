@@ -27,7 +27,7 @@ SECTIONS = ("format", "name", "created", "tool_version", "vocabulary", "input_si
 
 
 @dataclass(eq=False)
-class ModelCard(Mapping):
+class ModelCard(Mapping[str, Any]):
     """A model card; ``None`` for a section the card does not have (cards written before it existed)."""
 
     vocabulary: list[str]

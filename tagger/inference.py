@@ -29,7 +29,7 @@ import numpy as np
 from tagger.backends import backend as find_backend
 from tagger.bundle import Bundle, BundleError
 from tagger.camera import MISSING as CAMERA_MISSING, SIZE as CAMERA_SIZE
-from tagger.card import head_config  # noqa: F401  (read here and by tagger.model, tagger.explain)
+from tagger.card import head_config
 from tagger.hamming import pack
 
 #: ResNet-50's preprocessing ("caffe" mode of keras.applications.resnet50):

@@ -33,8 +33,9 @@ from tagger._tf import keras, tf
 from tagger.backends import BACKENDS
 from tagger.bundle import Bundle, BundleError
 from tagger.camera import SIZE as CAMERA_SIZE
+from tagger.card import head_config
 from tagger.inference import (CAMERA_WEIGHT, GEM_P, IMAGENET_BGR_MEAN, PREPROCESSING, STANDARDIZE_EPSILON,  # noqa: F401
-                              Forward, Session, head_config)
+                              Forward, Session)
 
 
 class CaffePreprocess(keras.layers.Layer):

@@ -132,7 +132,7 @@ def shape_problems(package: Path) -> tuple[list[list[str]], list[str], list[str]
         for node in ast.walk(tree):
             if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 continue
-            lines = node.end_lineno - node.lineno + 1
+            lines = (node.end_lineno or node.lineno) - node.lineno + 1
             if lines > MAX_LINES:
                 long.append(f"{where}:{node.lineno} {node.name}: {lines} lines")
             count = parameter_count(node)

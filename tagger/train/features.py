@@ -28,9 +28,9 @@ def initial_weights(model: keras.Model, weights: str) -> dict:
         try:
             reference = keras.applications.ResNet50(include_top=False, weights="imagenet")
         except Exception as exc:  # Keras reports a failed download as a bare Exception
-            raise TrainError(f"cannot download the ImageNet weights ({exc}); without internet, copy "
-                             "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5 here and pass --weights FILE") from None
-        arrays = {f"{l.name}/{i}": w for l in reference.layers for i, w in enumerate(l.get_weights())}
+            raise TrainError(f"cannot download the ImageNet weights ({exc}); without internet, copy resnet50_"
+                             "weights_tf_dim_ordering_tf_kernels_notop.h5 here and pass --weights FILE") from None
+        arrays = {f"{layer.name}/{i}": w for layer in reference.layers for i, w in enumerate(layer.get_weights())}
         return {"source": "imagenet (keras.applications download)", "layers_loaded": len(load_weights(model, arrays))}
     path = Path(weights)
     if not path.is_file():
@@ -38,7 +38,7 @@ def initial_weights(model: keras.Model, weights: str) -> dict:
     if path.suffix == ".h5":  # the official Keras file, copied to an air-gapped site
         reference = keras.applications.ResNet50(include_top=False, weights=None)
         reference.load_weights(path)
-        arrays = {f"{l.name}/{i}": w for l in reference.layers for i, w in enumerate(l.get_weights())}
+        arrays = {f"{layer.name}/{i}": w for layer in reference.layers for i, w in enumerate(layer.get_weights())}
     else:
         arrays = dict(np.load(path))
     loaded = load_weights(model, arrays)

@@ -51,7 +51,8 @@ def train(config: TrainConfig, log=print) -> dict:
     save_bundle_weights(model, out, trained, shared)
     card = describe(config, data, trained)
     session = TaggerSession(out, card=card)  # the weights as saved (float16), with the card not yet written
-    card.metrics = measure(config, data, session, trained, card)
+    card.metrics, calibration = measure(config, data, session, trained)
+    card.thresholds = {**(card.thresholds or {}), **calibration}
     if config.code_bits:  # on the photos the head was fit on; measured on the test photos
         fit = data.fit_splits(config.refits)
         kernel, bias, codes_card = fit_for_session(
@@ -60,7 +61,7 @@ def train(config: TrainConfig, log=print) -> dict:
             (data.pixels["test"], data.y["test"], data.names["test"]), bits=config.code_bits,
             views=VIEWS[:config.views], seed=config.seed, log=log)
         save_code_map(out, kernel, bias, codes_card)
-    card.training["seconds"] = round(time.perf_counter() - started, 1)
+    card.training = {**(card.training or {}), "seconds": round(time.perf_counter() - started, 1)}
     atomic_write(out / "model.json", card.to_json().encode())
     return card.to_dict()
 
@@ -135,26 +136,26 @@ def save_bundle_weights(model: keras.Model, out: Path, trained: Trained, shared:
     save_weights(model, out / "weights.npz", skip=backbone_layers(model) - tuned)
 
 
-def measure(config: TrainConfig, data: TrainingSet, session: TaggerSession, trained: Trained, card) -> dict:
+def measure(config: TrainConfig, data: TrainingSet, session: TaggerSession, trained: Trained) -> tuple[dict, dict]:
     """The bundle's figures on the photos it has not seen, through the same code as ``evaluate``.
 
-    Calibrates the card's per-tag thresholds on the way (multi-label heads).
+    And for a multi-label head its per-tag thresholds, calibrated on held-out
+    predictions: the card's ``thresholds`` fields to add.
     """
     vocabulary, batch = config.vocabulary, config.batch_size
     unseen = ("test",) if config.refits else ("validation", "test")
     probabilities = {s: _predict(session, data.pixels[s], data.cameras[s], batch) for s in unseen}
     if data.single_label:  # the top class is the tag: no per-class thresholds to calibrate
         return {s: {"top_class": evaluate_classes(data.y[s], probabilities[s], np.zeros(len(vocabulary)),
-                                                  vocabulary)} for s in unseen}
+                                                  vocabulary)} for s in unseen}, {}
     if trained.fine_tune and trained.fine_tune["kept"]:  # the frozen head's held-out predictions describe it no more
         calibrated = calibrate_thresholds(data.y["validation"], probabilities["validation"])
-        card.thresholds["calibrated_on"] = "validation split, best F1 per tag on a 0.05 grid"
+        calibrated_on = "validation split, best F1 per tag on a 0.05 grid"
     else:
         calibrated = calibrate_thresholds(*trained.held_out)
-        card.thresholds["calibrated_on"] = ("the held-out predictions that chose C (validation photos and the "
-                                            "training photos' out-of-fold predictions), best F1 per tag on a "
-                                            "0.05 grid")
-    card.thresholds["calibrated"] = {t: float(v) for t, v in zip(vocabulary, calibrated)}
+        calibrated_on = ("the held-out predictions that chose C (validation photos and the training photos' "
+                         "out-of-fold predictions), best F1 per tag on a 0.05 grid")
+    calibration = {"calibrated_on": calibrated_on, "calibrated": {t: float(v) for t, v in zip(vocabulary, calibrated)}}
     half = np.full(len(vocabulary), 0.5)
     metrics = {s: {choice: evaluate_predictions(data.y[s], probabilities[s], thr, vocabulary)
                    for choice, thr in (("threshold_0.5", half), ("calibrated", calibrated))} for s in unseen}
@@ -162,7 +163,7 @@ def measure(config: TrainConfig, data: TrainingSet, session: TaggerSession, trai
         for s in unseen:
             metrics[s]["threshold_0.5_without_camera"] = evaluate_predictions(
                 data.y[s], _predict(session, data.pixels[s], None, batch), half, vocabulary)
-    return metrics
+    return metrics, calibration
 
 
 def _predict(session: TaggerSession, pixels: np.ndarray, camera: np.ndarray | None, batch_size: int) -> np.ndarray:

@@ -93,6 +93,7 @@ def fit_frozen_head(model: keras.Model, data: FrozenFeatures, head: HeadSweep, l
                   f"(validation alone {validation[2]:.3f}, {validation[3]:.3f})")
             if best is None or held_out > best[0]:
                 best = (held_out, {"C": c, "balance": balance}, (y_held, held))
+    assert best is not None, "the sweep tries at least one C"
     _set_head(model, data, best[1], head)
     return best[1], sweep, best[2]
 
