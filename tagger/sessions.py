@@ -12,15 +12,13 @@ from tagger.bundle import Bundle, BundleError
 
 
 def load_session(bundle: Bundle):
-    """A session that predicts for ``bundle`` with its backend (a session is returned as it is).
+    """A session that predicts for ``bundle`` with its backend; what predicts already is returned as it is.
 
     ``tf``: :class:`tagger.model.TaggerSession` (imports TensorFlow);
     otherwise :class:`tagger.inference.InferenceSession`, which converts a
     card its builder cannot express from TensorFlow once (``trace_tensorflow``).
     """
-    from tagger.inference import InferenceSession, Session
-
-    if isinstance(bundle, Session):
+    if hasattr(bundle, "predict_with_codes"):  # a session, or a stand-in for one
         return bundle
     if bundle.backend == "tf":
         try:
@@ -28,6 +26,8 @@ def load_session(bundle: Bundle):
         except ImportError as exc:
             raise BundleError(str(exc)) from None
         return TaggerSession(bundle.path, bundle.backend)
+    from tagger.inference import InferenceSession
+
     return InferenceSession(bundle.path, bundle.backend, trace=trace_tensorflow)
 
 

@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 
 from tagger import TERC_TAGS
+from tagger.bundle import Bundle
 from tagger.evaluate import evaluate
 from tagger.labels import labels_from_metadata
 from tagger.model import TaggerSession, build_model, load_weights
 from tagger.pipeline import tag_folder
+from tagger.sessions import load_session
 from tagger.train import TrainConfig, TrainError, read_photos, initial_weights, train
 from tagger.train.features import fine_tune_split, tuned_layers
 from conftest import ISS, ROOT
@@ -112,9 +114,6 @@ class Spy:
     def __getattr__(self, name):
         return getattr(self.session, name)
 
-    def load(self):
-        return self
-
     def predict_with_codes(self, pixels, camera=None):
         self.seen.extend(pixels)
         return self.session.predict_with_codes(pixels, camera)
@@ -163,7 +162,7 @@ def test_camera_training_takes_exif_as_a_second_input_and_still_tags_without_it(
     summary = tag_folder(labelled, tmp_path / "tagged", session)  # the pipeline feeds each photo's evidence
     assert len(summary.tagged) == len(list(labelled.glob("*.jpg")))
     pytest.importorskip("openvino")
-    other = TaggerSession(out, backend="openvino")
+    other = load_session(Bundle(out, "openvino"))
     assert np.abs(other.predict(pixels, cameras) - with_exif).max() < 1e-4
     with pytest.raises(TrainError, match="frozen head only"):
         TrainConfig(labelled, tmp_path / "n", weights="none", camera=True, fine_tune_blocks=1)  # refused before any work
