@@ -1,10 +1,11 @@
 """The recipe itself: ``train`` runs the phases in order and writes the bundle, ``model.json`` last and once.
 
-Phases: read the labelled photos and split them (:func:`read_training_set`),
-cache their features (:func:`cache_training_features`), fit the frozen head
-by the sweep, optionally fine-tune, save the weights, describe the bundle
+Phases: read the labelled photos and split them
+(:func:`tagger.train.dataset.read_training_set`), cache their features and
+fit the frozen head by the sweep, then optionally fine-tune (:func:`fit_heads`),
+save the weights (:func:`save_bundle_weights`), describe the bundle
 (:mod:`tagger.train.card`), measure it as saved (:func:`measure`), fit the
-code map, and write the card.
+code map (:func:`fit_code_map`), and write the card.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from tagger.train.fine_tune import FineTunePlan, fine_tune_top
 from tagger.train.heads import tag_combinations
 from tagger.train.sweep import FrozenFeatures, HeadSweep, fit_frozen_head
 
+
 def train(config: TrainConfig, log=print) -> dict:
     """Train a model as ``config`` says and write its bundle to ``config.out_dir``; return its card."""
     started = time.perf_counter()
@@ -53,14 +55,8 @@ def train(config: TrainConfig, log=print) -> dict:
     session = TaggerSession(out, card=card)  # the weights as saved (float16), with the card not yet written
     card.metrics, calibration = measure(config, data, session, trained)
     card.thresholds = {**(card.thresholds or {}), **calibration}
-    if config.code_bits:  # on the photos the head was fit on; measured on the test photos
-        fit = data.fit_splits(config.refits)
-        kernel, bias, codes_card = fit_for_session(
-            session, (np.concatenate([data.pixels[s] for s in fit]), np.concatenate([data.y[s] for s in fit]),
-                      sum((data.names[s] for s in fit), [])),
-            (data.pixels["test"], data.y["test"], data.names["test"]), bits=config.code_bits,
-            views=VIEWS[:config.views], seed=config.seed, log=log)
-        save_code_map(out, kernel, bias, codes_card)
+    if config.code_bits:
+        fit_code_map(config, data, session, log)
     card.training = {**(card.training or {}), "seconds": round(time.perf_counter() - started, 1)}
     atomic_write(out / "model.json", card.to_json().encode())
     return card.to_dict()
@@ -121,10 +117,25 @@ def frozen_features(config: TrainConfig, data: TrainingSet, model: keras.Model, 
                           (x_val, y_val_fit) if config.refits else None)
 
 
+def fit_code_map(config: TrainConfig, data: TrainingSet, session: TaggerSession, log) -> None:
+    """The code map for similar photos, fit on the photos the head was fit on, measured on the test photos."""
+    fit = data.fit_splits(config.refits)
+    kernel, bias, codes_card = fit_for_session(
+        session, (np.concatenate([data.pixels[s] for s in fit]), np.concatenate([data.y[s] for s in fit]),
+                  sum((data.names[s] for s in fit), [])),
+        (data.pixels["test"], data.y["test"], data.names["test"]), bits=config.code_bits,
+        views=VIEWS[:config.views], seed=config.seed, log=log)
+    save_code_map(Path(config.out_dir), kernel, bias, codes_card)
+
+
 def save_bundle_weights(model: keras.Model, out: Path, trained: Trained, shared: Path | None) -> None:
-    """``weights.npz`` (without the shared backbone's layers, if kept apart); an earlier code map goes."""
+    """``weights.npz`` (without the shared backbone's layers, if kept apart); an earlier card and code map go.
+
+    So a run that stops before its card is written leaves no bundle whose
+    card describes other weights.
+    """
     out.mkdir(parents=True, exist_ok=True)
-    for stale in ("codes.json", "codes.npz"):  # a code map of an earlier model in this folder fits no longer
+    for stale in ("model.json", "codes.json", "codes.npz"):  # an earlier model's in this folder fit no longer
         (out / stale).unlink(missing_ok=True)
     if shared is None:
         save_weights(model, out / "weights.npz")
