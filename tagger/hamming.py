@@ -4,6 +4,11 @@ The format every part shares (the model's code layer, the code maps' fits,
 the state's stored codes, the similarity search); kept below them all, so
 that the sessions that make codes and the search that loads a session need
 not import each other.
+
+A query is one pass of XOR and popcount over the words.  Distances take
+only ``bits + 1`` values, so the k nearest are found by counting (how far
+out the k-th lies) and one more pass, not by sorting a million distances.
+``benchmarks/code_search.py`` measures this against faiss's binary index.
 """
 
 from __future__ import annotations

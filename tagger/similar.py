@@ -6,11 +6,7 @@ stored code, any other photo by decoding and coding it with the bundle that
 made the index (one model load for all of them).
 
 Codes are held as ``uint64`` words, ``bits / 64`` per photo (8 bytes for the
-default 64-bit code), and a query is one pass of XOR and popcount over them.
-Distances take only ``bits + 1`` values, so the k nearest are found by
-counting (how far out the k-th lies) and one more pass, not by sorting a
-million distances.  ``benchmarks/code_search.py`` measures this against
-faiss's binary index.
+default 64-bit code), searched by :class:`tagger.hamming.CodeIndex`.
 """
 
 from __future__ import annotations
@@ -22,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from tagger.discover import is_within
-from tagger.hamming import CodeIndex, pack  # noqa: F401  (pack: the words' format, for callers of this module)
+from tagger.hamming import CodeIndex
 
 
 class SimilarIndexError(Exception):

@@ -14,7 +14,8 @@ from tagger.cli import main
 from tagger.codes import encode
 from tagger.decode import decode_photo
 from tagger.pipeline import tag_folder
-from tagger.similar import CodeIndex, SimilarIndex, find_similar, pack
+from tagger.hamming import CodeIndex, pack
+from tagger.similar import SimilarIndex, find_similar
 from tagger.state import SCHEMA_VERSION, State
 from conftest import DEFAULT_MODEL, ISS, downgrade_state
 
