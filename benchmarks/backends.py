@@ -23,6 +23,7 @@ from tagger.decode import batched, iter_decoded  # noqa: E402
 from tagger.discover import discover  # noqa: E402
 from tagger.backends import BACKENDS  # noqa: E402
 from tagger.bundle import Bundle  # noqa: E402
+from tagger.sessions import load_session  # noqa: E402
 
 DEFAULT_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "data" / "iss-terc" / "images"
 
@@ -32,7 +33,7 @@ def main() -> None:
     parser.add_argument("--images", type=Path, default=DEFAULT_IMAGES)
     parser.add_argument("--batch-size", type=int, default=32)
     args = parser.parse_args()
-    sessions = {backend: Bundle(default_model(), backend).load() for backend in BACKENDS}
+    sessions = {backend: load_session(Bundle(default_model(), backend)) for backend in BACKENDS}
     photos = discover(args.images).photos
     pixels = np.stack([d.pixels for d in iter_decoded(args.images, photos, sessions["tf"].size) if d.pixels is not None])
     probabilities = {b: np.concatenate([s.predict(np.stack(chunk)) for chunk in batched(pixels, args.batch_size)])

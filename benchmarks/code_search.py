@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tagger.similar import CodeIndex, SimilarIndex, find_similar
+from tagger.hamming import CodeIndex
+from tagger.similar import SimilarIndex, find_similar
 
 
 def real_codes(output: Path, model: Path | None, photos: int, rng) -> np.ndarray:

@@ -30,7 +30,7 @@ import numpy as np
 from head_cv import cross_validate, fold_assignments, labelled_photos, pooled_features
 
 from tagger.codes import encode, fit_itq, fit_learned, scene_ids
-from tagger.similar import pack
+from tagger.hamming import pack
 from tagger.train import standardize
 
 BITS = 64

@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tagger.train import train
+from tagger.train import TrainConfig, train
 
 INDEPENDENT_AVERAGE = dict(pooling="average", label_sets=False, refit=False, views=1)
 VARIANTS = {
@@ -46,7 +46,8 @@ def main() -> None:
             continue
         started = time.perf_counter()
         with tempfile.TemporaryDirectory() as out:
-            card = train(args.images, Path(out) / "model", weights=args.weights, log=lambda message: None, **options)
+            card = train(TrainConfig(args.images, Path(out) / "model", weights=args.weights, **options),
+                         log=lambda message: None)
         seconds = time.perf_counter() - started
         m = card["metrics"]
         figures = [m[s][t]["overall"] if s in m else None for s in ("validation", "test")

@@ -30,6 +30,7 @@ from _common import DEFAULT_SOURCE, exiv2_keywords, many_photos, model_only  # n
 
 from tagger.cli.common import default_model  # noqa: E402
 from tagger.bundle import Bundle  # noqa: E402
+from tagger.sessions import load_session  # noqa: E402
 import tagger.pipeline  # noqa: E402
 from tagger.pipeline import tag_folder  # noqa: E402
 
@@ -61,7 +62,7 @@ def main() -> None:
     if shutil.which("exiftool") is None:
         raise SystemExit("the naive pipeline needs exiftool (Debian: libimage-exiftool-perl)")
 
-    session = Bundle(default_model(), args.backend).load()
+    session = load_session(Bundle(default_model(), args.backend))
     with tempfile.TemporaryDirectory() as tmp:
         photos = many_photos(Path(tmp) / "in", args.photos, args.source)
         ours = tag_folder(Path(tmp) / "in", Path(tmp) / "out", session, batch_size=args.batch_size)

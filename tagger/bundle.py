@@ -17,7 +17,7 @@ a few fields of the card, never deserialised.  Anything malformed is a
 :class:`BundleError` whose message is one line.
 
 Reading a bundle is cheap (no TensorFlow, no OpenVINO), so ``tag`` can decide that
-nothing is new before it pays for :meth:`Bundle.load`.
+nothing is new before it pays for :func:`tagger.sessions.load_session`.
 """
 
 from __future__ import annotations
@@ -31,40 +31,39 @@ from pathlib import Path
 
 import numpy as np
 
+from tagger.card import ModelCard
+
 
 class BundleError(ValueError):
     """A folder that is not a usable model bundle; the message says why, in one line."""
 
 
 class Bundle:
-    """A model bundle's card and identity; :meth:`load` gives a session that predicts."""
+    """A model bundle's card and identity; :func:`tagger.sessions.load_session` gives a session that predicts."""
 
-    def __init__(self, path: str | os.PathLike, backend: str = "tf"):
+    def __init__(self, path: str | os.PathLike, backend: str = "tf", card: ModelCard | None = None):
+        """``card``: a card not yet written (training measures its bundle before writing ``model.json``)."""
         self.path = Path(path)
         self.backend = backend
         card_path, self.weights_path = self.path / "model.json", self.path / "weights.npz"
-        if not card_path.is_file() or not self.weights_path.is_file():
+        if (card is None and not card_path.is_file()) or not self.weights_path.is_file():
             raise BundleError(f"{self.path} is not a model bundle (needs model.json and weights.npz)")
         try:
-            card_bytes = card_path.read_bytes()
-            self.card = json.loads(card_bytes)
-            self.vocabulary: list[str] = _strings(self.card["vocabulary"])
-            self.input_size = int(self.card["input_size"])
-            self.feature_layer = str(self.card["backbone"]["feature_layer"])
-            inputs = self.card.get("inputs", {"rgb": None})
-            if not isinstance(inputs, dict) or not set(inputs) <= {"rgb", "camera"}:
-                raise ValueError("inputs must name rgb and, optionally, camera")
-            #: Whether the model reads the camera's evidence (tagger.camera) beside the pixels.
-            self.camera = "camera" in inputs
-            head = self.card.get("head")
-            #: One class per image (a softmax head): the top class is the tag, not every tag past its threshold.
-            self.single_label = isinstance(head, dict) and head.get("activation") == "softmax"
+            card_bytes = card_path.read_bytes() if card is None else card.to_json().encode()
+            self.card = ModelCard.from_json(card_bytes) if card is None else card
         except OSError as exc:
             raise BundleError(f"cannot read {card_path}: {exc.strerror or exc}") from None
         except ValueError as exc:
             raise BundleError(f"{card_path} is not a valid model card: {exc}") from None
         except (KeyError, TypeError) as exc:
             raise BundleError(f"{card_path} is not a valid model card: missing or malformed {exc}") from None
+        self.vocabulary: list[str] = list(self.card.vocabulary)
+        self.input_size = self.card.input_size
+        self.feature_layer = self.card.feature_layer
+        #: Whether the model reads the camera's evidence (tagger.camera) beside the pixels.
+        self.camera = self.card.camera
+        #: One class per image (a softmax head): the top class is the tag, not every tag past its threshold.
+        self.single_label = self.card.single_label
         digest = hashlib.sha256(card_bytes)
         _hash_file(digest, self.weights_path)
         self.shared_backbone, shared_digest = self._check_shared_backbone()
@@ -79,15 +78,15 @@ class Bundle:
 
     def _check_shared_backbone(self) -> tuple[Path | None, str]:
         """The shared backbone file the card names and its SHA-256, checked against the card ("" for none)."""
-        shared = self.card.get("backbone", {}).get("weights", {}).get("shared_file")
-        if shared is None:
+        if self.card.shared_backbone is None:
             return None, ""
-        path = self.path / str(shared)
+        shared, expected = self.card.shared_backbone
+        path = self.path / shared
         try:
             digest = file_sha256(path)
         except OSError as exc:
             raise BundleError(f"{self.path} needs its shared backbone {path}: {exc.strerror or exc}") from None
-        if digest != self.card["backbone"]["weights"].get("shared_sha256"):
+        if digest != expected:
             raise BundleError(f"{path} is not the backbone {self.path} was made with (its SHA-256 differs)")
         return path, digest
 
@@ -126,7 +125,7 @@ class Bundle:
     @property
     def default_threshold(self) -> float:
         """The card's threshold for a run that names none: 0.5, or 0 (the top class) for a single-label bundle."""
-        return self.card.get("thresholds", {}).get("default", 0.5)
+        return self.card.default_threshold
 
     def thresholds(self, choice: float | str | None = None) -> np.ndarray:
         """Per-tag thresholds: a fixed probability, ``"calibrated"`` from the card, or None for the card's default.
@@ -137,7 +136,7 @@ class Bundle:
         if choice is None:
             choice = self.default_threshold
         if choice == "calibrated":
-            calibrated = self.card.get("thresholds", {}).get("calibrated")
+            calibrated = self.card.calibrated_thresholds
             if not calibrated:
                 raise ValueError(f"model {self.path} has no calibrated thresholds in its card")
             return np.array([calibrated[tag] for tag in self.vocabulary], dtype=np.float32)
@@ -163,19 +162,6 @@ class Bundle:
             except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
                 raise BundleError(f"{path} is not a valid weights file: {exc}") from None
         return arrays
-
-    def load(self):
-        """A session that predicts: :class:`tagger.inference.InferenceSession` (OpenVINO, no TensorFlow),
-        or for the ``tf`` backend :class:`tagger.model.TaggerSession` (imports TensorFlow; seconds)."""
-        if self.backend == "tf":
-            try:
-                from tagger.model import TaggerSession
-            except ImportError as exc:
-                raise BundleError(str(exc)) from None
-            return TaggerSession(self.path, self.backend)
-        from tagger.inference import InferenceSession
-
-        return InferenceSession(self.path, self.backend)
 
 
 def decide(vocabulary: list[str], single_label: bool, probabilities, thresholds) -> list[str]:
@@ -218,11 +204,3 @@ def _hash_file(digest, path: Path) -> None:
     with open(path, "rb") as file:
         for block in iter(lambda: file.read(1 << 20), b""):
             digest.update(block)
-
-
-def _strings(values) -> list[str]:
-    if not isinstance(values, list) or not values or not all(isinstance(v, str) and v for v in values):
-        raise ValueError("vocabulary must be a non-empty list of tag names")
-    if len({v.casefold() for v in values}) != len(values):
-        raise ValueError("vocabulary names a tag twice")
-    return list(values)

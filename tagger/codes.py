@@ -27,7 +27,7 @@ import numpy as np
 
 from tagger import __version__
 from tagger.outputs import atomic_write
-from tagger.similar import CodeIndex, pack
+from tagger.hamming import CodeIndex, pack
 from tagger.splits import sequence_groups
 
 BITS = 64
@@ -119,7 +119,7 @@ def fit_code_map(z: np.ndarray, y: np.ndarray | None, names, bits: int = BITS,
 
 
 def encode(z: np.ndarray, kernel: np.ndarray, bias: np.ndarray) -> np.ndarray:
-    """Packed codes (``tagger.similar.pack``) of standardized features, as the model's code layer gives."""
+    """Packed codes (``tagger.hamming.pack``) of standardized features, as the model's code layer gives."""
     return pack(np.asarray(z, np.float32) @ kernel + bias > 0)
 
 
@@ -209,7 +209,7 @@ def fit_codes(bundle, root, *, bits: int = BITS, views: int = 2, use_tags: bool 
     from tagger.discover import discover
     from tagger.labels import labels_from_metadata
     from tagger.splits import assign_groups
-    from tagger.train import VIEWS, read_photos
+    from tagger.photos import VIEWS, read_photos
 
     from tagger.model import TaggerSession
 
@@ -226,7 +226,7 @@ def fit_codes(bundle, root, *, bits: int = BITS, views: int = 2, use_tags: bool 
             labels = tagged
         else:
             log("no photo carries a tag of the vocabulary: unsupervised codes (PCA-ITQ)")
-    card_test = set(session.card.get("split", {}).get("test", []))
+    card_test = set(session.card.test_photos)
     if card_test & set(labels) and set(labels) - card_test:
         test = {n for n in labels if n in card_test}
         log(f"holding out the {len(test)} photos of the model card's test split")

@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from tagger.inference import (CAMERA_WEIGHT, GEM_FLOOR, GEM_P, STANDARDIZE_EPSILON, head_config)
+from tagger.card import head_config
+from tagger.inference import CAMERA_WEIGHT, GEM_FLOOR, GEM_P, STANDARDIZE_EPSILON
 
 #: The floor of Grad-CAM's log-probability (below it the gradient is 0, as with TensorFlow's clip).
 LOG_FLOOR = 1e-7

@@ -29,7 +29,8 @@ import numpy as np
 from tagger.backends import backend as find_backend
 from tagger.bundle import Bundle, BundleError
 from tagger.camera import MISSING as CAMERA_MISSING, SIZE as CAMERA_SIZE
-from tagger.similar import pack
+from tagger.card import head_config
+from tagger.hamming import pack
 
 #: ResNet-50's preprocessing ("caffe" mode of keras.applications.resnet50):
 #: RGB -> BGR, then subtract the ImageNet channel means. No scaling.
@@ -48,24 +49,6 @@ GEM_P, GEM_FLOOR = 3.0, 1e-6
 
 #: ResNet-50's stages after the stem: name, filters, blocks, stride of the first block.
 STAGES = (("conv2", 64, 3, 1), ("conv3", 128, 4, 2), ("conv4", 256, 6, 2), ("conv5", 512, 3, 2))
-
-
-def head_config(card: dict) -> dict:
-    """``pooling``, ``label_sets`` (a 0/1 matrix or None) and ``activation`` from a model card.
-
-    Cards written before these options (``head`` a plain string) mean average
-    pooling and independent sigmoid tags.
-    """
-    head = card.get("head")
-    if not isinstance(head, dict):
-        return {"pooling": "average", "label_sets": None, "activation": "sigmoid"}
-    vocabulary = card["vocabulary"]
-    sets = head.get("label_sets")
-    activation = head.get("activation", "sigmoid")
-    if activation not in ("sigmoid", "softmax"):
-        raise ValueError(f"unknown head activation {activation!r}")
-    return {"pooling": head["pooling"], "activation": activation,
-            "label_sets": None if sets is None else [[tag in combo for tag in vocabulary] for combo in sets]}
 
 
 class UnsupportedCard(ValueError):
@@ -156,22 +139,10 @@ def build_graph(bundle: Bundle, weights: dict[str, np.ndarray], feature_map: boo
     inputs, head_input = [rgb], features
     if bundle.camera:
         camera = ops.parameter(ov.PartialShape([-1, CAMERA_SIZE]), ov.Type.f32, name="camera")
-        z = ops.split(_standardize(ops, const, camera, array("camera_standardize/0"), array("camera_standardize/1")),
-                      ops.constant(np.int64(1)), 2)
-        present = ops.subtract(const(1.0), ops.split(camera, ops.constant(np.int64(1)), 2).output(1))
-        evidence = ops.multiply(ops.concat([ops.multiply(z.output(0), present), z.output(1)], 1), const(CAMERA_WEIGHT))
         inputs.append(camera)
-        head_input = ops.concat([features, evidence], 1)
+        head_input = ops.concat([features, _camera_evidence(ops, const, camera, array)], 1)
     logits = ops.add(ops.matmul(head_input, const(array("tags/0")), False, False), const(array("tags/1")))
-    if config["label_sets"] is not None:
-        sets = np.asarray(config["label_sets"], np.float32)
-        log_p, log_not_p = ops.negative(ops.softplus(ops.negative(logits))), ops.negative(ops.softplus(logits))
-        likelihood = ops.add(ops.matmul(log_p, const(sets.T), False, False),
-                             ops.matmul(log_not_p, const(1 - sets.T), False, False))
-        tags = ops.matmul(ops.softmax(likelihood, -1), const(sets), False, False)
-    else:
-        tags = ops.sigmoid(logits) if config["activation"] == "sigmoid" else ops.softmax(logits, -1)
-    outputs = [tags]
+    outputs = [_tag_probabilities(ops, const, logits, config)]
     if bundle.code_bits:
         outputs.append(ops.add(ops.matmul(features, const(array("codes/0")), False, False), const(array("codes/1"))))
     if feature_map:
@@ -181,6 +152,25 @@ def build_graph(bundle: Bundle, weights: dict[str, np.ndarray], feature_map: boo
     for result, name in zip(results, names):
         result.output(0).get_tensor().set_names({name})
     return ov.Model(results, inputs, "tagger")
+
+
+def _camera_evidence(ops, const, camera, array):
+    """What ``tagger.model.CameraEvidence`` gives: the standardized evidence, a missing value at the mean, weighted."""
+    z = ops.split(_standardize(ops, const, camera, array("camera_standardize/0"), array("camera_standardize/1")),
+                  ops.constant(np.int64(1)), 2)
+    present = ops.subtract(const(1.0), ops.split(camera, ops.constant(np.int64(1)), 2).output(1))
+    return ops.multiply(ops.concat([ops.multiply(z.output(0), present), z.output(1)], 1), const(CAMERA_WEIGHT))
+
+
+def _tag_probabilities(ops, const, logits, config: dict):
+    """The head's output: marginals over the label sets, else sigmoids or a softmax (``head_config``)."""
+    if config["label_sets"] is None:
+        return ops.sigmoid(logits) if config["activation"] == "sigmoid" else ops.softmax(logits, -1)
+    sets = np.asarray(config["label_sets"], np.float32)
+    log_p, log_not_p = ops.negative(ops.softplus(ops.negative(logits))), ops.negative(ops.softplus(logits))
+    likelihood = ops.add(ops.matmul(log_p, const(sets.T), False, False),
+                         ops.matmul(log_not_p, const(1 - sets.T), False, False))
+    return ops.matmul(ops.softmax(likelihood, -1), const(sets), False, False)
 
 
 def _standardize(ops, const, x, mean: np.ndarray, variance: np.ndarray):
@@ -194,22 +184,25 @@ def user_cache() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "terc-tag"
 
 
-def converted_graph(bundle: Bundle, reason: str):
+def converted_graph(bundle: Bundle, reason: str, trace=None):
     """The graph of a card :func:`build_graph` cannot express, converted from TensorFlow once and then kept.
 
     Kept as ``graph-<network id>.xml``/``.bin`` in the bundle, or in the
     per-user cache when the bundle cannot be written; the name follows the
-    network, so a changed bundle is converted anew.
+    network, so a changed bundle is converted anew.  ``trace(bundle)`` gives
+    the network as a TensorFlow concrete function (``tagger.sessions`` passes
+    one); without it, a graph not yet kept is a :class:`BundleError`.
     """
     ov, _ = _opset()
     name = f"graph-{bundle.network_id}.xml"
     for folder in (bundle.path, user_cache() / "graphs"):
         if (folder / name).is_file():
             return ov.Core().read_model(folder / name)
+    if trace is None:
+        raise BundleError(f"{bundle.path} must be converted from TensorFlow once ({reason}); "
+                          "load it through tagger.sessions.load_session")
     print(f"note: converting {bundle.path} from TensorFlow once ({reason})", file=sys.stderr)
-    from tagger.model import traced_model
-
-    graph = ov.convert_model(traced_model(bundle).get_concrete_function())
+    graph = ov.convert_model(trace(bundle))
     for folder in (bundle.path, user_cache() / "graphs"):
         try:
             folder.mkdir(parents=True, exist_ok=True)
@@ -255,9 +248,6 @@ class Session(Bundle):
 
     forward: Forward
 
-    def load(self) -> "Session":
-        return self
-
     def inputs(self, pixels: np.ndarray, camera: np.ndarray | None) -> list[np.ndarray]:
         """The network's inputs for a uint8 batch: pixels as float32 and, for a camera model, the evidence."""
         inputs = [pixels.astype(np.float32)]
@@ -290,14 +280,17 @@ class Session(Bundle):
 
 
 class InferenceSession(Session):
-    """A bundle compiled with OpenVINO for one backend of :mod:`tagger.backends`; no TensorFlow."""
+    """A bundle compiled with OpenVINO for one backend of :mod:`tagger.backends`; no TensorFlow.
 
-    def __init__(self, bundle: str | os.PathLike, backend: str = "openvino-bf16"):
+    ``trace``: see :func:`converted_graph`, for the cards the builder cannot express.
+    """
+
+    def __init__(self, bundle: str | os.PathLike, backend: str = "openvino-bf16", trace=None):
         chosen = find_backend(backend)
         if chosen.openvino is None:
             raise ValueError(f"backend {backend!r} is not an OpenVINO backend")
         super().__init__(bundle, backend)
-        self.properties, self._feature_net = chosen.openvino, None
+        self.properties, self._feature_net, self._trace = chosen.openvino, None, trace
         self.forward = openvino_forward(compile_graph(self._graph(feature_map=False), self.properties))
 
     def _graph(self, feature_map: bool):
@@ -306,7 +299,7 @@ class InferenceSession(Session):
         except UnsupportedCard as exc:
             if feature_map:
                 raise BundleError(f"{self.path}: no heat maps without TensorFlow ({exc})") from None
-            graph = converted_graph(self, str(exc))
+            graph = converted_graph(self, str(exc), self._trace)
         except (KeyError, TypeError, ValueError) as exc:
             raise BundleError(f"{self.path} does not describe a model terc-tag can build: {exc}") from None
         return graph

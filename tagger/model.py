@@ -33,8 +33,9 @@ from tagger._tf import keras, tf
 from tagger.backends import BACKENDS
 from tagger.bundle import Bundle, BundleError
 from tagger.camera import SIZE as CAMERA_SIZE
+from tagger.card import head_config
 from tagger.inference import (CAMERA_WEIGHT, GEM_P, IMAGENET_BGR_MEAN, PREPROCESSING, STANDARDIZE_EPSILON,  # noqa: F401
-                              Forward, Session, head_config)
+                              Forward, Session)
 
 
 class CaffePreprocess(keras.layers.Layer):
@@ -224,11 +225,12 @@ def traced_model(bundle: Bundle, model: keras.Model | None = None):
 class TaggerSession(Session):
     """The TensorFlow reference session (``--backend tf``); the OpenVINO ones are tagger.inference's."""
 
-    def __init__(self, bundle: str | os.PathLike, backend: str = "tf"):
+    def __init__(self, bundle: str | os.PathLike, backend: str = "tf", card=None):
+        """``card``: see :class:`tagger.bundle.Bundle`."""
         if backend != "tf":
             raise ValueError(f"unknown backend {backend!r} for the TensorFlow session; "
                              f"choose tf, or tagger.inference.InferenceSession for {', '.join(BACKENDS[1:])}")
-        super().__init__(bundle, backend)
+        super().__init__(bundle, backend, card)
         self.model = keras_model(self)
         self.forward = tensorflow_forward(traced_model(self, self.model))
 

@@ -48,6 +48,7 @@ from tagger.names import shown
 from tagger.outputs import (Reserve, atomic_write, clear_scattered_temporaries, clear_temporaries, folder_mode,
                             is_inside, make_folders, temp_folder)
 from tagger.predictions import PREDICTIONS_CSV, write_predictions
+from tagger import sessions
 from tagger.state import CodeUpdate, EditLock, Record, RunLock, Seen, State
 
 
@@ -334,7 +335,7 @@ def _ray_engine():
 
 def _tag_jobs(jobs, model, context, state, summary, *, follow_symlinks, batch_size, workers, progress) -> None:
     """The local engine: decode in threads, predict here, write and record each batch in a writer thread."""
-    session = model.load()
+    session = sessions.load_session(model)
     by_path = {job.rel: job for job in jobs}
     decoded = iter_decoded(context.input_dir, [job.rel for job in jobs], session.size, workers,
                            follow_symlinks=follow_symlinks)

@@ -42,6 +42,7 @@ from tagger.bundle import Bundle
 from tagger.decode import Decoded, read_and_decode
 from tagger.discover import STATE_DIR_NAME, read_inside
 from tagger.pipeline import Outcome, WriteContext, commit, predict_batch, write_batch
+from tagger.sessions import load_session
 
 #: CPUs that Ray reserves per predicting actor and per decode or write task.  The model's own thread
 #: pool uses every core it finds, as in the local engine, so the actor reserves none of the CPUs the
@@ -143,7 +144,7 @@ class _Predictor:
     """An actor holding one model session for its lifetime (the model loads once, not once per batch)."""
 
     def __init__(self, bundle: str, backend: str, model_id: str):
-        self.session = Bundle(bundle, backend).load()
+        self.session = load_session(Bundle(bundle, backend))
         if self.session.model_id != model_id:  # every node must see the driver's bundle
             raise RuntimeError(f"the model bundle {bundle} on this node differs from the driver's")
 

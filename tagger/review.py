@@ -136,13 +136,14 @@ class Review:
         """A PNG of the photo with the evidence for ``tag`` laid over it."""
         from tagger.decode import DecodeError, decode
         from tagger.explain import Explainer, overlay
+        from tagger.sessions import load_session
 
         if tag not in self.bundle.vocabulary:
             abort(400, f"{tag}: not in the model's vocabulary")
         data = self.file(path).read_bytes()
         with self._model_lock:  # one model, loaded on the first heat map; TensorFlow calls one at a time
             if self._explainer is None:
-                self._explainer = Explainer(self.bundle.load())
+                self._explainer = Explainer(load_session(self.bundle))
             try:
                 pixels, camera = decode(data, self._explainer.session.size)
             except DecodeError as exc:

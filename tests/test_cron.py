@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from tagger.bundle import Bundle
+from tagger.sessions import load_session
 from tagger.cli import main
 from tagger.pipeline import tag_folder
 from conftest import DEFAULT_MODEL, ISS, downgrade_state
@@ -41,7 +42,7 @@ def test_nothing_new_loads_no_model_writes_nothing_and_says_nothing(incoming, tm
     assert first.exit_code == 0 and first.output == ""
     before = snapshot(out)
 
-    monkeypatch.setattr(Bundle, "load", lambda self: pytest.fail("the model was loaded"))
+    monkeypatch.setattr("tagger.sessions.load_session", lambda bundle: pytest.fail("the model was loaded"))
     again = run(incoming, out, "--quiet", "--backend", "tf", "--log-file", log)
     assert again.exit_code == 0 and again.output == ""
     assert snapshot(out) == before  # not one file or folder of OUTPUT touched, the state's included
@@ -58,7 +59,7 @@ def test_an_output_tagged_at_0_5_before_it_was_the_models_default_is_not_tagged_
     out = tmp_path / "tagged"
     assert run(incoming, out, "--quiet", "--backend", "tf", "--threshold", "0.5").exit_code == 0
     before = snapshot(out)
-    monkeypatch.setattr(Bundle, "load", lambda self: pytest.fail("the model was loaded"))
+    monkeypatch.setattr("tagger.sessions.load_session", lambda bundle: pytest.fail("the model was loaded"))
     assert run(incoming, out, "--quiet", "--backend", "tf").exit_code == 0
     assert snapshot(out) == before
 
@@ -75,7 +76,7 @@ def test_a_corrupt_file_is_reported_once_then_tagged_when_it_is_replaced(incomin
 
     before = snapshot(out)
     with monkeypatch.context() as patch:
-        patch.setattr(Bundle, "load", lambda self: pytest.fail("the model was loaded"))
+        patch.setattr("tagger.sessions.load_session", lambda bundle: pytest.fail("the model was loaded"))
         second = run(incoming, out, "--quiet", "--backend", "tf")
         assert second.exit_code == 0 and second.output == "" and second.stderr == ""
         assert snapshot(out) == before  # not retried, not copied again, nothing rewritten
@@ -111,7 +112,7 @@ def test_retry_failed_retries_known_failures_and_keeps_when_they_first_failed(in
 def test_force_redoes_everything_known_failures_included(incoming, tmp_path):
     out = tmp_path / "tagged"
     (incoming / "notes.jpg").write_text("a text file named .jpg")
-    session = Bundle(DEFAULT_MODEL).load()
+    session = load_session(Bundle(DEFAULT_MODEL))
     tag_folder(incoming, out, session)
     again = tag_folder(incoming, out, session, force=True)
     assert len(again.tagged) == 3 and [f for f, _ in again.failed] == ["notes.jpg"]
@@ -123,7 +124,7 @@ def test_a_missing_predictions_csv_is_written_again_without_the_model(incoming, 
     tag_folder(incoming, out, session)
     rows = (out / "predictions.csv").read_text()
     (out / "predictions.csv").unlink()  # e.g. the disk was full when the last run wrote it
-    monkeypatch.setattr(Bundle, "load", lambda self: pytest.fail("the model was loaded"))
+    monkeypatch.setattr("tagger.sessions.load_session", lambda bundle: pytest.fail("the model was loaded"))
     summary = tag_folder(incoming, out, Bundle(DEFAULT_MODEL))
     assert summary.unchanged == 3 and (out / "predictions.csv").read_text() == rows
 
@@ -154,7 +155,7 @@ def test_an_output_written_by_0_1_keeps_working(incoming, tmp_path, session, mon
     (out / "day" / photo.name).chmod(0o644)
 
     loads = []
-    monkeypatch.setattr(type(session), "load", lambda self: loads.append(1) or self)
+    monkeypatch.setattr("tagger.sessions.load_session", lambda bundle: loads.append(1) or load_session(bundle))
     summary = tag_folder(incoming, out, session)
     assert summary.unchanged == 3 and summary.tagged == []  # no photo re-tagged
     assert [f for f, _ in summary.failed] == ["notes.jpg"]  # 0.1's failure is tried once more

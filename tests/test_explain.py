@@ -6,6 +6,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from tagger.bundle import Bundle
+from tagger.sessions import load_session
 from tagger.cli import main
 from tagger.decode import decode
 from tagger.explain import Explainer
@@ -77,7 +78,7 @@ def tensorflow_gradcam(session, pixels, camera, tag):
 @pytest.mark.parametrize("backend, correlation", [("openvino", 0.999), ("openvino-bf16", 0.98)])
 def test_maps_without_tensorflow_are_tensorflows_gradcam(session, backend, correlation):
     """The numpy gradient on OpenVINO's feature map gives TensorFlow's Grad-CAM maps (review's heat maps)."""
-    explain = Explainer(Bundle(session.path, backend).load())
+    explain = Explainer(load_session(Bundle(session.path, backend)))
     photos = sorted(ISS.glob("*.jpg")) + sorted(EXAMPLES.glob("*.jpg"))[:4]
     worst = 1.0
     for photo in photos:

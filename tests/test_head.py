@@ -7,7 +7,7 @@ from tagger._tf import keras
 
 from tagger.model import GeMPool, LabelSetMarginals, build_model, head_config
 from tagger.splits import group_folds
-from tagger.train import fit_frozen_head, fit_head, tag_combinations
+from tagger.train import FrozenFeatures, HeadSweep, fit_frozen_head, fit_head, tag_combinations
 
 
 def test_gem_is_the_power_mean_between_average_and_max():
@@ -106,9 +106,9 @@ def test_frozen_head_is_judged_held_out_and_kept_fit_on_the_photos_fit(refit):
     x = rng.normal(size=(100, 512)).astype("float32") + 2 * y @ rng.normal(size=(2, 512)).astype("float32")
     (x_train, x_val), (y_train, y_val) = (x[:80], x[80:]), (y[:80], y[80:])
     model = build_model(2, 32, "conv3_block4_out", "gem", tag_combinations(y if refit else y_train))
-    chosen, sweep, (y_held, p_held) = fit_frozen_head(
-        model, x_train, y_train, np.arange(80) % 5, x_val, y_val, (0.01, 1.0), (1.0,), lambda m: None,
-        label_sets=True, refit_with=(x_val, y_val) if refit else None)
+    data = FrozenFeatures(x_train, y_train, np.arange(80) % 5, x_val, y_val, (x_val, y_val) if refit else None)
+    chosen, sweep, (y_held, p_held) = fit_frozen_head(model, data, HeadSweep((0.01, 1.0), (1.0,), label_sets=True),
+                                                      lambda m: None)
     c = chosen["C"]
     assert c in (0.01, 1.0) and set(sweep) == {"0.01", "1"}
     assert len(y_held) == len(p_held) == 100 and np.all((p_held >= 0) & (p_held <= 1))
@@ -125,9 +125,9 @@ def test_a_single_label_head_is_one_softmax_whose_sweep_also_picks_the_class_wei
     y = np.eye(3, dtype="float32")[classes]
     x = rng.normal(size=(150, 512)).astype("float32") + 3 * y @ rng.normal(size=(3, 512)).astype("float32")
     model = build_model(3, 32, "conv3_block4_out", "gem", activation="softmax")
-    chosen, sweep, (y_held, p_held) = fit_frozen_head(
-        model, x[:120], y[:120], np.arange(120) % 5, x[120:], y[120:], (0.1, 1.0), (0.0, 1.0), lambda m: None,
-        single_label=True)
+    data = FrozenFeatures(x[:120], y[:120], np.arange(120) % 5, x[120:], y[120:])
+    chosen, sweep, (y_held, p_held) = fit_frozen_head(model, data, HeadSweep((0.1, 1.0), (0.0, 1.0), single_label=True),
+                                                      lambda m: None)
     assert set(sweep) == {"C=0.1, balance=0", "C=0.1, balance=1", "C=1, balance=0", "C=1, balance=1"}
     assert set(sweep["C=1, balance=1"]["held_out"]) == {"score", "macro_f1", "accuracy"}
     assert np.allclose(p_held.sum(axis=1), 1, atol=1e-5)  # probabilities of one image sum to 1

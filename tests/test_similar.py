@@ -14,7 +14,8 @@ from tagger.cli import main
 from tagger.codes import encode
 from tagger.decode import decode_photo
 from tagger.pipeline import tag_folder
-from tagger.similar import CodeIndex, SimilarIndex, find_similar, pack
+from tagger.hamming import CodeIndex, pack
+from tagger.similar import SimilarIndex, find_similar
 from tagger.state import SCHEMA_VERSION, State
 from conftest import DEFAULT_MODEL, ISS, downgrade_state
 
@@ -111,7 +112,7 @@ def test_tagging_stores_the_code_of_the_same_forward_pass(tagged, session_module
 def test_a_photo_of_the_index_is_answered_from_its_code_and_never_finds_itself(tagged, session_module,
                                                                                  monkeypatch):
     index = SimilarIndex(tagged, Bundle(DEFAULT_MODEL))
-    monkeypatch.setattr(Bundle, "load", lambda self: pytest.fail("the model was loaded"))
+    monkeypatch.setattr("tagger.sessions.load_session", lambda bundle: pytest.fail("the model was loaded"))
     name = index.paths[2]
     by_path, by_relative = find_similar(index, [str(tagged / name), name], k=3)
     assert [m.path for m in by_path.results] == [m.path for m in by_relative.results]

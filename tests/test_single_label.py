@@ -17,7 +17,7 @@ from tagger.metrics import evaluate_classes
 from tagger.model import TaggerSession, backbone_layers, build_model, save_weights
 from tagger.pipeline import tag_folder
 from tagger.state import State
-from tagger.train import TrainError, train
+from tagger.train import TrainConfig, TrainError, train
 from conftest import ROOT
 
 CLASSES = ("crater", "dune", "other")
@@ -45,9 +45,10 @@ def bundles(classes_folder, tmp_path_factory):
     model = build_model(3, 32)
     save_weights(model, start, only=backbone_layers(model))
     labels, vocabulary = labels_from_folders(discover(classes_folder).photos)
-    cards = [train(classes_folder, models / name, vocabulary=vocabulary, labels=labels, weights=str(start),
-                   input_size=32, c_values=(0.1,), batch_size=8, code_bits=0, backbone_dir=models / "backbones",
-                   seed=seed, log=lambda message: None) for seed, name in enumerate(("one", "two"))]
+    cards = [train(TrainConfig(classes_folder, models / name, vocabulary=vocabulary, labels=labels, weights=str(start),
+                               input_size=32, c_values=(0.1,), batch_size=8, code_bits=0,
+                               backbone_dir=models / "backbones", seed=seed), log=lambda message: None)
+             for seed, name in enumerate(("one", "two"))]
     return models, cards
 
 
@@ -78,9 +79,9 @@ def test_bundles_on_one_frozen_backbone_share_one_file_of_it(bundles):
 
 def test_a_fine_tuned_bundle_shares_the_frozen_backbone_and_carries_its_tuned_blocks(bundles, classes_folder):
     models, cards = bundles
-    card = train(classes_folder, models / "tuned", weights=str(models / "start.npz"), input_size=32, c_values=(0.01,),
-                 fine_tune_blocks=1, learning_rates=(1e-4,), epochs=3, batch_size=8, code_bits=0,
-                 backbone_dir=models / "backbones", log=lambda message: None)
+    card = train(TrainConfig(classes_folder, models / "tuned", weights=str(models / "start.npz"), input_size=32,
+                             c_values=(0.01,), fine_tune_blocks=1, learning_rates=(1e-4,), epochs=3, batch_size=8,
+                             code_bits=0, backbone_dir=models / "backbones"), log=lambda message: None)
     assert card["training"]["recipe"]["fine_tune"]["kept"], card["training"]["recipe"]["fine_tune"]
     shared_name = cards[0]["backbone"]["weights"]["shared_file"].split("/")[-1]
     assert [p.name for p in (models / "backbones").iterdir()] == [shared_name]  # the frozen file, not a tuned one
@@ -90,15 +91,15 @@ def test_a_fine_tuned_bundle_shares_the_frozen_backbone_and_carries_its_tuned_bl
             name for name in backbone_layers(build_model(3, 32)) if name.startswith("conv4_block6_")}
         kernel = own["conv4_block6_3_conv/0"]
         assert not np.array_equal(kernel, shared["conv4_block6_3_conv/0"])
-    session = TaggerSession(models / "tuned").load()
+    session = TaggerSession(models / "tuned")
     assert np.array_equal(session.model.get_layer("conv4_block6_3_conv").get_weights()[0], kernel.astype("float32"))
 
 
 def test_fine_tuning_that_would_not_fit_in_memory_stops_before_writing(classes_folder, tmp_path, monkeypatch):
     monkeypatch.setattr("tagger.train.features.available_memory", lambda: 10_000)
     with pytest.raises(TrainError, match=r"fine-tuning caches \d+ feature maps .* more than the 0\.0 GB"):
-        train(classes_folder, tmp_path / "m", weights="none", input_size=32, fine_tune_blocks=1,
-              backbone_dir=tmp_path / "b", log=lambda message: None)
+        train(TrainConfig(classes_folder, tmp_path / "m", weights="none", input_size=32, fine_tune_blocks=1,
+                          backbone_dir=tmp_path / "b"), log=lambda message: None)
     assert not (tmp_path / "m").exists() and not (tmp_path / "b").exists()
 
 

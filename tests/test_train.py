@@ -8,11 +8,13 @@ import numpy as np
 import pytest
 
 from tagger import TERC_TAGS
+from tagger.bundle import Bundle
 from tagger.evaluate import evaluate
 from tagger.labels import labels_from_metadata
 from tagger.model import TaggerSession, build_model, load_weights
 from tagger.pipeline import tag_folder
-from tagger.train import TrainError, read_photos, initial_weights, train
+from tagger.sessions import load_session
+from tagger.train import TrainConfig, TrainError, read_photos, initial_weights, train
 from tagger.train.features import fine_tune_split, tuned_layers
 from conftest import ISS, ROOT
 
@@ -28,8 +30,8 @@ def labelled(tmp_path):
 
 def test_tiny_training_writes_a_complete_bundle(labelled, tmp_path):
     out = tmp_path / "models" / "tiny"
-    card = train(labelled, out, weights="none", input_size=32, c_values=(0.1, 1.0), fine_tune_blocks=1,
-                 learning_rates=(1e-3,), epochs=2, batch_size=8, log=lambda message: None)
+    card = train(TrainConfig(labelled, out, weights="none", input_size=32, c_values=(0.1, 1.0), fine_tune_blocks=1,
+                             learning_rates=(1e-3,), epochs=2, batch_size=8), log=lambda message: None)
     assert (out / "weights.npz").is_file()
     saved = json.loads((out / "model.json").read_text())
     assert saved == card
@@ -54,9 +56,19 @@ def test_tiny_training_writes_a_complete_bundle(labelled, tmp_path):
     assert session.predict(np.zeros((2, 32, 32, 3), np.uint8)).shape == (2, 12)
 
 
-def test_default_training_refits_the_head_on_training_and_validation_photos(labelled, tmp_path):
-    card = train(labelled, tmp_path / "m", weights="none", input_size=32, c_values=(0.1,), batch_size=8,
+def test_default_training_refits_the_head_on_training_and_validation_photos(labelled, tmp_path, monkeypatch):
+    import tagger.train.recipe
+
+    written, write = [], tagger.train.recipe.atomic_write
+
+    def atomic_write(path, data):  # the card is written once, atomically, after everything else
+        written.append((path.name, sorted(p.name for p in path.parent.iterdir())))
+        write(path, data)
+
+    monkeypatch.setattr(tagger.train.recipe, "atomic_write", atomic_write)
+    card = train(TrainConfig(labelled, tmp_path / "m", weights="none", input_size=32, c_values=(0.1,), batch_size=8),
                  log=lambda message: None)
+    assert written == [("model.json", ["codes.json", "codes.npz", "weights.npz"])]
     assert card["training"]["recipe"]["frozen_head"]["fit_on"] == "training + validation photos"
     assert set(card["metrics"]) == {"test"}  # the validation photos are no longer unseen
     codes = json.loads((tmp_path / "m" / "codes.json").read_text())  # the code map, fit on the same photos
@@ -75,7 +87,7 @@ def test_too_few_labelled_photos(tmp_path):
     (tmp_path / "few").mkdir()
     shutil.copy(next(ISS.glob("*.jpg")), tmp_path / "few")
     with pytest.raises(TrainError, match="only 1 photos"):
-        train(tmp_path / "few", tmp_path / "m", weights="none", input_size=32, log=lambda m: None)
+        train(TrainConfig(tmp_path / "few", tmp_path / "m", weights="none", input_size=32), log=lambda m: None)
 
 
 def test_weights_file_loads_by_layer_name(tmp_path):
@@ -101,9 +113,6 @@ class Spy:
 
     def __getattr__(self, name):
         return getattr(self.session, name)
-
-    def load(self):
-        return self
 
     def predict_with_codes(self, pixels, camera=None):
         self.seen.extend(pixels)
@@ -141,8 +150,8 @@ def test_one_preprocessing_for_train_evaluate_and_tag(iss_photos, tmp_path, sess
 
 def test_camera_training_takes_exif_as_a_second_input_and_still_tags_without_it(labelled, tmp_path):
     out = tmp_path / "m"
-    card = train(labelled, out, weights="none", input_size=32, c_values=(0.1,), batch_size=8, camera=True,
-                 code_bits=0, log=lambda message: None)
+    card = train(TrainConfig(labelled, out, weights="none", input_size=32, c_values=(0.1,), batch_size=8,
+                             camera=True, code_bits=0), log=lambda message: None)
     assert set(card["inputs"]) == {"rgb", "camera"} and card["training"]["recipe"]["camera"]["weight"] == 3.0
     assert {"threshold_0.5", "threshold_0.5_without_camera"} <= set(card["metrics"]["test"])
     session = TaggerSession(out)
@@ -153,7 +162,7 @@ def test_camera_training_takes_exif_as_a_second_input_and_still_tags_without_it(
     summary = tag_folder(labelled, tmp_path / "tagged", session)  # the pipeline feeds each photo's evidence
     assert len(summary.tagged) == len(list(labelled.glob("*.jpg")))
     pytest.importorskip("openvino")
-    other = TaggerSession(out, backend="openvino")
+    other = load_session(Bundle(out, "openvino"))
     assert np.abs(other.predict(pixels, cameras) - with_exif).max() < 1e-4
     with pytest.raises(TrainError, match="frozen head only"):
-        train(labelled, tmp_path / "n", weights="none", camera=True, fine_tune_blocks=1, log=lambda message: None)
+        TrainConfig(labelled, tmp_path / "n", weights="none", camera=True, fine_tune_blocks=1)  # refused before any work

@@ -148,7 +148,7 @@ def backend_option(default: str):
 def open_bundle(model_dir: Path | None, backend: str = REFERENCE):
     """Read a model bundle's card and identity (no TensorFlow), or exit with one line saying why not.
 
-    The backend is the one :meth:`Bundle.load` will use: fp32 OpenVINO unless told, which gives the
+    The backend is the one :func:`tagger.sessions.load_session` will use: fp32 OpenVINO unless told, which gives the
     TensorFlow reference's answers without TensorFlow.
     """
     from tagger.bundle import Bundle, BundleError
@@ -162,10 +162,11 @@ def open_bundle(model_dir: Path | None, backend: str = REFERENCE):
 def open_session(model_dir: Path | None, backend: str = REFERENCE):
     """Load a model bundle, ready to predict, or exit with one line saying why not."""
     from tagger.bundle import BundleError
+    from tagger.sessions import load_session
 
     bundle = open_bundle(model_dir, backend)
     try:
-        return bundle.load()
+        return load_session(bundle)
     except BundleError as exc:
         fail(str(exc))
     except (OSError, ValueError) as exc:

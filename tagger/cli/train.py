@@ -100,7 +100,7 @@ def command(folder, out_dir, labels_file, class_map, folder_labels, vocabulary, 
     from tagger.discover import discover
     from tagger.labels import LabelsError, labels_from_folders, read_labels_file
     from tagger.report import console as make_console, evaluation_table, overall_lines
-    from tagger.train import TrainError, train
+    from tagger.train import TrainConfig, TrainError, train
     import tagger
 
     one_label_source(labels_file, folder_labels)
@@ -113,13 +113,14 @@ def command(folder, out_dir, labels_file, class_map, folder_labels, vocabulary, 
         elif folder_labels:
             labels, folder_vocabulary = labels_from_folders(discover(folder, follow_symlinks).photos)
             vocab, source = vocab or folder_vocabulary, "parent folder names"
-        card = train(folder, out_dir, vocabulary=vocab or tagger.TERC_TAGS, labels=labels, labels_source=source, weights=weights,
-                     input_size=input_size, epochs=epochs, batch_size=batch_size, c_values=c_values,
-                     learning_rates=learning_rates,
-                     fine_tune_blocks=fine_tune_blocks, views=views, balance=balance, pooling=pooling,
-                     label_sets=label_sets, refit=refit, sequence_gap=sequence_gap,
-                     camera=camera, head=head, backbone_dir=backbone_dir, code_bits=code_bits, seed=seed,
-                     follow_symlinks=follow_symlinks, log=(lambda message: None) if quiet else echo_line)
+        config = TrainConfig(folder, out_dir, vocabulary=vocab or tagger.TERC_TAGS, labels=labels, labels_source=source,
+                             weights=weights, input_size=input_size, epochs=epochs, batch_size=batch_size,
+                             c_values=c_values, learning_rates=learning_rates,
+                             fine_tune_blocks=fine_tune_blocks, views=views, balance=balance, pooling=pooling,
+                             label_sets=label_sets, refit=refit, sequence_gap=sequence_gap,
+                             camera=camera, head=head, backbone_dir=backbone_dir, code_bits=code_bits, seed=seed,
+                             follow_symlinks=follow_symlinks)
+        card = train(config, log=(lambda message: None) if quiet else echo_line)
     except (TrainError, LabelsError) as exc:
         fail(str(exc))
     except OSError as exc:  # e.g. the 'imagenet' download without internet

@@ -31,21 +31,20 @@ Where every image has exactly one class (HiRISE, EuroSAT), step 3 fits one
 softmax regression instead, and the sweep also picks how strongly rare
 classes are weighed.  The parts, by name: ``features`` (the backbone's
 start, photos, dihedral views), ``heads`` (the heads' exact fits),
-``sweep`` (the frozen phase), ``fine_tune``, and ``recipe`` (``train``
-itself and the model card).
+``sweep`` (the frozen phase), ``fine_tune``, ``config`` (``TrainConfig``,
+every setting, checked once), ``card`` (the model card written) and
+``recipe`` (``train`` itself: the phases in order).  The photos and their
+views are :mod:`tagger.photos`, shared with the code maps' fitting.
 """
 
 
-class TrainError(Exception):
-    """Training cannot start or go on; the message says why, in one line."""
+from tagger.photos import VIEWS, read_photos
+from tagger.train.config import TrainConfig, TrainError
+from tagger.train.features import initial_weights, pretrained_feature_layer, with_camera
+from tagger.train.heads import fit_head, head_input, head_output, standardize, tag_combinations
+from tagger.train.recipe import train
+from tagger.train.sweep import FrozenFeatures, HeadSweep, fit_frozen_head
 
-
-# After TrainError: the parts raise it.
-from tagger.train.features import (VIEWS, initial_weights, pretrained_feature_layer, read_photos,  # noqa: E402
-                                   with_camera)
-from tagger.train.heads import fit_head, head_input, head_output, standardize, tag_combinations  # noqa: E402
-from tagger.train.recipe import train  # noqa: E402
-from tagger.train.sweep import fit_frozen_head  # noqa: E402
-
-__all__ = ["TrainError", "VIEWS", "fit_frozen_head", "fit_head", "head_input", "head_output", "initial_weights",
-           "pretrained_feature_layer", "read_photos", "standardize", "tag_combinations", "train", "with_camera"]
+__all__ = ["FrozenFeatures", "HeadSweep", "TrainConfig", "TrainError", "VIEWS", "fit_frozen_head", "fit_head",
+           "head_input", "head_output", "initial_weights", "pretrained_feature_layer", "read_photos", "standardize",
+           "tag_combinations", "train", "with_camera"]

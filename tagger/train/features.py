@@ -10,30 +10,14 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
-from typing import Sequence
-
 import numpy as np
 
 from tagger._tf import keras
 from tagger.bundle import file_sha256
-from tagger.camera import MISSING as CAMERA_MISSING, SIZE as CAMERA_SIZE
-from tagger.decode import DecodeError, decode
-from tagger.discover import read_inside
+from tagger.camera import MISSING as CAMERA_MISSING
 from tagger.model import backbone_layers, load_weights, save_weights
-from tagger.train import TrainError
-
-#: Dihedral views of a square image: identity, flips, quarter turns, transposes.
-VIEWS = (
-    lambda a: a,
-    lambda a: a[:, ::-1],
-    lambda a: a[::-1, :],
-    lambda a: a[::-1, ::-1],
-    lambda a: np.rot90(a, 1),
-    lambda a: np.rot90(a, 3),
-    lambda a: a.transpose(1, 0, 2),
-    lambda a: np.rot90(a, 2).transpose(1, 0, 2),
-)
-
+from tagger.photos import VIEWS, read_photos  # noqa: F401  (training's inputs, shared with tagger.codes)
+from tagger.train.config import TrainError
 
 
 def initial_weights(model: keras.Model, weights: str) -> dict:
@@ -44,9 +28,9 @@ def initial_weights(model: keras.Model, weights: str) -> dict:
         try:
             reference = keras.applications.ResNet50(include_top=False, weights="imagenet")
         except Exception as exc:  # Keras reports a failed download as a bare Exception
-            raise TrainError(f"cannot download the ImageNet weights ({exc}); without internet, copy "
-                             "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5 here and pass --weights FILE") from None
-        arrays = {f"{l.name}/{i}": w for l in reference.layers for i, w in enumerate(l.get_weights())}
+            raise TrainError(f"cannot download the ImageNet weights ({exc}); without internet, copy resnet50_"
+                             "weights_tf_dim_ordering_tf_kernels_notop.h5 here and pass --weights FILE") from None
+        arrays = {f"{layer.name}/{i}": w for layer in reference.layers for i, w in enumerate(layer.get_weights())}
         return {"source": "imagenet (keras.applications download)", "layers_loaded": len(load_weights(model, arrays))}
     path = Path(weights)
     if not path.is_file():
@@ -54,7 +38,7 @@ def initial_weights(model: keras.Model, weights: str) -> dict:
     if path.suffix == ".h5":  # the official Keras file, copied to an air-gapped site
         reference = keras.applications.ResNet50(include_top=False, weights=None)
         reference.load_weights(path)
-        arrays = {f"{l.name}/{i}": w for l in reference.layers for i, w in enumerate(l.get_weights())}
+        arrays = {f"{layer.name}/{i}": w for layer in reference.layers for i, w in enumerate(layer.get_weights())}
     else:
         arrays = dict(np.load(path))
     loaded = load_weights(model, arrays)
@@ -70,7 +54,6 @@ def pretrained_feature_layer(weights: str) -> str:
         return "conv5_block3_out"
     keys = np.load(weights).files
     return "conv5_block3_out" if any(k.startswith("conv5_") for k in keys) else "conv4_block6_out"
-
 
 
 def cache_features(extractor: keras.Model, photos: np.ndarray, views, batch_size: int, dtype: str) -> np.ndarray:
@@ -137,28 +120,6 @@ def tuned_layers(model: keras.Model, split_layer: str) -> set[str]:
     chain = block_outputs(model)
     prefixes = tuple(name[:-len("out")] for name in chain[chain.index(split_layer) + 1:])  # "conv4_block5_", ...
     return {name for name in backbone_layers(model) if name.startswith(prefixes)}
-
-
-def read_photos(root: Path, names: Sequence[str], size: int, log,
-                follow_symlinks: bool = False) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """The names that could be decoded, their pixels and their camera evidence (``tagger.camera``)."""
-    kept, arrays, cameras = [], [], []
-    for name in names:
-        try:
-            pixels, camera = decode(read_inside(root, name, follow_symlinks)[0], (size, size))
-        except OSError as exc:
-            log(f"skipping {name}: {exc.strerror or exc}")
-            continue
-        except DecodeError as exc:
-            log(f"skipping {name}: {exc}")
-            continue
-        kept.append(name)
-        arrays.append(pixels)
-        cameras.append(camera)
-    if not arrays:
-        return kept, np.zeros((0, size, size, 3), np.uint8), np.zeros((0, CAMERA_SIZE), np.float32)
-    return kept, np.stack(arrays), np.stack(cameras)
-
 
 
 def with_camera(features: np.ndarray, evidence: np.ndarray, views: int) -> tuple[np.ndarray, int]:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Sequence
+
 import numpy as np
 
 from tagger._tf import keras
@@ -40,32 +43,45 @@ class _EpochLog(keras.callbacks.Callback):
                  f"val_loss {logs['val_loss']:.4f}{accuracy}")
 
 
-def fine_tune_top(model: keras.Model, split_layer: str, train, val, balance: float, learning_rates, epochs,
-                  batch_size, seed, log, single_label: bool = False) -> dict:
+@dataclass
+class FineTunePlan:
+    """How the fine-tune phase trains: the sweep's learning rates and Adam's run, the loss's class weights."""
+
+    learning_rates: Sequence[float]
+    epochs: int
+    batch_size: int
+    seed: int = 0
+    balance: float = 1.0
+    single_label: bool = False
+
+    def loss(self, y_train: np.ndarray):
+        """Class-balanced (``balance``) cross-entropy: softmax for one class per image, else per-tag binary."""
+        positives = y_train.sum(axis=0)
+        if self.single_label:
+            return weighted_crossentropy((len(y_train) / (y_train.shape[1] * np.maximum(positives, 1))) ** self.balance)
+        return weighted_bce(np.clip((len(y_train) - positives) / np.maximum(positives, 1), 1, 50) if self.balance
+                            else np.ones(y_train.shape[1]))
+
+
+def fine_tune_top(model: keras.Model, split_layer: str, train, val, plan: FineTunePlan, log) -> dict:
     """Adam on the blocks after ``split_layer`` plus the head; keep the best rate, or the frozen head."""
     top = keras.Model(model.get_layer(split_layer).output, model.output)
     for layer in top.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.trainable = False  # too few photos to re-estimate batch statistics
-    y_train = train[1]
-    positives = y_train.sum(axis=0)
-    if single_label:
-        loss = weighted_crossentropy((len(y_train) / (y_train.shape[1] * np.maximum(positives, 1))) ** balance)
-    else:
-        loss = weighted_bce(np.clip((len(y_train) - positives) / np.maximum(positives, 1), 1, 50) if balance
-                            else np.ones(y_train.shape[1]))
-    metrics = ["accuracy"] if single_label else []  # logged per epoch; the choice stays on validation loss
+    loss = plan.loss(train[1])
+    metrics = ["accuracy"] if plan.single_label else []  # logged per epoch; the choice stays on validation loss
     top.compile(loss=loss, metrics=metrics)
     start = top.get_weights()
-    sweep = {"frozen head": float(top.evaluate(*val, batch_size=batch_size, verbose=0, return_dict=True)["loss"])}
+    sweep = {"frozen head": float(top.evaluate(*val, batch_size=plan.batch_size, verbose=0, return_dict=True)["loss"])}
     best_lr, best_weights = None, start
-    for lr in learning_rates:
+    for lr in plan.learning_rates:
         top.set_weights(start)
-        keras.utils.set_random_seed(seed)
+        keras.utils.set_random_seed(plan.seed)
         top.compile(optimizer=keras.optimizers.Adam(lr), loss=loss, metrics=metrics)
         stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=5, restore_best_weights=True)
-        history = top.fit(*train, validation_data=val, epochs=epochs, batch_size=batch_size, verbose=0, shuffle=True,
-                          callbacks=[stop, _EpochLog(log, f"fine-tune lr={lr:g}", epochs)])
+        history = top.fit(*train, validation_data=val, epochs=plan.epochs, batch_size=plan.batch_size, verbose=0,
+                          shuffle=True, callbacks=[stop, _EpochLog(log, f"fine-tune lr={lr:g}", plan.epochs)])
         sweep[f"{lr:g}"] = float(np.nanmin(history.history["val_loss"]))
         log(f"fine-tune learning rate {lr:g}: best validation loss {sweep[f'{lr:g}']:.4f}")
         if sweep[f"{lr:g}"] < min(v for k, v in sweep.items() if k != f"{lr:g}"):
