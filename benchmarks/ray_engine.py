@@ -28,14 +28,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import many_photos  # noqa: E402
 
-from tagger import pipeline, ray_engine  # noqa: E402
+from tagger import pipeline, ray_engine, stages  # noqa: E402
 from tagger.bundle import Bundle  # noqa: E402
 from tagger.state import Record, State  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def timed_run(input_dir: Path, output_dir: Path, bundle: Bundle, engine: str, batch_size: int) -> dict:
+def timed_run(input_dir: Path, output_dir: Path, bundle: Bundle, engine, batch_size: int) -> dict:
     """Wall time, and the times at which each batch was recorded (both engines record through ``commit``)."""
     recorded = []
     commit = pipeline.commit
@@ -47,7 +47,7 @@ def timed_run(input_dir: Path, output_dir: Path, bundle: Bundle, engine: str, ba
     pipeline.commit = ray_engine.commit = timed_commit
     try:
         started = time.perf_counter()
-        summary = pipeline.tag_folder(input_dir, output_dir, bundle, batch_size=batch_size, engine=engine)
+        summary = pipeline.tag_folder(input_dir, output_dir, bundle, engine, batch_size=batch_size)
         wall = time.perf_counter() - started
     finally:
         pipeline.commit = ray_engine.commit = commit
@@ -59,15 +59,15 @@ def timed_run(input_dir: Path, output_dir: Path, bundle: Bundle, engine: str, ba
 def state_commit_rate(folder: Path, vocabulary: list[str], seconds: float = 3.0, batch: int = 32) -> float:
     """Photos per second that ``commit`` records into a state (synthetic outcomes, batches of ``batch``)."""
     state = State(folder)
-    summary = pipeline.Summary(folder, folder, "", {})
+    summary = stages.Summary(folder, folder, "", {})
     probabilities = dict.fromkeys(vocabulary, 0.25)
     done, started = 0, time.perf_counter()
     try:
         while time.perf_counter() - started < seconds:
-            outcomes = [pipeline.Outcome(f"photo{done + i:08d}.jpg", Record(
+            outcomes = [stages.Outcome(f"photo{done + i:08d}.jpg", Record(
                 f"photo{done + i:08d}.jpg", 1000, 1, "run", "tagged", probabilities, ["Night"], None,
                 written=["Night"])) for i in range(batch)]
-            pipeline.commit(state, outcomes, summary)
+            stages.commit(state, outcomes, summary)
             done += batch
     finally:
         state.close()
@@ -92,11 +92,11 @@ def main() -> None:
         scratch = Path(scratch)
         many_photos(scratch / "in", args.photos)
         rate = state_commit_rate(scratch / "state", bundle.vocabulary)
-        local = timed_run(scratch / "in", scratch / "local", bundle, "local", args.batch_size)
+        local = timed_run(scratch / "in", scratch / "local", bundle, pipeline.LocalEngine(), args.batch_size)
         started = time.perf_counter()
         ray_engine.connect()
         start_up = time.perf_counter() - started
-        on_ray = timed_run(scratch / "in", scratch / "ray", bundle, "ray", args.batch_size)
+        on_ray = timed_run(scratch / "in", scratch / "ray", bundle, ray_engine.RayEngine(), args.batch_size)
         photos = sorted(p.relative_to(scratch / "local") for p in (scratch / "local").glob("*.jpg"))
         different = sum((scratch / "local" / p).read_bytes() != (scratch / "ray" / p).read_bytes() for p in photos)
         same_csv = ((scratch / "local" / "predictions.csv").read_bytes()

@@ -31,7 +31,8 @@ from _common import DEFAULT_SOURCE, exiv2_keywords, many_photos, model_only  # n
 from tagger.cli.common import default_model  # noqa: E402
 from tagger.bundle import Bundle  # noqa: E402
 from tagger.sessions import load_session  # noqa: E402
-import tagger.pipeline  # noqa: E402
+import tagger.stages  # noqa: E402
+from tagger.metadata import Edited  # noqa: E402
 from tagger.pipeline import tag_folder  # noqa: E402
 
 
@@ -67,7 +68,7 @@ def main() -> None:
         photos = many_photos(Path(tmp) / "in", args.photos, args.source)
         ours = tag_folder(Path(tmp) / "in", Path(tmp) / "out", session, batch_size=args.batch_size)
         assert len(ours.tagged) == args.photos, ours.failed
-        tagger.pipeline.write_keywords = lambda data, tags: (exiv2_keywords(data, tags), [])  # 0.1's writer
+        tagger.stages.edit_keywords = lambda data, tags: Edited(exiv2_keywords(data, tags), [], [])  # 0.1's writer
         before = tag_folder(Path(tmp) / "in", Path(tmp) / "out-exiv2", session, batch_size=args.batch_size)
         alone = model_only(session, args.batch_size, batches=max(3, args.photos // args.batch_size // 2))
         slow = naive(session, photos[: args.naive_photos], Path(tmp) / "naive")

@@ -5,12 +5,12 @@ run's lock as it does for the local engine; only the jobs run elsewhere.
 They become a Ray Dataset, and each stage is the local engine's function:
 
 * **decode**: :func:`tagger.decode.read_and_decode`, as tasks on the cluster's CPUs;
-* **predict**: :func:`tagger.pipeline.predict_batch`, in a pool of actors,
+* **predict**: :func:`tagger.stages.predict_batch`, in a pool of actors,
   each holding one model session (one actor per GPU where the cluster has
   GPUs, else up to one per node);
-* **write**: :func:`tagger.pipeline.write_batch`, as tasks on the workers,
+* **write**: :func:`tagger.stages.write_batch`, as tasks on the workers,
   into OUTPUT on a filesystem every node mounts, under the same edit lock;
-* **record**: :func:`tagger.pipeline.commit`, on the driver, batch by batch
+* **record**: :func:`tagger.stages.commit`, on the driver, batch by batch
   as the outcomes stream back, so a killed driver loses nothing recorded
   and a rerun goes on from there.  Ray retries a task whose worker died (3
   times, Ray's default) and restarts a predicting actor (Ray Data's default).
@@ -32,7 +32,7 @@ import pickle
 import signal
 import socket
 import sys
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +41,7 @@ from tqdm import tqdm
 from tagger.bundle import Bundle
 from tagger.decode import Decoded, read_and_decode
 from tagger.discover import STATE_DIR_NAME, read_inside
-from tagger.pipeline import Outcome, WriteContext, commit, predict_batch, write_batch
+from tagger.stages import Outcome, WriteContext, commit, predict_batch, write_batch
 from tagger.sessions import load_session
 
 #: CPUs that Ray reserves per predicting actor and per decode or write task.  The model's own thread
@@ -188,42 +188,48 @@ def _read_again(input_dir: Path, job, item: Decoded, follow_symlinks: bool) -> D
     return replace(item, data=data) if version(st) == version(item.stat) else None
 
 
-def tag_jobs(jobs, model, context: WriteContext, state, summary, *, follow_symlinks: bool, batch_size: int,
-             workers: int | None, progress: bool, address: str | None = None) -> None:
-    """Run the planned ``jobs`` on Ray and record their outcomes here (``workers`` is the local engine's).
+@dataclass(frozen=True)
+class RayEngine:
+    """The stages as a Ray Data job on the cluster at ``address`` (None: a local Ray, or ``RAY_ADDRESS``).
 
+    Passed to :func:`tagger.pipeline.tag_folder`, which plans and records;
     Ray's own messages go to ``OUTPUT/.terc-tag/ray.log``.
     """
-    with ray_messages_to(state.output / STATE_DIR_NAME / "ray.log") as terminal:
-        _run(jobs, model, context, state, summary, follow_symlinks=follow_symlinks, batch_size=batch_size,
-             progress=progress, address=address, terminal=terminal)
 
+    address: str | None = None
 
-def _run(jobs, model, context, state, summary, *, follow_symlinks, batch_size, progress, address, terminal) -> None:
-    import ray
+    def run(self, jobs, model, context: WriteContext, state, summary, options) -> None:
+        with ray_messages_to(state.output / STATE_DIR_NAME / "ray.log") as terminal:
+            self._run(jobs, model, context, state, summary, options, terminal)
 
-    connect(address)
-    gpus = int(ray.cluster_resources().get("GPU", 0))
-    nodes = max(1, len([n for n in ray.nodes() if n.get("Alive")]))
-    # Small blocks stream through the stages on their own, so recording starts early.
-    dataset = ray.data.from_items([{"job": pickle.dumps(job)} for job in jobs],
-                                  override_num_blocks=-(-len(jobs) // DECODE_ROWS))
-    dataset = dataset.map_batches(
-        _decode, batch_size=DECODE_ROWS, batch_format="numpy", num_cpus=DECODE_CPUS,
-        fn_kwargs={"input_dir": str(context.input_dir), "size": model.size, "follow_symlinks": follow_symlinks})
-    dataset = dataset.map_batches(
-        _Predictor, batch_size=batch_size, batch_format="numpy", num_gpus=1 if gpus else 0, num_cpus=PREDICT_CPUS,
-        compute=ray.data.ActorPoolStrategy(min_size=gpus or 1, max_size=gpus or nodes),
-        fn_constructor_kwargs={"bundle": str(Path(model.path).resolve()), "backend": model.backend,
-                               "model_id": model.model_id})
-    dataset = dataset.map_batches(_write, batch_size=batch_size, batch_format="numpy", num_cpus=DECODE_CPUS,
-                                  fn_kwargs={"context": context, "follow_symlinks": follow_symlinks})
-    with tqdm(total=len(jobs), unit="photo", disable=not progress, leave=False, file=terminal) as bar:
-        try:
-            for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
-                outcomes = _unpickled(batch["outcome"])
-                commit(state, outcomes, summary)
-                bar.update(len(outcomes))
-        except ray.exceptions.RayActorError as exc:  # the model could not load on a node: Ray's last line says why
-            cause = [line for line in str(exc).splitlines() if line.strip()][-1]
-            raise EngineError(f"the model could not start on a Ray worker: {cause}") from None
+    def _run(self, jobs, model, context, state, summary, options, terminal) -> None:
+        import ray
+
+        connect(self.address)
+        gpus = int(ray.cluster_resources().get("GPU", 0))
+        nodes = max(1, len([n for n in ray.nodes() if n.get("Alive")]))
+        # Small blocks stream through the stages on their own, so recording starts early.
+        dataset = ray.data.from_items([{"job": pickle.dumps(job)} for job in jobs],
+                                      override_num_blocks=-(-len(jobs) // DECODE_ROWS))
+        dataset = dataset.map_batches(
+            _decode, batch_size=DECODE_ROWS, batch_format="numpy", num_cpus=DECODE_CPUS,
+            fn_kwargs={"input_dir": str(context.input_dir), "size": model.size,
+                       "follow_symlinks": options.follow_symlinks})
+        dataset = dataset.map_batches(
+            _Predictor, batch_size=options.batch_size, batch_format="numpy", num_gpus=1 if gpus else 0,
+            num_cpus=PREDICT_CPUS,
+            compute=ray.data.ActorPoolStrategy(min_size=gpus or 1, max_size=gpus or nodes),
+            fn_constructor_kwargs={"bundle": str(Path(model.path).resolve()), "backend": model.backend,
+                                   "model_id": model.model_id})
+        dataset = dataset.map_batches(_write, batch_size=options.batch_size, batch_format="numpy",
+                                      num_cpus=DECODE_CPUS,
+                                      fn_kwargs={"context": context, "follow_symlinks": options.follow_symlinks})
+        with tqdm(total=len(jobs), unit="photo", disable=not options.progress, leave=False, file=terminal) as bar:
+            try:
+                for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
+                    outcomes = _unpickled(batch["outcome"])
+                    commit(state, outcomes, summary)
+                    bar.update(len(outcomes))
+            except ray.exceptions.RayActorError as exc:  # the model could not load on a node: Ray's last line says why
+                cause = [line for line in str(exc).splitlines() if line.strip()][-1]
+                raise EngineError(f"the model could not start on a Ray worker: {cause}") from None

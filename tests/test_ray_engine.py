@@ -178,11 +178,11 @@ def test_a_model_that_cannot_start_on_a_worker_is_one_line(incoming, tmp_path):
 from pathlib import Path
 from tagger.bundle import Bundle
 from tagger.pipeline import tag_folder
-from tagger.ray_engine import EngineError
+from tagger.ray_engine import EngineError, RayEngine
 bundle = Bundle({str(DEFAULT_MODEL)!r})
 bundle.model_id = "0123456789abcdef"
 try:
-    tag_folder(Path({str(incoming)!r}), Path({str(tmp_path / 'out')!r}), bundle, engine="ray")
+    tag_folder(Path({str(incoming)!r}), Path({str(tmp_path / 'out')!r}), bundle, RayEngine())
 except EngineError as exc:
     print("error:", exc)
 """)
@@ -195,7 +195,7 @@ except EngineError as exc:
 
 def test_the_write_stage_writes_only_the_version_it_decoded(tmp_path):
     from tagger.decode import read_and_decode
-    from tagger.pipeline import Job
+    from tagger.stages import Job
     from tagger.ray_engine import _read_again
 
     photo = tmp_path / "photo.jpg"

@@ -16,6 +16,7 @@ from PIL import Image
 
 import tagger.decode
 import tagger.pipeline
+import tagger.stages
 import tagger.predictions
 from tagger.pipeline import tag_folder
 from conftest import ISS
@@ -71,7 +72,7 @@ def test_odd_photos_are_read_as_a_person_sees_them(tmp_path, session):
 
 def test_full_disk_fails_those_files_and_the_next_run_finishes(tmp_path, session, monkeypatch):
     src = shutil.copytree(ISS, tmp_path / "in")
-    real_write, calls = tagger.pipeline.atomic_write, []
+    real_write, calls = tagger.stages.atomic_write, []
 
     def disk_fills_up(path, data, *args, **kwargs):
         calls.append(path)
@@ -79,7 +80,7 @@ def test_full_disk_fails_those_files_and_the_next_run_finishes(tmp_path, session
             raise OSError(errno.ENOSPC, "No space left on device")
         real_write(path, data, *args, **kwargs)
 
-    for stage in (tagger.pipeline, tagger.predictions):
+    for stage in (tagger.stages, tagger.predictions):
         monkeypatch.setattr(stage, "atomic_write", disk_fills_up)
     summary = tag_folder(src, tmp_path / "out", session)
     assert len(summary.tagged) == 3 and summary.ended == "no space"  # the run stops at the first full write

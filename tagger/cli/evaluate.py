@@ -54,8 +54,7 @@ def command(folder, model_dir, backend, threshold, labels_file, class_map, folde
     from tagger.evaluate import EvaluateError, evaluate, held_out_photos, read_card
     from tagger.names import shown
     from tagger.labels import LabelsError, labels_from_folders, labels_from_metadata, match_labels, read_labels_file
-    from tagger.report import (confusion_table, console as make_console, evaluation_table, figure, markdown,
-                               overall_lines)
+    from tagger.report import confusion_table, console as make_console, evaluation_table, overall_lines
 
     one_label_source(labels_file, folder_labels)
     bundle = model_dir or default_model()
@@ -106,10 +105,17 @@ def command(folder, model_dir, backend, threshold, labels_file, class_map, folde
         console.print(confusion)
     for item in report["failed"]:
         click.echo(f"terc-tag: {item['file']}: {item['reason']}", err=True)
+    _write_reports(report, json_file, markdown_file, figure_file)
+    raise SystemExit(EXIT_OK)
+
+
+def _write_reports(report: dict, json_file, markdown_file, figure_file) -> None:
+    """The report as JSON, Markdown and a figure, where asked."""
+    from tagger.report import figure, markdown
+
     if json_file:
         json_file.write_text(json.dumps({k: v for k, v in report.items() if k != "curves"}, indent=1))
     if markdown_file:
         markdown_file.write_text(markdown(report))
     if figure_file:
         figure(report, figure_file)
-    raise SystemExit(EXIT_OK)

@@ -179,49 +179,69 @@ def command(input_dir, output_dir, model_dir, backend, threshold, force, retry_f
     start, 3 another run holds the lock, 4 no space left in OUTPUT (or for the
     log), 129 SIGHUP, 130 SIGINT, 143 SIGTERM.
     """
-    from tagger.pipeline import FolderError, NoSpace, Stopped, no_space
-    from tagger.predictions import write_review
+    from tagger.pipeline import FolderError, Stopped
     from tagger.ray_engine import EngineError
-    from tagger.report import console, print_summary
     from tagger.state import LockHeld
 
     record = RunRecord(input_dir, output_dir, log_file, json_summary)
     with stop_on_signals():
         try:
-            summary = _run(record, input_dir, output_dir, model_dir, backend, engine, ray_address,
+            summary = _run(record, input_dir, output_dir, model_dir, backend, (engine, workers, ray_address),
                            dict(threshold=threshold, force=force, retry_failed=retry_failed, add_codes=add_codes,
                                 dry_run=dry_run, follow_symlinks=follow_symlinks, batch_size=batch_size,
-                                workers=workers, review_margin=review_margin, progress=show_progress(quiet)))
+                                review_margin=review_margin, progress=show_progress(quiet)))
         except (Stopped, KeyboardInterrupt) as exc:  # before any photo was tagged, or stopped twice
             name = exc.args[0] if isinstance(exc, Stopped) else "SIGINT"
             _stopped_before(record, name, 128 + signal.Signals[name].value)
-        except FolderError as exc:
-            record.refused(str(exc), EXIT_USAGE)
-        except EngineError as exc:  # Ray missing, its cluster out of reach, or the model unable to start there
-            record.refused(str(exc), EXIT_USAGE)
-        except LockHeld as exc:
-            record.refused(str(exc), EXIT_LOCKED)
-        except ValueError as exc:  # 'calibrated' asked of a model without them; a bundle that cannot be built
-            record.refused(str(exc), EXIT_USAGE)
-        except OSError as exc:
-            if no_space(exc):
-                record.refused(str(exc if isinstance(exc, NoSpace) else NoSpace(exc.filename or output_dir)),
-                               EXIT_NO_SPACE)
-            record.refused(f"cannot write to OUTPUT {output_dir}: {exc.strerror or exc}", EXIT_USAGE)
+        except (FolderError, EngineError, LockHeld, ValueError, OSError) as exc:
+            _refuse(record, exc, output_dir)
         # Done: a signal now would only cut the record short.
         for number in STOP_SIGNALS:
             signal.signal(number, signal.SIG_IGN)
-        if review_file and not dry_run:
-            count = _report(summary, review_file,
-                            lambda: write_review(review_file, output_dir, summary.thresholds, review_margin))
-            if count is not None and not quiet:
-                click.echo(f"{count} photos to review in {shown(review_file)}")
-        code = exit_code(summary)
-        lines = [_log_line(summary, code)]
-        lines += [f"failed {shown(name)}: {shown(reason)}" for name, reason in summary.failed]
-        for error in (record.append_log(lines), record.write_json({**summary.as_dict(), "exit_code": code})):
-            if error is not None and code in (EXIT_OK, EXIT_SOME_FAILED):
-                code = EXIT_NO_SPACE if no_space(error) else EXIT_SOME_FAILED
+        code = _record_ending(record, summary, review_file if not dry_run else None, review_margin, quiet)
+    _say_ending(summary, quiet)
+    sys.exit(code)
+
+
+def _refuse(record: RunRecord, exc: Exception, output_dir: Path) -> None:
+    """A run refused before any photo was tagged: one line, the log, the JSON summary, its exit code."""
+    from tagger.stages import NoSpace, no_space
+    from tagger.state import LockHeld
+
+    if isinstance(exc, LockHeld):
+        record.refused(str(exc), EXIT_LOCKED)
+    if isinstance(exc, OSError):
+        if no_space(exc):
+            record.refused(str(exc if isinstance(exc, NoSpace) else NoSpace(exc.filename or output_dir)),
+                           EXIT_NO_SPACE)
+        record.refused(f"cannot write to OUTPUT {output_dir}: {exc.strerror or exc}", EXIT_USAGE)
+    # FolderError; EngineError (Ray missing, its cluster out of reach, the model unable to start there);
+    # ValueError ('calibrated' asked of a model without them; a bundle that cannot be built)
+    record.refused(str(exc), EXIT_USAGE)
+
+
+def _record_ending(record: RunRecord, summary, review_file: Path | None, review_margin: float, quiet: bool) -> int:
+    """The review file, the log's lines and the JSON summary of a run that ran; its exit code."""
+    from tagger.predictions import write_review
+    from tagger.stages import no_space
+
+    if review_file:
+        count = _report(summary, review_file,
+                        lambda: write_review(review_file, record.output, summary.thresholds, review_margin))
+        if count is not None and not quiet:
+            click.echo(f"{count} photos to review in {shown(review_file)}")
+    code = exit_code(summary)
+    lines = [_log_line(summary, code)]
+    lines += [f"failed {shown(name)}: {shown(reason)}" for name, reason in summary.failed]
+    for error in (record.append_log(lines), record.write_json({**summary.as_dict(), "exit_code": code})):
+        if error is not None and code in (EXIT_OK, EXIT_SOME_FAILED):
+            code = EXIT_NO_SPACE if no_space(error) else EXIT_SOME_FAILED
+    return code
+
+
+def _say_ending(summary, quiet: bool) -> None:
+    from tagger.report import console, print_summary
+
     if not quiet:
         print_summary(summary, console())
     elif summary.failed:
@@ -230,31 +250,37 @@ def command(input_dir, output_dir, model_dir, backend, threshold, force, retry_f
     if summary.stop_reason:
         click.echo(f"terc-tag: stopped: {shown(summary.stop_reason)}; the {len(summary.tagged)} photos tagged are "
                    "kept (predictions.csv lists every photo finished), and the next run goes on from there", err=True)
-    sys.exit(code)
 
 
-def _run(record: RunRecord, input_dir, output_dir, model_dir, backend, engine, ray_address, options):
+def _run(record: RunRecord, input_dir, output_dir, model_dir, backend, engine_choice, options):
     """The run itself; a start it refuses is recorded and exits."""
     from tagger.pipeline import tag_folder
-    from tagger.ray_engine import EngineError
     from tagger.state import LockHeld, RunLock
 
     try:
         RunLock(output_dir).check()  # before spending seconds on loading the model
     except LockHeld as exc:
         record.refused(str(exc), EXIT_LOCKED)
-    if ray_address and engine != "ray":
-        record.refused("--ray-address needs --engine ray", EXIT_USAGE)
-    if engine == "ray":
-        from tagger.ray_engine import require
-
-        try:
-            require()
-        except EngineError as exc:
-            record.refused(str(exc), EXIT_USAGE)
+    engine = _engine(record, *engine_choice)
     model = _bundle(record, model_dir, backend)  # the network itself is loaded only if a photo needs it
-    return tag_folder(input_dir, output_dir, model, engine=engine,
-                      **options, **({"address": ray_address} if engine == "ray" else {}))
+    return tag_folder(input_dir, output_dir, model, engine, **options)
+
+
+def _engine(record: RunRecord, name: str, workers: int | None, ray_address: str | None):
+    """The engine ``--engine`` names: the local one, or a Ray Data job (Ray checked before the model loads)."""
+    if ray_address and name != "ray":
+        record.refused("--ray-address needs --engine ray", EXIT_USAGE)
+    if name != "ray":
+        from tagger.pipeline import LocalEngine
+
+        return LocalEngine(workers)
+    from tagger.ray_engine import EngineError, RayEngine, require
+
+    try:
+        require()
+    except EngineError as exc:
+        record.refused(str(exc), EXIT_USAGE)
+    return RayEngine(ray_address)
 
 
 def _bundle(record: RunRecord, model_dir, backend):

@@ -24,7 +24,9 @@ import struct
 import zlib
 from typing import Callable
 
-from tagger.metadata import iptc, tiff, xmp
+import tagger.metadata.iptc as iptc
+import tagger.metadata.tiff as tiff
+import tagger.metadata.xmp as xmp
 
 XMP_ID, EXIF_ID, PHOTOSHOP_ID = b"http://ns.adobe.com/xap/1.0/\x00", b"Exif\x00\x00", b"Photoshop 3.0\x00"
 APP0, APP1, APP2, APP13, SOS, EOI = 0xE0, 0xE1, 0xE2, 0xED, 0xDA, 0xD9
