@@ -11,6 +11,8 @@ that says which extra brings TensorFlow.  Tagging never imports this module
 import os
 from contextlib import contextmanager
 
+from tagger.errors import TensorFlowMissing
+
 
 @contextmanager
 def _stderr_to_devnull():
@@ -30,7 +32,7 @@ try:
         import tensorflow as tf  # noqa: E402
         import keras  # noqa: E402
 except ImportError as exc:
-    raise ImportError(f"TensorFlow is not installed ({exc}); train, fit-codes and --backend tf need it: "
-                      'pip install "terc-tag[train]"') from None
+    raise TensorFlowMissing(f"TensorFlow is not installed ({exc}); train, fit-codes and --backend tf need it: "
+                            'pip install "terc-tag[train]"') from None
 
 __all__ = ["keras", "tf"]

@@ -81,3 +81,12 @@ def test_help_version_and_a_run_with_nothing_new_import_neither_tensorflow_nor_o
         result = blocked(*args, block="tensorflow,keras,openvino")
         assert result.returncode == 0, (args, result.stderr)
     assert "0 photos tagged" in result.stdout
+
+
+@pytest.mark.parametrize("command", [["train", ISS, "--out", "{tmp}/m"], ["fit-codes", ISS],
+                                     ["tag", ISS, "{tmp}/out", "--backend", "tf"]])
+def test_what_needs_tensorflow_says_so_in_one_line(command, tmp_path):
+    """No traceback: one line naming the extra that brings TensorFlow, exit 2 (a usage problem of this install)."""
+    done = blocked(*[str(part).format(tmp=tmp_path) for part in command])
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1 and 'pip install "terc-tag[train]"' in done.stderr, done.stderr

@@ -10,6 +10,7 @@ import click
 
 from tagger import __version__
 from tagger.cli import correct, evaluate, explain, fit_codes, labels, review, similar, tag, train
+from tagger.cli.common import fail
 
 
 class DefaultToTag(click.Group):
@@ -19,6 +20,15 @@ class DefaultToTag(click.Group):
         if args and args[0] not in self.commands and args[0] not in ("--help", "-h", "--version"):
             args = ["tag", *args]
         return super().parse_args(ctx, args)
+
+    def invoke(self, ctx):
+        """A :class:`tagger.errors.TercTagError` that reaches here is one line and its exit code."""
+        from tagger.errors import TercTagError
+
+        try:
+            return super().invoke(ctx)
+        except TercTagError as exc:
+            fail(str(exc), exc.exit_code)
 
 
 @click.group(cls=DefaultToTag, context_settings={"help_option_names": ["-h", "--help"]})
