@@ -44,7 +44,8 @@ def run(python_path: list[Path], *args) -> tuple[float, float, str]:
     """
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(map(str, python_path))}
     started = time.perf_counter()
-    process = subprocess.Popen([sys.executable, "-m", "tagger", *map(str, args), "--quiet"], env=env, cwd=tempfile.gettempdir(),
+    process = subprocess.Popen([sys.executable, "-m", "tagger", *map(str, args), "--quiet"], env=env,
+                               cwd=tempfile.gettempdir(),
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     stderr = process.stderr.read()
     _, status, usage = os.wait4(process.pid, 0)

@@ -97,7 +97,7 @@ def write_copies(originals: list[Path], write, folder: Path) -> tuple[dict[Path,
     for index, path in enumerate(originals):
         try:
             written = write(path.read_bytes(), path.suffix)
-        except (MetadataError, RuntimeError, ValueError) as exc:  # refusing is allowed (exiv2: RuntimeError, ValueError)
+        except (MetadataError, RuntimeError, ValueError) as exc:  # refusing is allowed (exiv2 raises the others)
             refused.append((path, str(exc)))
             continue
         copies[path] = folder / f"{index:04d}{path.suffix}"
@@ -132,7 +132,7 @@ def differences(copies: dict[Path, Path]) -> dict[Path, list[str]]:
             problems.append(f"exiv2: {new_exiv2}")
         old, new = frames(original.read_bytes()), frames(copy.read_bytes())
         if isinstance(old, list) and (isinstance(new, str) or len(old) != len(new)
-                                      or not all(np.array_equal(x, y) for x, y in zip(old, new))):
+                                      or not all(np.array_equal(x, y) for x, y in zip(old, new, strict=False))):
             problems.append(f"frames: {len(old)} -> {new if isinstance(new, str) else len(new)}")
         if problems:
             found[original] = problems

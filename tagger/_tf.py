@@ -27,8 +27,8 @@ def _stderr_to_devnull():
 
 try:
     with _stderr_to_devnull():
-        import tensorflow as tf  # noqa: E402
         import keras  # noqa: E402
+        import tensorflow as tf  # noqa: E402
 except ImportError as exc:
     raise ImportError(f"TensorFlow is not installed ({exc}); train, fit-codes and --backend tf need it: "
                       'pip install "terc-tag[train]"') from None

@@ -169,7 +169,7 @@ def decide(vocabulary: list[str], single_label: bool, probabilities, thresholds)
     if single_label:
         top = int(np.argmax(probabilities))
         return [vocabulary[top]] if probabilities[top] >= thresholds[top] else []
-    return [tag for tag, p, t in zip(vocabulary, probabilities, thresholds) if p >= t]
+    return [tag for tag, p, t in zip(vocabulary, probabilities, thresholds, strict=False) if p >= t]
 
 
 def bundled_models() -> Path | None:

@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from tagger import __version__
-from tagger.outputs import atomic_write
 from tagger.hamming import CodeIndex, pack
+from tagger.outputs import atomic_write
 from tagger.splits import sequence_groups
 
 BITS = 64
@@ -81,7 +81,7 @@ def fit_learned(z: np.ndarray, y: np.ndarray, scenes: np.ndarray, bits: int = BI
                     + tf.reduce_mean(tf.reduce_mean(u, 0) ** 2)  # each bit balanced
                     + tf.reduce_mean((tf.transpose(u) @ u / n - tf.eye(bits)) ** 2)  # decorrelated
                     + 1e-4 * tf.reduce_mean(kernel ** 2))
-        optimizer.apply_gradients(zip(tape.gradient(loss, [kernel, bias]), [kernel, bias]))
+        optimizer.apply_gradients(zip(tape.gradient(loss, [kernel, bias]), [kernel, bias], strict=True))
 
     for _ in range(steps):
         rows = _scene_batch(by_scene, batch, rng)
@@ -208,10 +208,9 @@ def fit_codes(bundle, root, *, bits: int = BITS, views: int = 2, use_tags: bool 
     """
     from tagger.discover import discover
     from tagger.labels import labels_from_metadata
-    from tagger.splits import assign_groups
-    from tagger.photos import VIEWS, read_photos
-
     from tagger.model import TaggerSession
+    from tagger.photos import VIEWS, read_photos
+    from tagger.splits import assign_groups
 
     session = TaggerSession(bundle.path)  # fitting reads the features with TensorFlow, whatever the backend
     photos = discover(Path(root), follow_symlinks).photos
@@ -231,7 +230,7 @@ def fit_codes(bundle, root, *, bits: int = BITS, views: int = 2, use_tags: bool 
         test = {n for n in labels if n in card_test}
         log(f"holding out the {len(test)} photos of the model card's test split")
     else:
-        groups = {n: str(g) for n, g in zip(labels, scene_ids(list(labels)))}
+        groups = {n: str(g) for n, g in zip(labels, scene_ids(list(labels)), strict=True)}
         test = {n for n, part in assign_groups(labels, groups, (0.8, 0.2), seed).items() if part == 1}
         log(f"holding out {len(test)} photos (a fifth of the sequences) to measure the codes")
     if len(labels) - len(test) < 2:

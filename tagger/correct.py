@@ -18,10 +18,10 @@ and writes the model's tags, as for a photo no person has seen.
 from __future__ import annotations
 
 import posixpath
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterable, Sequence
 
 from tagger.discover import STATE_DIR_NAME
 from tagger.metadata import edit_keywords, read_keywords, vocabulary_tags

@@ -6,8 +6,8 @@ figures come from ``tagger.metrics``, always beside the naive baseline.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 from tqdm import tqdm
@@ -15,8 +15,8 @@ from tqdm import tqdm
 from tagger.bundle import Bundle, BundleError
 from tagger.codes import retrieval_metrics
 from tagger.decode import batched, iter_decoded
-from tagger.names import shown
 from tagger.metrics import confusion_matrix, evaluate_classes, evaluate_predictions, precision_recall_curve
+from tagger.names import shown
 
 
 class EvaluateError(Exception):

@@ -125,7 +125,7 @@ class Explainer:
 
         p, maps = self.head.gradcam(session.feature_map(pixels), camera,
                                     None if tags is None else [vocabulary.index(t) for t in tags], chosen)
-        return Explanation({t: float(v) for t, v in zip(vocabulary, p)},
+        return Explanation({t: float(v) for t, v in zip(vocabulary, p, strict=False)},
                            {vocabulary[k]: heat.astype(np.float32) for k, heat in maps.items()})
 
 
@@ -156,7 +156,7 @@ def write_explanation(folder: Path, name: str, photo: Image.Image, explanation: 
     panels = [("photo", photo)] + [(f"{tag} {explanation.probabilities[tag]:.2f}", image)
                                    for tag, image in layers.items()]
     figure, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.6), squeeze=False)
-    for axis, (title, image) in zip(axes[0], panels):
+    for axis, (title, image) in zip(axes[0], panels, strict=True):
         axis.imshow(image)
         axis.set_title(title, fontsize=10)
         axis.axis("off")

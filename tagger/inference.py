@@ -28,7 +28,8 @@ import numpy as np
 
 from tagger.backends import backend as find_backend
 from tagger.bundle import Bundle, BundleError
-from tagger.camera import MISSING as CAMERA_MISSING, SIZE as CAMERA_SIZE
+from tagger.camera import MISSING as CAMERA_MISSING
+from tagger.camera import SIZE as CAMERA_SIZE
 from tagger.card import head_config
 from tagger.hamming import pack
 
@@ -125,7 +126,8 @@ def build_graph(bundle: Bundle, weights: dict[str, np.ndarray], feature_map: boo
     rgb = ops.parameter(ov.PartialShape([-1, h, w, 3]), ov.Type.f32, name="rgb")
     x = ops.transpose(ops.subtract(rgb, const(IMAGENET_BGR_MEAN[::-1])), ops.constant(np.array([0, 3, 1, 2])))
     x = ops.relu(conv(x, "conv1", stride=2, pad=3, flip_input=True))
-    x = ops.max_pool(x, [2, 2], [1, 1], [1, 1], [1, 1], [3, 3]).output(0)  # after a ReLU, so padding with 0 is padding with -inf
+    # after a ReLU, so padding with 0 is padding with -inf
+    x = ops.max_pool(x, [2, 2], [1, 1], [1, 1], [1, 1], [3, 3]).output(0)
     for name, _, blocks, stride in stages:
         for index in range(1, blocks + 1):
             x = block(x, f"{name}_block{index}", stride if index == 1 else 1, shortcut_conv=index == 1)
@@ -149,7 +151,7 @@ def build_graph(bundle: Bundle, weights: dict[str, np.ndarray], feature_map: boo
         outputs.append(ops.transpose(x, ops.constant(np.array([0, 2, 3, 1]))))
     names = ["tags", "codes"][:1 + bool(bundle.code_bits)] + ["feature_map"] * feature_map
     results = [ops.result(node) for node in outputs]
-    for result, name in zip(results, names):
+    for result, name in zip(results, names, strict=False):
         result.output(0).get_tensor().set_names({name})
     return ov.Model(results, inputs, "tagger")
 

@@ -109,6 +109,15 @@ def fit_softmax(x: np.ndarray, y: np.ndarray, classes: int, c: float = 0.1, bala
         log_norm = (m + np.log(np.exp(z - m).sum(axis=1, keepdims=True)))[:, 0]
         return np.sum(s[:, 0] * (log_norm - (z * onehot).sum(axis=1))) + 0.5 * np.sum(w ** 2) / c
 
+    def hessian_at(p):
+        """``v -> H v`` for the Hessian at the probabilities ``p``."""
+        def times(v):
+            vw, vb = unpack(v)
+            a = x @ vw + vb
+            r = s * p * (a - (p * a).sum(axis=1, keepdims=True))
+            return np.concatenate([(x.T @ r + vw / c).ravel(), r.sum(axis=0)])
+        return times
+
     theta = np.zeros(d * classes + classes)
     value, first_norm = objective(theta), None
     for _ in range(iterations):
@@ -116,17 +125,10 @@ def fit_softmax(x: np.ndarray, y: np.ndarray, classes: int, c: float = 0.1, bala
         p = _softmax(x @ w + b)
         residual = s * (p - onehot)
         gradient = np.concatenate([(x.T @ residual + w / c).ravel(), residual.sum(axis=0)])
-
-        def hessian_times(v):
-            vw, vb = unpack(v)
-            a = x @ vw + vb
-            r = s * p * (a - (p * a).sum(axis=1, keepdims=True))
-            return np.concatenate([(x.T @ r + vw / c).ravel(), r.sum(axis=0)])
-
         norm = np.linalg.norm(gradient)
         first_norm = first_norm or norm
         # Truncated Newton: solve each step only as well as the gradient is small (Eisenstat-Walker forcing).
-        step = _conjugate_gradient(hessian_times, -gradient, tolerance=min(0.5, np.sqrt(norm / first_norm)))
+        step = _conjugate_gradient(hessian_at(p), -gradient, tolerance=min(0.5, np.sqrt(norm / first_norm)))
         theta, value, converged = _damped_step(objective, theta, value, step, tolerance)
         if converged:
             break

@@ -34,8 +34,15 @@ from tagger.backends import BACKENDS
 from tagger.bundle import Bundle, BundleError
 from tagger.camera import SIZE as CAMERA_SIZE
 from tagger.card import head_config
-from tagger.inference import (CAMERA_WEIGHT, GEM_P, IMAGENET_BGR_MEAN, PREPROCESSING, STANDARDIZE_EPSILON,  # noqa: F401
-                              Forward, Session)
+from tagger.inference import (  # noqa: F401
+    CAMERA_WEIGHT,
+    GEM_P,
+    IMAGENET_BGR_MEAN,
+    PREPROCESSING,
+    STANDARDIZE_EPSILON,
+    Forward,
+    Session,
+)
 
 
 class CaffePreprocess(keras.layers.Layer):
@@ -166,10 +173,10 @@ def load_weights(model: keras.Model, weights: str | os.PathLike | dict) -> list[
         if layer.name in names and layer.weights:
             current = layer.get_weights()
             new = [np.asarray(arrays[f"{layer.name}/{i}"]) for i in range(len(current))]
-            for old, value in zip(current, new):
+            for old, value in zip(current, new, strict=True):
                 if old.shape != value.shape:
                     raise ValueError(f"layer {layer.name}: weights have shape {value.shape}, model expects {old.shape}")
-            layer.set_weights([v.astype(o.dtype) for o, v in zip(current, new)])
+            layer.set_weights([v.astype(o.dtype) for o, v in zip(current, new, strict=True)])
             loaded.append(layer.name)
     return loaded
 

@@ -20,8 +20,8 @@ import errno
 import io
 import itertools
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from tagger.discover import STATE_DIR_NAME
 
@@ -117,7 +117,7 @@ class Reserve:
     def __init__(self, output: Path):
         self.path = Path(output) / STATE_DIR_NAME / "reserve"
 
-    def __enter__(self) -> "Reserve":
+    def __enter__(self) -> Reserve:
         try:
             fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o600)
             try:

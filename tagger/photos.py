@@ -6,8 +6,8 @@ photos the same way; kept below both so that neither imports the other.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 import csv
 import io
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -26,7 +26,8 @@ from tagger.state import Record, State
 PREDICTIONS_CSV = "predictions.csv"
 
 
-def uncertain_tags(probabilities: dict[str, float], thresholds: dict[str, float], margin: float) -> list[tuple[str, float]]:
+def uncertain_tags(probabilities: dict[str, float], thresholds: dict[str, float],
+                   margin: float) -> list[tuple[str, float]]:
     """Tags whose probability lies within ``margin`` of their threshold, closest first."""
     near = [(tag, abs(p - thresholds[tag])) for tag, p in probabilities.items()
             if tag in thresholds and abs(p - thresholds[tag]) < margin]
@@ -97,8 +98,8 @@ def _spread(ranked: list[Record], needs: list[float], code_key: str, reviewed: l
     coded = np.array([bool(r.code) and r.code_key == code_key for r in ranked])
     if not coded.any():
         return ranked
-    width = len(next(r.code for r, c in zip(ranked, coded) if c))
-    codes = CodeIndex(np.frombuffer(b"".join(r.code if c else bytes(width) for r, c in zip(ranked, coded)),
+    width = len(next(r.code for r, c in zip(ranked, coded, strict=True) if c))
+    codes = CodeIndex(np.frombuffer(b"".join(r.code if c else bytes(width) for r, c in zip(ranked, coded, strict=True)),
                                     "<u8").reshape(len(ranked), -1))
 
     def distances(query: np.ndarray) -> np.ndarray:
@@ -115,7 +116,7 @@ def _spread(ranked: list[Record], needs: list[float], code_key: str, reviewed: l
         order.append(best)
         if coded[best]:
             np.minimum(nearest, distances(codes.words[best]), out=nearest)
-    return [ranked[i] for i in order] + [r for r, done in zip(ranked, placed) if not done]
+    return [ranked[i] for i in order] + [r for r, done in zip(ranked, placed, strict=True) if not done]
 
 
 def _row(record: Record, vocabulary: Sequence[str], limits: dict[str, float], margin: float) -> list[str]:
@@ -127,7 +128,7 @@ def _row(record: Record, vocabulary: Sequence[str], limits: dict[str, float], ma
 
 def write_predictions(output_dir: Path, state: State, vocabulary: Sequence[str], thresholds: Sequence[float],
                       margin: float) -> None:
-    limits = dict(zip(vocabulary, map(float, thresholds)))
+    limits = dict(zip(vocabulary, map(float, thresholds), strict=False))
     rows = [_row(r, vocabulary, limits, margin) for r in state.records()
             if r.status == "tagged" and r.probabilities is not None]
     atomic_write(Path(output_dir) / PREDICTIONS_CSV,

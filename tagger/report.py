@@ -89,7 +89,7 @@ def confusion_table(report: dict) -> Table | None:
     if not report.get("confusion_matrix"):
         return None
     table = Table("true \\ predicted", *report["vocabulary"], title="Confusion matrix", title_justify="left")
-    for i, (tag, row) in enumerate(zip(report["vocabulary"], report["confusion_matrix"])):
+    for i, (tag, row) in enumerate(zip(report["vocabulary"], report["confusion_matrix"], strict=False)):
         table.add_row(tag, *(f"[bold]{n}[/]" if i == j else str(n) for j, n in enumerate(row)))
     return table
 
@@ -141,7 +141,8 @@ def markdown(report: dict) -> str:
         vocab = report["vocabulary"]
         text += ["", "Confusion matrix (rows: true tag, columns: highest-probability tag):", "",
                  "| true \\ predicted | " + " | ".join(vocab) + " |", "|---" * (len(vocab) + 1) + "|"]
-        text += [f"| {tag} | " + " | ".join(map(str, row)) + " |" for tag, row in zip(vocab, report["confusion_matrix"])]
+        text += [f"| {tag} | " + " | ".join(map(str, row)) + " |"
+                 for tag, row in zip(vocab, report["confusion_matrix"], strict=False)]
     if report.get("failed"):
         text += ["", f"{len(report['failed'])} photos could not be read and were left out."]
     return "\n".join(text) + "\n"

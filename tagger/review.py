@@ -57,7 +57,7 @@ class Review:
 
     def __init__(self, output: Path, bundle, threshold: float | str | None = None, margin: float = 0.1):
         self.output, self.bundle, self.margin = Path(output).resolve(), bundle, margin
-        self.thresholds = dict(zip(bundle.vocabulary, map(float, bundle.thresholds(threshold))))
+        self.thresholds = dict(zip(bundle.vocabulary, map(float, bundle.thresholds(threshold)), strict=False))
         self.thumbnails = ThumbnailCache(self.output, THUMBNAIL)
         self._explainer = None
         self._model_lock = threading.Lock()
@@ -324,7 +324,7 @@ class Server:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}/?token={self.token}"
 
-    def start(self) -> "Server":
+    def start(self) -> Server:
         self._thread.start()
         return self
 
@@ -337,7 +337,7 @@ class Server:
         self._server.shutdown()
         self._thread.join()
 
-    def __enter__(self) -> "Server":
+    def __enter__(self) -> Server:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -111,7 +111,7 @@ class SimilarIndex:
 
     def nearest(self, words: np.ndarray, k: int, exclude: int | None = None) -> list[Match]:
         indices, distances = self.codes.nearest(words, k, exclude)
-        return [Match(self.paths[i], int(d), self.tags[i]) for i, d in zip(indices, distances)]
+        return [Match(self.paths[i], int(d), self.tags[i]) for i, d in zip(indices, distances, strict=True)]
 
 
 def find_similar(index: SimilarIndex, queries, k: int = 20, batch_size: int = 32) -> list[Answer]:
@@ -145,6 +145,6 @@ def find_similar(index: SimilarIndex, queries, k: int = 20, batch_size: int = 32
         if decoded:
             _, words = session.predict_with_codes(np.stack([pixels for _, pixels, _ in decoded]),
                                                   np.stack([camera for _, _, camera in decoded]))
-            for (answer, _, _), code in zip(decoded, words):
+            for (answer, _, _), code in zip(decoded, words, strict=True):
                 answer.results = index.nearest(code, k, exclude=index.own_copy(answer.query, code))
     return answers

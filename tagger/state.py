@@ -46,7 +46,7 @@ class RunLock:
         self.path = Path(output) / STATE_DIR_NAME / "lock"
         self._fd: int | None = None
 
-    def __enter__(self) -> "RunLock":
+    def __enter__(self) -> RunLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         self._take(fd)
@@ -94,7 +94,7 @@ class EditLock:
         self.path = Path(output) / STATE_DIR_NAME / "edit.lock"
         self._fd: int | None = None
 
-    def __enter__(self) -> "EditLock":
+    def __enter__(self) -> EditLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         fcntl.flock(self._fd, fcntl.LOCK_EX)
@@ -176,7 +176,7 @@ class State:
         self._migrate()
 
     @classmethod
-    def reader(cls, output: Path) -> "State | None":
+    def reader(cls, output: Path) -> State | None:
         """The state of earlier runs, read-only, or None if there is none.
 
         When its last writer closed it cleanly (no ``-wal`` file), it is

@@ -5,12 +5,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import ISS, ROOT, jpeg_bytes
+from hostile import bomb_png
 from PIL import Image
 
 from tagger import decode as decode_module
 from tagger.decode import DecodeError, decode_photo, iter_decoded
-from conftest import ISS, ROOT, jpeg_bytes
-from hostile import bomb_png
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from big_photos import big_jpeg  # noqa: E402

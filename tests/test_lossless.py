@@ -15,11 +15,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 import corpus
-from tagger.metadata import write_keywords
+import pytest
 from conftest import FIXTURES, ROOT, as_list, exiftool
+
+from tagger.metadata import write_keywords
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from fetch_corpus import fetch  # noqa: E402

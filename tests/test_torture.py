@@ -11,15 +11,15 @@ import sys
 import time
 from pathlib import Path
 
+import hostile
 import numpy as np
+from conftest import ISS
 from PIL import Image
 
 import tagger.decode
 import tagger.pipeline
 import tagger.predictions
 from tagger.pipeline import tag_folder
-from conftest import ISS
-import hostile
 
 
 def photo_names(folder: Path) -> set[str]:

@@ -6,9 +6,18 @@ from pathlib import Path
 
 import click
 
-from tagger.cli.common import (EXIT_OK, EXIT_SOME_FAILED, class_map_option, fail, follow_symlinks_option,
-                               folder_labels_option, labels_option, model_option, one_label_source,
-                               parse_vocabulary)
+from tagger.cli.common import (
+    EXIT_OK,
+    EXIT_SOME_FAILED,
+    class_map_option,
+    fail,
+    folder_labels_option,
+    follow_symlinks_option,
+    labels_option,
+    model_option,
+    one_label_source,
+    parse_vocabulary,
+)
 
 
 @click.command("labels")

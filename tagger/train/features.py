@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
+
 import numpy as np
 
 from tagger._tf import keras

@@ -14,6 +14,7 @@ from tagger.camera import SIZE as CAMERA_SIZE
 from tagger.logistic import fit_logistic, fit_softmax
 from tagger.model import CAMERA_WEIGHT, LabelSetMarginals, Standardize
 
+
 def standardize(x: np.ndarray, mean: np.ndarray, variance: np.ndarray) -> np.ndarray:
     """What the model's ``Standardize`` layer computes, in numpy."""
     return (x - mean) / np.sqrt(variance + Standardize.epsilon)

@@ -26,8 +26,17 @@ from tagger.splits import group_folds
 from tagger.train.card import Trained, describe
 from tagger.train.config import TrainConfig
 from tagger.train.dataset import TrainingSet, read_training_set
-from tagger.train.features import (VIEWS, cache_features, check_map_memory, fine_tune_split, initial_weights,
-                                   pretrained_feature_layer, save_shared_backbone, tuned_layers, with_camera)
+from tagger.train.features import (
+    VIEWS,
+    cache_features,
+    check_map_memory,
+    fine_tune_split,
+    initial_weights,
+    pretrained_feature_layer,
+    save_shared_backbone,
+    tuned_layers,
+    with_camera,
+)
 from tagger.train.fine_tune import FineTunePlan, fine_tune_top
 from tagger.train.heads import tag_combinations
 from tagger.train.sweep import FrozenFeatures, HeadSweep, fit_frozen_head
@@ -166,7 +175,8 @@ def measure(config: TrainConfig, data: TrainingSet, session: TaggerSession, trai
         calibrated = calibrate_thresholds(*trained.held_out)
         calibrated_on = ("the held-out predictions that chose C (validation photos and the training photos' "
                          "out-of-fold predictions), best F1 per tag on a 0.05 grid")
-    calibration = {"calibrated_on": calibrated_on, "calibrated": {t: float(v) for t, v in zip(vocabulary, calibrated)}}
+    calibration = {"calibrated_on": calibrated_on,
+                   "calibrated": {t: float(v) for t, v in zip(vocabulary, calibrated, strict=False)}}
     half = np.full(len(vocabulary), 0.5)
     metrics = {s: {choice: evaluate_predictions(data.y[s], probabilities[s], thr, vocabulary)
                    for choice, thr in (("threshold_0.5", half), ("calibrated", calibrated))} for s in unseen}

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -130,8 +130,8 @@ def _judge(y: np.ndarray, scores: np.ndarray, head: HeadSweep) -> tuple:
 def _sweep_entry(held_out: tuple, validation: tuple, head: HeadSweep) -> dict:
     """One setting's line of the card's sweep."""
     entry = {"held_out": dict(zip(("tags_at_or_above_baseline", "score", "macro_f1", head.second_figure),
-                                  map(_rounded, held_out))),
-             "validation": dict(zip(("macro_f1", head.second_figure), map(_rounded, validation[2:])))}
+                                  map(_rounded, held_out), strict=False)),
+             "validation": dict(zip(("macro_f1", head.second_figure), map(_rounded, validation[2:]), strict=False))}
     if head.single_label:
         del entry["held_out"]["tags_at_or_above_baseline"]
     return entry
