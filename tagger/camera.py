@@ -40,12 +40,16 @@ def evidence(image) -> np.ndarray:
         exif = image.getexif().get_ifd(EXIF_IFD)
     except Exception:  # noqa: BLE001 - Pillow raises many kinds on mangled EXIF; all mean "no evidence"
         return MISSING.copy()
-    values, missing = [], []
+    values: list[float] = []
+    missing: list[float] = []
     for tag, _, (low, high), logarithm in FIELDS:
         number = _number(exif.get(tag))
-        usable = number is not None and low <= number <= high
-        values.append((math.log(number) if logarithm else number) if usable else 0.0)
-        missing.append(0.0 if usable else 1.0)
+        if number is not None and low <= number <= high:
+            values.append(math.log(number) if logarithm else number)
+            missing.append(0.0)
+        else:
+            values.append(0.0)
+            missing.append(1.0)
     return np.array(values + missing, np.float32)
 
 

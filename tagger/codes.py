@@ -22,6 +22,7 @@ import io
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -172,7 +173,7 @@ def fit_for_session(session, fit: tuple, test: tuple | None, *, bits: int = BITS
     labels = None if y is None else np.tile(y, (len(views), 1))
     log(f"fitting {bits}-bit codes on {len(pixels)} photos x {len(views)} views")
     kernel, bias, method = fit_code_map(z, labels, list(names) * len(views), bits, seed)
-    card = {
+    card: dict[str, Any] = {
         "format": "terc-tag code map, version 1",
         "bits": bits,
         "method": method,
@@ -190,7 +191,8 @@ def fit_for_session(session, fit: tuple, test: tuple | None, *, bits: int = BITS
 def save_code_map(folder, kernel: np.ndarray, bias: np.ndarray, card: dict) -> None:
     """Write ``codes.npz`` and ``codes.json`` into a bundle folder, each atomically."""
     buffer = io.BytesIO()
-    np.savez_compressed(buffer, **{"codes/0": kernel.astype(np.float32), "codes/1": bias.astype(np.float32)})
+    arrays: dict[str, Any] = {"codes/0": kernel.astype(np.float32), "codes/1": bias.astype(np.float32)}
+    np.savez_compressed(buffer, **arrays)
     atomic_write(Path(folder) / "codes.npz", buffer.getvalue())
     atomic_write(Path(folder) / "codes.json", json.dumps(card, indent=1).encode())
 
@@ -214,7 +216,7 @@ def fit_codes(bundle, root, *, bits: int = BITS, views: int = 2, use_tags: bool 
 
     session = TaggerSession(bundle.path)  # fitting reads the features with TensorFlow, whatever the backend
     photos = discover(Path(root), follow_symlinks).photos
-    labels = {str(p): [] for p in photos}
+    labels: dict[str, list[str]] = {str(p): [] for p in photos}
     if use_tags:
         found, unreadable = labels_from_metadata(Path(root), photos, session.vocabulary, follow_symlinks)
         tagged = {str(p): tags for p, tags in found.items() if tags}

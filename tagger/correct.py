@@ -117,7 +117,7 @@ def correct(output: Path, paths: Sequence[str], vocabulary: Sequence[str], *, ad
         try:
             records = [_tagged_record(state, output, path) for path in paths]
             done = [_correct_one(output, record, vocabulary, add, remove, reviewed, state) for record in records]
-            update_predictions(output, [state.get(c.path) for c in done])
+            update_predictions(output, [r for c in done if (r := state.get(c.path)) is not None])
         finally:
             state.close()
     return done
@@ -138,8 +138,8 @@ def _tagged_record(state: State, output: Path, path: str) -> Record:
 def _correct_one(output: Path, record: Record, vocabulary, add, remove, reviewed: bool, state: State) -> Corrected:
     copy = output / record.path
     data = copy.read_bytes()
-    written = {word.casefold() for word in record.written or []}
-    removable = [tag for tag in remove if tag.casefold() in written]
+    ours = {word.casefold() for word in record.written or []}
+    removable = [tag for tag in remove if tag.casefold() in ours]
     edited = edit_keywords(data, add, removable)
     had = {word.casefold() for word in edited.had}
     present = {word.casefold() for word in read_keywords(data)}

@@ -31,7 +31,7 @@ from tagger.discover import read_inside
 #: 4.3) is decoded within it.  A progressive JPEG keeps every DCT coefficient of
 #: the full image in memory while it decodes, and PNG and TIFF decode in full,
 #: so for them the limit applies to the full size.
-MAX_PIXELS = Image.MAX_IMAGE_PIXELS
+MAX_PIXELS: int = Image.MAX_IMAGE_PIXELS or 89_478_485  # None (no limit) is not an option here
 
 # Warning filters are process-wide, and decoding runs in several threads, so
 # they are set once here: a per-call warnings.catch_warnings() would race, one
@@ -65,7 +65,7 @@ def decode(data: bytes, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
         camera = evidence(image)
         image = ImageOps.exif_transpose(image)
         rgb = _to_rgb(image)
-        return np.asarray(rgb.resize(size, Image.BILINEAR), dtype=np.uint8), camera
+        return np.asarray(rgb.resize(size, Image.Resampling.BILINEAR), dtype=np.uint8), camera
     except DecodeError:
         raise
     except Image.DecompressionBombError as exc:

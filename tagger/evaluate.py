@@ -13,6 +13,7 @@ import numpy as np
 from tqdm import tqdm
 
 from tagger.bundle import Bundle, BundleError
+from tagger.card import ModelCard
 from tagger.codes import retrieval_metrics
 from tagger.decode import batched, iter_decoded
 from tagger.metrics import confusion_matrix, evaluate_classes, evaluate_predictions, precision_recall_curve
@@ -23,7 +24,7 @@ class EvaluateError(Exception):
     pass
 
 
-def read_card(bundle: str | Path) -> dict:
+def read_card(bundle: str | Path) -> ModelCard:
     """A bundle's model card, checked as :class:`tagger.bundle.Bundle` checks it, without loading TensorFlow."""
     try:
         return Bundle(bundle).card

@@ -45,12 +45,13 @@ class Head:
         self.mean = np.asarray(weights["standardize/0"], np.float64)
         self.scale = 1 / np.sqrt(np.asarray(weights["standardize/1"], np.float64) + STANDARDIZE_EPSILON)
         self.kernel, self.bias = (np.asarray(weights[f"tags/{i}"], np.float64) for i in (0, 1))
-        self.camera = None
+        self.camera: tuple[np.ndarray, ...] | None = None
         if bundle.camera:
             self.camera = tuple(np.asarray(weights[f"camera_standardize/{i}"], np.float64) for i in (0, 1))
 
     def _evidence(self, camera: np.ndarray) -> np.ndarray:
         """``tagger.model.CameraEvidence``: standardized, a missing value at the mean, weighted."""
+        assert self.camera is not None, "only a bundle with camera evidence passes it"
         mean, variance = self.camera
         z = (camera - mean) / np.sqrt(variance + STANDARDIZE_EPSILON)
         fields = len(camera) // 2
@@ -133,7 +134,7 @@ def overlay(photo: Image.Image, heat: np.ndarray, alpha: float = 0.5) -> Image.I
     """The photo with the heat map laid over it (inferno colours: bright where the evidence is)."""
     from matplotlib import colormaps
 
-    grid = Image.fromarray((heat * 255).astype(np.uint8)).resize(photo.size, Image.BILINEAR)
+    grid = Image.fromarray((heat * 255).astype(np.uint8)).resize(photo.size, Image.Resampling.BILINEAR)
     coloured = colormaps["inferno"](np.asarray(grid) / 255.0)[..., :3]
     return Image.fromarray(((1 - alpha) * np.asarray(photo) + alpha * 255 * coloured).astype(np.uint8))
 

@@ -292,7 +292,8 @@ class InferenceSession(Session):
         if chosen.openvino is None:
             raise ValueError(f"backend {backend!r} is not an OpenVINO backend")
         super().__init__(bundle, backend)
-        self.properties, self._feature_net, self._trace = chosen.openvino, None, trace
+        self.properties, self._trace = chosen.openvino, trace
+        self._feature_net: Forward | None = None
         self.forward = openvino_forward(compile_graph(self._graph(feature_map=False), self.properties))
 
     def _graph(self, feature_map: bool):

@@ -29,8 +29,8 @@ import os
 
 import numpy as np
 
+from tagger import backends
 from tagger._tf import keras, tf
-from tagger.backends import BACKENDS
 from tagger.bundle import Bundle, BundleError
 from tagger.camera import SIZE as CAMERA_SIZE
 from tagger.card import head_config
@@ -199,7 +199,7 @@ def backbone_layers(model: keras.Model) -> set[str]:
 
 
 #: The backend names (tagger.backends): the TensorFlow reference is this module's, the others tagger.inference's.
-BACKENDS = tuple(BACKENDS)
+BACKENDS = tuple(backends.BACKENDS)
 
 
 def tensorflow_forward(traced) -> Forward:

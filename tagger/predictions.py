@@ -51,8 +51,9 @@ def _most_pressing(pending: Sequence[Record], thresholds: dict[str, float]) -> d
     """Each photo's need and the tag it comes from: the largest closeness times the tag's rarity weight."""
     frequency = Counter(tag for r in pending for tag in r.tags)
     weight = {tag: 1 / (frequency[tag] / max(len(pending), 1) + RARE_SMOOTHING) for tag in thresholds}
-    return {r.path: max(((closeness(p, thresholds[tag]) * weight[tag], tag) for tag, p in r.probabilities.items()
-                         if tag in thresholds), default=(0.0, None)) for r in pending}
+    return {r.path: max(((closeness(p, thresholds[tag]) * weight[tag], tag)
+                         for tag, p in (r.probabilities or {}).items() if tag in thresholds), default=(0.0, None))
+            for r in pending}
 
 
 def pressing_tags(records: Sequence[Record], thresholds: dict[str, float]) -> dict[str, str | None]:
@@ -95,11 +96,12 @@ def _spread(ranked: list[Record], needs: list[float], code_key: str, reviewed: l
     A photo without a code of ``code_key`` keeps its full need (it is as far
     as can be) and moves no other photo back.
     """
-    coded = np.array([bool(r.code) and r.code_key == code_key for r in ranked])
+    stored = [r.code if r.code and r.code_key == code_key else None for r in ranked]
+    coded = np.array([code is not None for code in stored])
     if not coded.any():
         return ranked
-    width = len(next(r.code for r, c in zip(ranked, coded, strict=True) if c))
-    codes = CodeIndex(np.frombuffer(b"".join(r.code if c else bytes(width) for r, c in zip(ranked, coded, strict=True)),
+    width = len(next(code for code in stored if code is not None))
+    codes = CodeIndex(np.frombuffer(b"".join(code if code is not None else bytes(width) for code in stored),
                                     "<u8").reshape(len(ranked), -1))
 
     def distances(query: np.ndarray) -> np.ndarray:
@@ -120,7 +122,7 @@ def _spread(ranked: list[Record], needs: list[float], code_key: str, reviewed: l
 
 
 def _row(record: Record, vocabulary: Sequence[str], limits: dict[str, float], margin: float) -> list[str]:
-    probs = record.probabilities
+    probs = record.probabilities or {}
     near = uncertain_tags(probs, limits, margin)
     return ([shown(record.path)] + [f"{probs[t]:.4f}" if t in probs else "" for t in vocabulary]
             + [";".join(record.tags), ";".join(t for t, _ in near), record.reviewed or ""])

@@ -46,10 +46,10 @@ def print_summary(summary, console: Console) -> None:
         for tag, count in s.tag_counts.most_common():
             table.add_row(tag, str(count))
         console.print(table)
-    known = [(name, f"{reason} (since {since})") for name, reason, since in s.known_failures]
+    known_rows = [(name, f"{reason} (since {since})") for name, reason, since in s.known_failures]
     for title, rows in (("Failed", s.failed),
                         ("Partly tagged: these fields were left as they were", s.partly_tagged),
-                        ("Known failures, unchanged since they failed (--retry-failed retries them)", known),
+                        ("Known failures, unchanged since they failed (--retry-failed retries them)", known_rows),
                         ("Skipped", s.skipped)):
         if rows:
             console.print(f"[bold]{title}:[/]")

@@ -35,6 +35,7 @@ from dataclasses import asdict
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from flask import Flask, Response, abort, jsonify, request
 from werkzeug.exceptions import HTTPException
@@ -46,6 +47,9 @@ from tagger.names import shown, unshown
 from tagger.predictions import pressing_tags, review_order, uncertain_tags
 from tagger.state import State
 from tagger.thumbnails import ThumbnailCache, display_image, jpeg
+
+if TYPE_CHECKING:
+    from tagger.explain import Explainer  # imported when the first heat map is asked for
 
 TOKEN_HEADER = "X-Terc-Token"
 THUMBNAIL, LARGE = 320, 1024
@@ -59,7 +63,7 @@ class Review:
         self.output, self.bundle, self.margin = Path(output).resolve(), bundle, margin
         self.thresholds = dict(zip(bundle.vocabulary, map(float, bundle.thresholds(threshold)), strict=False))
         self.thumbnails = ThumbnailCache(self.output, THUMBNAIL)
-        self._explainer = None
+        self._explainer: Explainer | None = None
         self._model_lock = threading.Lock()
 
     def records(self):

@@ -134,7 +134,9 @@ def find_similar(index: SimilarIndex, queries, k: int = 20, batch_size: int = 32
                 to_code.append((answer, file.read()))
         except OSError as exc:
             answer.error = f"cannot read: {exc.strerror or exc}"
-    session = load_session(index.bundle) if to_code else None
+    if not to_code:
+        return answers
+    session = load_session(index.bundle)
     for batch in batched(to_code, batch_size):
         decoded = []
         for answer, data in batch:

@@ -78,7 +78,13 @@ def assign_groups(labels: Mapping[str, Sequence[str]], groups: Mapping[str, str]
         tags = {t for name in members[group] for t in labels[name]}
         return min(tags, key=lambda t: (totals[t], t)) if tags else None
 
-    order.sort(key=lambda g: (totals[rarest(g)] if rarest(g) else n, -len(members[g])))
+    def rarity(group: str) -> int:
+        """How many photos carry the group's rarest tag (all of them for a group without tags)."""
+        tag = rarest(group)
+        return totals[tag] if tag else n
+
+    order.sort(key=lambda g: (rarity(g), -len(members[g])))
+
     def need(tag: str | None, i: int) -> tuple[float, float]:
         """How much split ``i`` lacks ``tag`` (then photos at all): the group goes where the need is largest."""
         tag_need = (want[i][tag] - have[i][tag]) / want[i][tag] if tag else 0.0

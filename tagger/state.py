@@ -30,7 +30,7 @@ import os
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, overload
 
 from tagger.discover import STATE_DIR_NAME
 
@@ -100,9 +100,10 @@ class EditLock:
         fcntl.flock(self._fd, fcntl.LOCK_EX)
         return self
 
-    def __exit__(self, *exc) -> None:
-        os.close(self._fd)
-        self._fd = None
+    def __exit__(self, *exc: object) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 @dataclass
@@ -287,7 +288,16 @@ def _stored(text: str | None) -> str | bytes | None:
                                         for c in text) else text.encode("utf-8", "backslashreplace").decode()
 
 
+@overload
+def _read(value: str | bytes) -> str: ...
+
+
+@overload
+def _read(value: None) -> None: ...
+
+
 def _read(value: str | bytes | None) -> str | None:
+    """The path (or error) :func:`_stored` stored."""
     return os.fsdecode(value) if isinstance(value, bytes) else value
 
 

@@ -75,7 +75,7 @@ def command(photos, add, remove, accept, unreview, model_dir, quiet):
         except (ValueError, CorrectionError) as exc:
             fail(str(exc))
         except (MetadataError, OSError) as exc:
-            click.echo(f"terc-tag: {shown(output)}: {shown(getattr(exc, 'strerror', None) or exc)}", err=True)
+            click.echo(f"terc-tag: {shown(output)}: {shown(str(getattr(exc, 'strerror', None) or exc))}", err=True)
             failed = True
             continue
         for photo in done:

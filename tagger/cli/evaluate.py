@@ -82,7 +82,7 @@ def command(folder, model_dir, backend, threshold, labels_file, class_map, folde
             if split not in (None, "all"):
                 members = set(card.get("split", {}).get(split, []))
                 photos = [p for p in photos if str(p) in members or p.name in members]
-        read_errors = []
+        read_errors: list[tuple[Path, str]] = []
         if labels_file:
             labels = match_labels(photos, read_labels_file(labels_file, class_map)[0])
         elif folder_labels:

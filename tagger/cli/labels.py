@@ -54,7 +54,7 @@ def command(folder, csv_file, labels_file, class_map, folder_labels, vocabulary,
 
     one_label_source(labels_file, folder_labels)
     found = discover(folder, follow_symlinks)
-    errors = []
+    errors: list[tuple[Path, str]] = []
     try:
         if labels_file:
             all_labels, file_vocabulary = read_labels_file(labels_file, class_map)
@@ -75,6 +75,6 @@ def command(folder, csv_file, labels_file, class_map, folder_labels, vocabulary,
     else:
         for name, tags in rows:
             click.echo(f"{name}\t{tags}")
-    for name, reason in errors:
-        click.echo(f"terc-tag: {shown(name)}: {shown(reason)}", err=True)
+    for photo, reason in errors:
+        click.echo(f"terc-tag: {shown(photo)}: {shown(reason)}", err=True)
     raise SystemExit(EXIT_SOME_FAILED if errors else EXIT_OK)
