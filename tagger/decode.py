@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import warnings
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -33,13 +34,24 @@ from tagger.discover import read_inside
 #: so for them the limit applies to the full size.
 MAX_PIXELS: int = Image.MAX_IMAGE_PIXELS or 89_478_485  # None (no limit) is not an option here
 
-# Warning filters are process-wide, and decoding runs in several threads, so
-# they are set once here: a per-call warnings.catch_warnings() would race, one
-# thread restoring the filters while another decodes.  Both warnings are
-# handled by this module: the size limit is checked below, and a photo with
-# corrupt EXIF is used as stored.
-warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
-warnings.filterwarnings("ignore", message="Corrupt EXIF data", category=UserWarning, module=r"PIL\.")
+#: Pillow's warnings that this module handles itself, as ``(message, category, module)`` of
+#: ``warnings.filterwarnings``: the size limit is checked in :func:`open_scaled`, and a photo with
+#: corrupt EXIF is used as stored.
+HANDLED_WARNINGS = (("", Image.DecompressionBombWarning, ""), ("Corrupt EXIF data", UserWarning, r"PIL\."))
+_IGNORED = [("ignore", re.compile(message, re.I) if message else None, category,  # as warnings.filters holds them
+             re.compile(module) if module else None, 0) for message, category, module in HANDLED_WARNINGS]
+
+
+def _ignore_handled_warnings() -> None:
+    """Add the filters for :data:`HANDLED_WARNINGS` where they are missing, when a photo is opened.
+
+    Not on import: importing a library changes nothing global.  Not per call in a
+    ``warnings.catch_warnings()`` either: filters are process-wide and decoding runs in
+    several threads, so one thread would restore them while another decodes.
+    """
+    for (message, category, module), entry in zip(HANDLED_WARNINGS, _IGNORED, strict=True):
+        if entry not in warnings.filters:
+            warnings.filterwarnings("ignore", message, category, module)
 
 
 class DecodeError(Exception):
@@ -97,6 +109,7 @@ def open_scaled(data: bytes, size: tuple[int, int]) -> Image.Image:
 def _open(data: bytes) -> Image.Image:
     """``Image.open``, but a JPEG over Pillow's bomb limit is opened anyway (lazily: nothing is decoded yet),
     for :func:`open_scaled` to apply the limit to the pixels it will decode."""
+    _ignore_handled_warnings()
     try:
         return Image.open(io.BytesIO(data))
     except Image.DecompressionBombError as exc:

@@ -141,10 +141,7 @@ def overlay(photo: Image.Image, heat: np.ndarray, alpha: float = 0.5) -> Image.I
 
 def write_explanation(folder: Path, name: str, photo: Image.Image, explanation: Explanation) -> list[Path]:
     """``folder/<name>/<tag>.png`` per tag and ``folder/<name>/sheet.png`` with all of them; the paths written."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # not pyplot: no backend to choose, no global figure to close
 
     out = folder / name
     out.mkdir(parents=True, exist_ok=True)
@@ -156,7 +153,8 @@ def write_explanation(folder: Path, name: str, photo: Image.Image, explanation: 
         written.append(path)
     panels = [("photo", photo)] + [(f"{tag} {explanation.probabilities[tag]:.2f}", image)
                                    for tag, image in layers.items()]
-    figure, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.6), squeeze=False)
+    figure = Figure(figsize=(3.2 * len(panels), 3.6))
+    axes = figure.subplots(1, len(panels), squeeze=False)
     for axis, (title, image) in zip(axes[0], panels, strict=True):
         axis.imshow(image)
         axis.set_title(title, fontsize=10)
@@ -164,5 +162,4 @@ def write_explanation(folder: Path, name: str, photo: Image.Image, explanation: 
     figure.suptitle(name, fontsize=11)
     figure.tight_layout()
     figure.savefig(out / "sheet.png", dpi=100)
-    plt.close(figure)
     return written + [out / "sheet.png"]

@@ -150,16 +150,16 @@ def markdown(report: dict) -> str:
 
 def figure(report: dict, path: str | Path) -> None:
     """Per-tag accuracy against the baseline and precision-recall curves, as one PNG; a confusion matrix
-    beside per-class F1 for a single-label model."""
-    import matplotlib
+    beside per-class F1 for a single-label model.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    A ``Figure`` of its own, without pyplot: no backend to choose, no global figure to close."""
+    from matplotlib.figure import Figure
 
     if report.get("single_label"):
-        return _class_figure(report, path, plt)
+        return _class_figure(report, path)
     tags = list(report["tags"])
-    fig, (bars, curves) = plt.subplots(1, 2, figsize=(14, 5.5))
+    fig = Figure(figsize=(14, 5.5))
+    bars, curves = fig.subplots(1, 2)
     x = range(len(tags))
     bars.bar([i - 0.2 for i in x], [report["tags"][t]["accuracy"] for t in tags], 0.4, label="model")
     bars.bar([i + 0.2 for i in x], [report["tags"][t]["baseline_accuracy"] for t in tags], 0.4,
@@ -180,12 +180,14 @@ def figure(report: dict, path: str | Path) -> None:
     curves.legend(fontsize=7, loc="lower left")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
-def _class_figure(report: dict, path: str | Path, plt) -> None:
+def _class_figure(report: dict, path: str | Path) -> None:
+    from matplotlib.figure import Figure
+
     classes, matrix = list(report["tags"]), np.array(report["confusion_matrix"])
-    fig, (bars, grid) = plt.subplots(1, 2, figsize=(15, 6.5), gridspec_kw={"width_ratios": [1, 1.2]})
+    fig = Figure(figsize=(15, 6.5))
+    bars, grid = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 1.2]})
     x = np.arange(len(classes))
     bars.bar(x - 0.2, [report["tags"][c]["f1"] for c in classes], 0.4, label="model")
     bars.bar(x + 0.2, [report["tags"][c]["baseline_f1"] for c in classes], 0.4,
@@ -209,7 +211,6 @@ def _class_figure(report: dict, path: str | Path, plt) -> None:
     grid.set_title("Confusion matrix (colour: share of the true class)")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def similar_table(answer) -> Table:

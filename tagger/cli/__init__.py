@@ -6,6 +6,8 @@ Each command lives in its own module and imports the heavy machinery
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from tagger import __version__
@@ -40,6 +42,9 @@ def main():
     Exit codes: 0 all good, 1 some files failed, 2 usage error, 3 another run holds the lock,
     4 no space left, 129/130/143 stopped by SIGHUP/SIGINT/SIGTERM.
     """
+    # TensorFlow's C++ warnings would fill every cron mail; errors still show (see also tagger._tf).  Set here,
+    # before any command imports TensorFlow, not on import: a library import changes no environment variable.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 for module in (tag, labels, evaluate, train, fit_codes, similar, explain, correct, review):
