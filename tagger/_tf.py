@@ -9,11 +9,12 @@ that says which extra brings TensorFlow.  Tagging never imports this module
 """
 
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 
 @contextmanager
-def _stderr_to_devnull():
+def _stderr_to_devnull() -> Iterator[None]:
     saved = os.dup(2)
     devnull = os.open(os.devnull, os.O_WRONLY)
     try:

@@ -15,8 +15,12 @@ Read from the same ``PIL.Image`` that :mod:`tagger.decode` opens, so
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 #: EXIF tag, name, plausible range (inclusive), and whether the model reads its logarithm.
 FIELDS = (
@@ -34,7 +38,7 @@ DESCRIPTION = ("EXIF exposure time (log s), ISO (log), focal length (log mm), f-
                "indicator; absent, malformed or implausible values count as missing")
 
 
-def evidence(image) -> np.ndarray:
+def evidence(image: Image.Image) -> np.ndarray:
     """The ``SIZE`` numbers for an open ``PIL.Image`` (:data:`MISSING` where it has no usable EXIF)."""
     try:
         exif = image.getexif().get_ifd(EXIF_IFD)
@@ -53,7 +57,7 @@ def evidence(image) -> np.ndarray:
     return np.array(values + missing, np.float32)
 
 
-def _number(value) -> float | None:
+def _number(value: Any) -> float | None:
     """A finite float from an EXIF value (rational, int, or a one-element tuple); None otherwise."""
     if isinstance(value, (tuple, list)):
         value = value[0] if len(value) == 1 else None

@@ -21,8 +21,9 @@ from __future__ import annotations
 import io
 import json
 import os
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -31,12 +32,16 @@ from tagger.hamming import CodeIndex, pack
 from tagger.outputs import atomic_write
 from tagger.splits import sequence_groups
 
+if TYPE_CHECKING:
+    from tagger.bundle import Bundle
+    from tagger.model import TaggerSession
+
 BITS = 64
 #: Frames of one sequence: same name prefix, frame numbers at most this far apart.
 SCENE_GAP = 20
 
 
-def scene_ids(names) -> np.ndarray:
+def scene_ids(names: Iterable[object]) -> np.ndarray:
     """An integer per photo, equal for frames of one sequence (``tagger.splits.sequence_groups``)."""
     groups = sequence_groups([str(n) for n in names], SCENE_GAP)
     return np.unique([groups[str(n)] for n in names], return_inverse=True)[1]
@@ -73,7 +78,7 @@ def fit_learned(z: np.ndarray, y: np.ndarray, scenes: np.ndarray, bits: int = BI
 
     @tf.function(input_signature=[tf.TensorSpec((None, z.shape[1]), tf.float32),
                                   tf.TensorSpec((None, None), tf.float32)])  # batches of whole scenes vary in size
-    def step(x, target):
+    def step(x: Any, target: Any) -> Any:
         with tf.GradientTape() as tape:
             u = tf.tanh(x @ kernel + bias)
             n = tf.cast(tf.shape(x)[0], tf.float32)
@@ -90,7 +95,7 @@ def fit_learned(z: np.ndarray, y: np.ndarray, scenes: np.ndarray, bits: int = BI
     return kernel.numpy(), bias.numpy()
 
 
-def _scene_batch(by_scene: list[np.ndarray], size: int, rng) -> np.ndarray:
+def _scene_batch(by_scene: list[np.ndarray], size: int, rng: np.random.Generator) -> np.ndarray:
     """Whole scenes in random order until ``size`` rows: frames of a burst meet in the same batch."""
     rows, total = [], 0
     for s in rng.permutation(len(by_scene)):
@@ -109,7 +114,7 @@ def pair_targets(y: np.ndarray, scenes: np.ndarray) -> np.ndarray:
     return np.where(scenes[:, None] == scenes[None, :], 0.9, jaccard - 0.5).astype(np.float32)
 
 
-def fit_code_map(z: np.ndarray, y: np.ndarray | None, names, bits: int = BITS,
+def fit_code_map(z: np.ndarray, y: np.ndarray | None, names: Sequence[object], bits: int = BITS,
                  seed: int = 0) -> tuple[np.ndarray, np.ndarray, str]:
     """Kernel, bias and the method's name: learned when ``y`` has tags, else PCA-ITQ."""
     if bits <= 0 or bits % 64:
@@ -124,7 +129,8 @@ def encode(z: np.ndarray, kernel: np.ndarray, bias: np.ndarray) -> np.ndarray:
     return pack(np.asarray(z, np.float32) @ kernel + bias > 0)
 
 
-def retrieval_metrics(words: np.ndarray, y: np.ndarray | None = None, names=None, depth: int = 64) -> dict:
+def retrieval_metrics(words: np.ndarray, y: np.ndarray | None = None, names: Sequence[object] | None = None,
+                      depth: int = 64) -> dict:
     """How well the codes of a set of photos find each other, each photo querying all the others.
 
     * ``map_at_64``: mean average precision over the 64 nearest, a result
@@ -160,8 +166,9 @@ def retrieval_metrics(words: np.ndarray, y: np.ndarray | None = None, names=None
     return metrics
 
 
-def fit_for_session(session, fit: tuple, test: tuple | None, *, bits: int = BITS, views=(lambda a: a,),
-                    seed: int = 0, log=print) -> tuple[np.ndarray, np.ndarray, dict]:
+def fit_for_session(session: TaggerSession, fit: tuple, test: tuple | None, *, bits: int = BITS,
+                    views: Sequence[Callable[[np.ndarray], np.ndarray]] = (lambda a: a,), seed: int = 0,
+                    log: Callable[[str], object] = print) -> tuple[np.ndarray, np.ndarray, dict]:
     """Fit a code map on a session's features; kernel, bias and the code map's card.
 
     ``fit`` and ``test`` are ``(pixels, labels or None, names)``; the map is
@@ -188,7 +195,7 @@ def fit_for_session(session, fit: tuple, test: tuple | None, *, bits: int = BITS
     return kernel, bias, card
 
 
-def save_code_map(folder, kernel: np.ndarray, bias: np.ndarray, card: dict) -> None:
+def save_code_map(folder: str | os.PathLike, kernel: np.ndarray, bias: np.ndarray, card: dict) -> None:
     """Write ``codes.npz`` and ``codes.json`` into a bundle folder, each atomically."""
     buffer = io.BytesIO()
     arrays: dict[str, Any] = {"codes/0": kernel.astype(np.float32), "codes/1": bias.astype(np.float32)}
@@ -197,8 +204,8 @@ def save_code_map(folder, kernel: np.ndarray, bias: np.ndarray, card: dict) -> N
     atomic_write(Path(folder) / "codes.json", json.dumps(card, indent=1).encode())
 
 
-def fit_codes(bundle, root, *, bits: int = BITS, views: int = 2, use_tags: bool = True,
-              follow_symlinks: bool = False, seed: int = 0, log=print) -> dict:
+def fit_codes(bundle: Bundle, root: str | os.PathLike, *, bits: int = BITS, views: int = 2, use_tags: bool = True,
+              follow_symlinks: bool = False, seed: int = 0, log: Callable[[str], object] = print) -> dict:
     """Fit and save a code map for ``bundle`` (a ``Bundle``) from the photos of ``root``; return its card.
 
     With ``use_tags``, the photos carrying a tag of the bundle's vocabulary

@@ -135,7 +135,8 @@ def _tagged_record(state: State, output: Path, path: str) -> Record:
     return record
 
 
-def _correct_one(output: Path, record: Record, vocabulary, add, remove, reviewed: bool, state: State) -> Corrected:
+def _correct_one(output: Path, record: Record, vocabulary: Sequence[str], add: Sequence[str], remove: Sequence[str],
+                 reviewed: bool, state: State) -> Corrected:
     copy = output / record.path
     data = copy.read_bytes()
     ours = {word.casefold() for word in record.written or []}

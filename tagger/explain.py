@@ -14,14 +14,20 @@ TensorFlow's gradients); it works for every bundle.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
 
 from tagger.card import head_config
 from tagger.inference import CAMERA_WEIGHT, GEM_FLOOR, GEM_P, STANDARDIZE_EPSILON
+
+if TYPE_CHECKING:
+    from tagger.bundle import Bundle
+    from tagger.inference import Session
 
 #: The floor of Grad-CAM's log-probability (below it the gradient is 0, as with TensorFlow's clip).
 LOG_FLOOR = 1e-7
@@ -38,7 +44,7 @@ class Explanation:
 class Head:
     """The network from the feature map to the tag probabilities, in numpy (float64), with its gradient."""
 
-    def __init__(self, bundle, weights: dict[str, np.ndarray]):
+    def __init__(self, bundle: Bundle, weights: dict[str, np.ndarray]) -> None:
         config = head_config(bundle.card)
         self.gem, self.activation = config["pooling"] == "gem", config["activation"]
         self.sets = None if config["label_sets"] is None else np.asarray(config["label_sets"], np.float64)
@@ -58,7 +64,7 @@ class Head:
         return np.concatenate([z[:fields] * (1 - camera[fields:]), z[fields:]]) * CAMERA_WEIGHT
 
     def gradcam(self, feature_map: np.ndarray, camera: np.ndarray | None, tags: list[int] | None = None,
-                choose=None) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+                choose: Callable[[np.ndarray], list[int]] | None = None) -> tuple[np.ndarray, dict[int, np.ndarray]]:
         """Probabilities and a Grad-CAM map per tag index (``choose(p)`` picks the tags when ``tags`` is None)."""
         f = np.asarray(feature_map, np.float64)
         cells = f.shape[0] * f.shape[1]
@@ -86,7 +92,11 @@ class Head:
         else:
             p = sigma
         maps = {}
-        for k in (choose(p) if tags is None else tags):
+        if tags is None:
+            if choose is None:
+                raise ValueError("gradcam needs the tags, or choose to pick them")
+            tags = choose(p)
+        for k in tags:
             if p[k] < LOG_FLOOR:
                 maps[k] = np.zeros(f.shape[:2])
                 continue
@@ -106,7 +116,7 @@ class Head:
 class Explainer:
     """Heat maps from one session (any backend): its feature map, and :class:`Head` after it."""
 
-    def __init__(self, session):
+    def __init__(self, session: Session) -> None:
         self.session = session
         self.head = Head(session, session.weights())
 
@@ -120,7 +130,7 @@ class Explainer:
         session = self.session
         vocabulary = session.vocabulary
 
-        def chosen(p):
+        def chosen(p: np.ndarray) -> list[int]:
             names = session.decide(p, session.thresholds(threshold)) or [vocabulary[int(p.argmax())]]
             return [vocabulary.index(name) for name in names]
 

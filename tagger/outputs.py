@@ -128,7 +128,7 @@ class Reserve:
             self.release()
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.release()
 
     def release(self) -> bool:
@@ -185,7 +185,7 @@ def make_folders(output: Path, rel_folder: Path, input_dir: Path) -> None:
 _ESCAPED_STARTS = ("=", "+", "-", "@", "\t", "\r", "'")
 
 
-def spreadsheet_text(cell) -> str:
+def spreadsheet_text(cell: object) -> str:
     """``cell`` as text a spreadsheet shows but never runs: a risky first character gets a leading ``'``."""
     text = str(cell)
     return "'" + text if text.startswith(_ESCAPED_STARTS) else text

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from rich.console import Console
@@ -10,6 +12,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from tagger.names import shown
+
+if TYPE_CHECKING:
+    from tagger.pipeline import Summary
+    from tagger.similar import Answer
 
 #: How many failed or skipped files the on-screen summary names before it counts the rest.
 LISTED = 10
@@ -21,11 +27,11 @@ def console() -> Console:
     return plain if plain.is_terminal else Console(width=150)
 
 
-def _fmt(value) -> str:
+def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
-def print_summary(summary, console: Console) -> None:
+def print_summary(summary: Summary, console: Console) -> None:
     """The one-screen summary of a ``tag`` run."""
     s = summary
     if s.dry_run:
@@ -213,7 +219,7 @@ def _class_figure(report: dict, path: str | Path) -> None:
     fig.savefig(path, dpi=100)
 
 
-def similar_table(answer) -> Table:
+def similar_table(answer: Answer) -> Table:
     """One query's nearest photos, nearest first."""
     query = shown(answer.query)
     table = Table("#", "photo (in OUTPUT)", "distance", "tags", title=f"Like {escape(query)}",
@@ -223,7 +229,7 @@ def similar_table(answer) -> Table:
     return table
 
 
-def contact_sheet(answers, output: Path, bits: int) -> str:
+def contact_sheet(answers: Sequence[Answer], output: Path, bits: int) -> str:
     """A self-contained HTML page: each query beside its nearest photos, as thumbnails with tags.
 
     Thumbnails are embedded (JPEG data URIs), so the page can be mailed or
@@ -234,7 +240,7 @@ def contact_sheet(answers, output: Path, bits: int) -> str:
     def html(text: str) -> str:
         return html_text(shown(text))
 
-    def card(label: str, source, caption: str) -> str:
+    def card(label: str, source: Path, caption: str) -> str:
         image = _thumbnail_uri(source)
         picture = f'<img src="{image}" alt="{html(label)}">' if image else '<div class="missing">no preview</div>'
         return f'<figure>{picture}<figcaption><b>{html(label)}</b><br>{html(caption)}</figcaption></figure>'

@@ -30,7 +30,7 @@ import os
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple, overload
+from typing import Any, NamedTuple, overload
 
 from tagger.discover import STATE_DIR_NAME
 
@@ -55,7 +55,7 @@ class RunLock:
         self._fd = fd
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         if self._fd is not None:
             os.close(self._fd)  # closing releases the flock
             self._fd = None
@@ -301,10 +301,10 @@ def _read(value: str | bytes | None) -> str | None:
     return os.fsdecode(value) if isinstance(value, bytes) else value
 
 
-def _json(text: str | None):
+def _json(text: str | None) -> Any:
     return json.loads(text) if text is not None else None
 
 
-def _get(row: sqlite3.Row, column: str):
+def _get(row: sqlite3.Row, column: str) -> Any:
     """A column that states written by older versions lack (read through State.reader, never migrated)."""
     return row[column] if column in row.keys() else None

@@ -17,7 +17,7 @@ from tagger.cli import correct, evaluate, explain, fit_codes, labels, review, si
 class DefaultToTag(click.Group):
     """``terc-tag INPUT OUTPUT`` is short for ``terc-tag tag INPUT OUTPUT``."""
 
-    def parse_args(self, ctx, args):
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         if args and args[0] not in self.commands and args[0] not in ("--help", "-h", "--version"):
             args = ["tag", *args]
         return super().parse_args(ctx, args)
@@ -25,7 +25,7 @@ class DefaultToTag(click.Group):
 
 @click.group(cls=DefaultToTag, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="terc-tag")
-def main():
+def main() -> None:
     """Tag photo archives with a trained classifier.
 
     \b

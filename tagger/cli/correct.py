@@ -10,7 +10,7 @@ import click
 from tagger.cli.common import EXIT_OK, EXIT_SOME_FAILED, fail, model_option, open_bundle
 
 
-def _tag_list(ctx, param, values) -> list[str]:
+def _tag_list(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> list[str]:
     return [word.strip() for value in values for word in value.split(",") if word.strip()]
 
 

@@ -20,7 +20,7 @@ from tagger.cli.common import (
 )
 
 
-def _positive_list(ctx, param, value: str) -> list[float]:
+def _positive_list(ctx: click.Context, param: click.Parameter, value: str) -> list[float]:
     """A comma-separated list of positive numbers, such as 0.1,0.01,0.001."""
     try:
         numbers = [float(v) for v in value.split(",") if v.strip()]

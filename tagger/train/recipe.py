@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +43,7 @@ from tagger.train.heads import tag_combinations
 from tagger.train.sweep import FrozenFeatures, HeadSweep, fit_frozen_head
 
 
-def train(config: TrainConfig, log=print) -> dict:
+def train(config: TrainConfig, log: Callable[[str], object] = print) -> dict:
     """Train a model as ``config`` says and write its bundle to ``config.out_dir``; return its card."""
     started = time.perf_counter()
     keras.utils.set_random_seed(config.seed)
@@ -71,7 +72,8 @@ def train(config: TrainConfig, log=print) -> dict:
     return card.to_dict()
 
 
-def fit_heads(config: TrainConfig, data: TrainingSet, model: keras.Model, trained: Trained, log) -> Path | None:
+def fit_heads(config: TrainConfig, data: TrainingSet, model: keras.Model, trained: Trained,
+              log: Callable[[str], object]) -> Path | None:
     """The frozen phase, then the optional fine-tune phase; return the shared backbone's file, if kept apart."""
     extractor = keras.Model(model.inputs[0], model.get_layer(trained.split_layer).output)
     if config.fine_tune_blocks:  # feature maps, not vectors: check that they fit before hours are spent
@@ -126,7 +128,7 @@ def frozen_features(config: TrainConfig, data: TrainingSet, model: keras.Model, 
                           (x_val, y_val_fit) if config.refits else None)
 
 
-def fit_code_map(config: TrainConfig, data: TrainingSet, session: TaggerSession, log) -> None:
+def fit_code_map(config: TrainConfig, data: TrainingSet, session: TaggerSession, log: Callable[[str], object]) -> None:
     """The code map for similar photos, fit on the photos the head was fit on, measured on the test photos."""
     fit = data.fit_splits(config.refits)
     kernel, bias, codes_card = fit_for_session(
