@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import DEFAULT_SOURCE, many_photos  # noqa: E402
+from _common import DEFAULT_SOURCE, many_photos
 
 ROOT = Path(__file__).resolve().parents[1]
 

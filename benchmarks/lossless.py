@@ -43,10 +43,10 @@ import pyexiv2
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import ExifTool, exiv2_keywords  # noqa: E402
+from _common import ExifTool, exiv2_keywords
 
-from tagger.decode import DecodeError, decode  # noqa: E402
-from tagger.metadata import EXIF_XPKEYWORDS, IPTC_KEYWORDS, XMP_SUBJECT, MetadataError, write_keywords  # noqa: E402
+from tagger.decode import DecodeError, decode
+from tagger.metadata import EXIF_XPKEYWORDS, IPTC_KEYWORDS, XMP_SUBJECT, MetadataError, write_keywords
 
 SUFFIXES = {".jpg", ".jpeg", ".tif", ".tiff", ".png", ".mpo"}
 KEYWORD_FIELDS = {"XMP-dc:Subject", "IPTC:Keywords", "IFD0:XPKeywords", "Photoshop:IPTCDigest", "SourceFile"}
@@ -82,7 +82,7 @@ def frames(data: bytes):
                 image.seek(index)
                 result.append(np.asarray(image.copy()))
             return result
-    except Exception as exc:  # noqa: BLE001 - any failure to read is what we compare
+    except Exception as exc:  # any failure to read is what we compare
         return f"unreadable: {type(exc).__name__}"
 
 
@@ -110,7 +110,7 @@ def exiv2_fields(data: bytes) -> dict | str:
     try:
         with pyexiv2.ImageData(data) as image:
             found = {**image.read_exif(), **image.read_iptc(), **image.read_xmp()}
-    except Exception as exc:  # noqa: BLE001 - any failure to read is what we compare
+    except Exception as exc:  # any failure to read is what we compare
         return f"unreadable: {type(exc).__name__}"
     return {k: v for k, v in found.items() if k not in EXIV2_IGNORED}
 

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import DEFAULT_SOURCE, many_photos, model_only  # noqa: E402
+from _common import DEFAULT_SOURCE, many_photos, model_only
 
 
 def run_cli(*args) -> tuple[float, int]:

@@ -26,13 +26,13 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import DEFAULT_SOURCE, exiv2_keywords, many_photos, model_only  # noqa: E402
+from _common import DEFAULT_SOURCE, exiv2_keywords, many_photos, model_only
 
-import tagger.pipeline  # noqa: E402
-from tagger.bundle import Bundle  # noqa: E402
-from tagger.cli.common import default_model  # noqa: E402
-from tagger.pipeline import tag_folder  # noqa: E402
-from tagger.sessions import load_session  # noqa: E402
+import tagger.pipeline
+from tagger.bundle import Bundle
+from tagger.cli.common import default_model
+from tagger.pipeline import tag_folder
+from tagger.sessions import load_session
 
 
 def naive(session, photos: list[Path], out: Path) -> float:

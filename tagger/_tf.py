@@ -28,8 +28,8 @@ def _stderr_to_devnull() -> Iterator[None]:
 
 try:
     with _stderr_to_devnull():
-        import keras  # noqa: E402
-        import tensorflow as tf  # noqa: E402
+        import keras
+        import tensorflow as tf
 except ImportError as exc:
     raise ImportError(f"TensorFlow is not installed ({exc}); train, fit-codes and --backend tf need it: "
                       'pip install "terc-tag[train]"') from None

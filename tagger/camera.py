@@ -42,7 +42,7 @@ def evidence(image: Image.Image) -> np.ndarray:
     """The ``SIZE`` numbers for an open ``PIL.Image`` (:data:`MISSING` where it has no usable EXIF)."""
     try:
         exif = image.getexif().get_ifd(EXIF_IFD)
-    except Exception:  # noqa: BLE001 - Pillow raises many kinds on mangled EXIF; all mean "no evidence"
+    except Exception:  # Pillow raises many kinds on mangled EXIF; all mean "no evidence"
         return MISSING.copy()
     values: list[float] = []
     missing: list[float] = []

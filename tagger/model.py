@@ -36,11 +36,10 @@ from tagger._tf import keras, tf
 from tagger.bundle import Bundle, BundleError
 from tagger.camera import SIZE as CAMERA_SIZE
 from tagger.card import ModelCard, head_config
-from tagger.inference import (  # noqa: F401
+from tagger.inference import (
     CAMERA_WEIGHT,
     GEM_P,
     IMAGENET_BGR_MEAN,
-    PREPROCESSING,
     STANDARDIZE_EPSILON,
     Forward,
     Session,

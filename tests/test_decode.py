@@ -14,7 +14,7 @@ from tagger import decode as decode_module
 from tagger.decode import DecodeError, decode_photo, iter_decoded
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from big_photos import big_jpeg  # noqa: E402
+from big_photos import big_jpeg
 
 SIZE = (64, 64)
 
