@@ -74,7 +74,7 @@ def product_pick(names: list[str], probabilities: np.ndarray, codes: np.ndarray,
     """The first ``count`` photos of what ``terc-tag review`` would show, as positions in ``names``."""
     tags = tagger.TERC_TAGS
     records = [Record(name, 0, 0, "", "tagged", dict(zip(tags, map(float, p), strict=False)),
-                      [t for t, v in zip(tags, p, strict=True) if v >= THRESHOLD], None,
+                      [t for t, v in zip(tags, p, strict=False) if v >= THRESHOLD], None,
                       code=code.tobytes(), code_key="start")
                for name, p, code in zip(names, probabilities, codes.astype("<u8"), strict=False)]
     position = {name: i for i, name in enumerate(names)}
