@@ -80,7 +80,8 @@ def main() -> None:
             np.savez(args.features, x=x)
     print(f"features: {x.shape[0]} views of {x.shape[1]} images in {time.perf_counter() - started:.0f} s")
     groups = sequence_groups(names, args.group_gap) if args.group_gap is not None else {n: n for n in names}
-    fold_of = group_folds({n: [vocabulary[int(np.argmax(row))]] for n, row in zip(names, y)}, groups, args.folds)
+    fold_of = group_folds({n: [vocabulary[int(np.argmax(row))]] for n, row in zip(names, y, strict=False)},
+                          groups, args.folds)
     folds = np.array([fold_of[n] for n in names])
     probabilities = np.zeros((x.shape[0], *y.shape), "float32")  # each view's prediction
     for fold in range(args.folds):

@@ -16,14 +16,14 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import model_only  # noqa: E402
+from _common import model_only
 
-from tagger.cli.common import default_model  # noqa: E402
-from tagger.decode import batched, iter_decoded  # noqa: E402
-from tagger.discover import discover  # noqa: E402
-from tagger.backends import BACKENDS  # noqa: E402
-from tagger.bundle import Bundle  # noqa: E402
-from tagger.sessions import load_session  # noqa: E402
+from tagger.backends import BACKENDS
+from tagger.bundle import Bundle
+from tagger.cli.common import default_model
+from tagger.decode import batched, iter_decoded
+from tagger.discover import discover
+from tagger.sessions import load_session
 
 DEFAULT_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "data" / "iss-terc" / "images"
 
@@ -35,7 +35,8 @@ def main() -> None:
     args = parser.parse_args()
     sessions = {backend: load_session(Bundle(default_model(), backend)) for backend in BACKENDS}
     photos = discover(args.images).photos
-    pixels = np.stack([d.pixels for d in iter_decoded(args.images, photos, sessions["tf"].size) if d.pixels is not None])
+    decoded = iter_decoded(args.images, photos, sessions["tf"].size)
+    pixels = np.stack([d.pixels for d in decoded if d.pixels is not None])
     probabilities = {b: np.concatenate([s.predict(np.stack(chunk)) for chunk in batched(pixels, args.batch_size)])
                      for b, s in sessions.items()}
     reference = probabilities["tf"] >= 0.5

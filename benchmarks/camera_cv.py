@@ -17,7 +17,6 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-
 from head_cv import cv_cells, fold_assignments, labelled_photos, pooled_features
 
 from tagger.camera import MISSING

@@ -84,7 +84,8 @@ def main() -> None:
         distances, indices = found
         return distances[0][indices[0] != q][:args.k]
 
-    same = sum(np.array_equal(d, without_query(q, found)) for q, (_, d), found in zip(queries, ours, theirs))
+    same = sum(np.array_equal(d, without_query(q, found))
+               for q, (_, d), found in zip(queries, ours, theirs, strict=False))
     print(f"faiss IndexBinaryFlat:       median {np.median(faiss_ms):.2f} ms, 95th percentile "
           f"{np.percentile(faiss_ms, 95):.2f} ms; {flat.xb.size() / args.photos:.0f} bytes per photo")
     print(f"same distances for {same} of {args.queries} queries; NumPy / faiss median time "

@@ -1,6 +1,7 @@
 """Which 64-bit codes find similar photos: grouped cross-validation over the shared ISS photos (issue #12).
 
-    python benchmarks/codes_cv.py ../shared/data/iss-terc/images --weights ../shared/weights/resnet50_imagenet_msra_conv1-conv4.npz [--seeds 1]
+    python benchmarks/codes_cv.py ../shared/data/iss-terc/images \
+        --weights ../shared/weights/resnet50_imagenet_msra_conv1-conv4.npz [--seeds 1]
 
 Each photo of a held-out fold (5 folds grouped by photo sequence) queries
 all the other photos; whatever is learned is fit on the other 4 folds only,
@@ -26,7 +27,6 @@ import re
 from pathlib import Path
 
 import numpy as np
-
 from head_cv import cross_validate, fold_assignments, labelled_photos, pooled_features
 
 from tagger.codes import encode, fit_itq, fit_learned, scene_ids

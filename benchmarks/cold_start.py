@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import DEFAULT_SOURCE, many_photos  # noqa: E402
+from _common import DEFAULT_SOURCE, many_photos
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,7 +44,8 @@ def run(python_path: list[Path], *args) -> tuple[float, float, str]:
     """
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(map(str, python_path))}
     started = time.perf_counter()
-    process = subprocess.Popen([sys.executable, "-m", "tagger", *map(str, args), "--quiet"], env=env, cwd=tempfile.gettempdir(),
+    process = subprocess.Popen([sys.executable, "-m", "tagger", *map(str, args), "--quiet"], env=env,
+                               cwd=tempfile.gettempdir(),
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     stderr = process.stderr.read()
     _, status, usage = os.wait4(process.pid, 0)

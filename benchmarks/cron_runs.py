@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import many_photos  # noqa: E402
+from _common import many_photos
 
 DEFAULT_SOURCE = Path(__file__).resolve().parents[2] / "shared" / "data" / "iss-terc" / "images"
 

@@ -24,9 +24,9 @@ import argparse
 from pathlib import Path
 
 import numpy as np
+from head_cv import cv_cells, fold_assignments, labelled_photos
 
 import tagger
-from head_cv import cv_cells, fold_assignments, labelled_photos
 from tagger._tf import keras
 from tagger.model import GeMPool, build_model
 from tagger.train import VIEWS, initial_weights, read_photos

@@ -34,8 +34,17 @@ from tagger.labels import labels_from_metadata
 from tagger.metrics import evaluate_predictions
 from tagger.model import build_model
 from tagger.splits import group_folds, sequence_groups
-from tagger.train import (VIEWS, fit_head, head_input, head_output, initial_weights, pretrained_feature_layer,
-                          read_photos, tag_combinations, with_camera)
+from tagger.train import (
+    VIEWS,
+    fit_head,
+    head_input,
+    head_output,
+    initial_weights,
+    pretrained_feature_layer,
+    read_photos,
+    tag_combinations,
+    with_camera,
+)
 
 
 def pooled_features(pixels: np.ndarray, weights: str, pooling: str, views: int) -> np.ndarray:
@@ -74,7 +83,8 @@ def cross_validate(x, y, folds, c, label_sets: bool, train_folds: int = 4, camer
 
 
 def labelled_photos(images: Path, size: int = 224):
-    """The photos of ``images`` with a TERC tag: labels by name, names, pixels, the 0/1 label matrix, camera evidence."""
+    """The photos of ``images`` with a TERC tag: labels by name, names, pixels, the 0/1 label matrix, camera
+    evidence."""
     labelled, _ = labels_from_metadata(images, discover(images).photos, tagger.TERC_TAGS)
     labels = {str(p): tags for p, tags in labelled.items() if tags}
     names, pixels, cameras = read_photos(images, sorted(labels), size, print)
@@ -121,7 +131,8 @@ def main() -> None:
     features = {pooling: pooled_features(pixels, args.weights, pooling, args.views)
                 for pooling in {p for p, _ in heads}}
     fold_sets = fold_assignments(labels, names, args.seeds)
-    print("\n| pooling | tags | C | macro-F1 | exact match | Movie F1 | Volcano F1 | tags >= baseline (of 12 x seeds) |")
+    print("\n| pooling | tags | C | macro-F1 | exact match | Movie F1 | Volcano F1 "
+          "| tags >= baseline (of 12 x seeds) |")
     print("|---|---|---:|---:|---:|---:|---:|---:|")
     for pooling, label_sets in heads:
         for c in args.c:

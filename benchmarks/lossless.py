@@ -43,10 +43,10 @@ import pyexiv2
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import ExifTool, exiv2_keywords  # noqa: E402
+from _common import ExifTool, exiv2_keywords
 
-from tagger.decode import DecodeError, decode  # noqa: E402
-from tagger.metadata import EXIF_XPKEYWORDS, IPTC_KEYWORDS, XMP_SUBJECT, MetadataError, write_keywords  # noqa: E402
+from tagger.decode import DecodeError, decode
+from tagger.metadata import EXIF_XPKEYWORDS, IPTC_KEYWORDS, XMP_SUBJECT, MetadataError, write_keywords
 
 SUFFIXES = {".jpg", ".jpeg", ".tif", ".tiff", ".png", ".mpo"}
 KEYWORD_FIELDS = {"XMP-dc:Subject", "IPTC:Keywords", "IFD0:XPKeywords", "Photoshop:IPTCDigest", "SourceFile"}
@@ -82,7 +82,7 @@ def frames(data: bytes):
                 image.seek(index)
                 result.append(np.asarray(image.copy()))
             return result
-    except Exception as exc:  # noqa: BLE001 - any failure to read is what we compare
+    except Exception as exc:  # any failure to read is what we compare
         return f"unreadable: {type(exc).__name__}"
 
 
@@ -97,7 +97,7 @@ def write_copies(originals: list[Path], write, folder: Path) -> tuple[dict[Path,
     for index, path in enumerate(originals):
         try:
             written = write(path.read_bytes(), path.suffix)
-        except (MetadataError, RuntimeError, ValueError) as exc:  # refusing is allowed (exiv2: RuntimeError, ValueError)
+        except (MetadataError, RuntimeError, ValueError) as exc:  # refusing is allowed (exiv2 raises the others)
             refused.append((path, str(exc)))
             continue
         copies[path] = folder / f"{index:04d}{path.suffix}"
@@ -110,7 +110,7 @@ def exiv2_fields(data: bytes) -> dict | str:
     try:
         with pyexiv2.ImageData(data) as image:
             found = {**image.read_exif(), **image.read_iptc(), **image.read_xmp()}
-    except Exception as exc:  # noqa: BLE001 - any failure to read is what we compare
+    except Exception as exc:  # any failure to read is what we compare
         return f"unreadable: {type(exc).__name__}"
     return {k: v for k, v in found.items() if k not in EXIV2_IGNORED}
 
@@ -132,7 +132,7 @@ def differences(copies: dict[Path, Path]) -> dict[Path, list[str]]:
             problems.append(f"exiv2: {new_exiv2}")
         old, new = frames(original.read_bytes()), frames(copy.read_bytes())
         if isinstance(old, list) and (isinstance(new, str) or len(old) != len(new)
-                                      or not all(np.array_equal(x, y) for x, y in zip(old, new))):
+                                      or not all(np.array_equal(x, y) for x, y in zip(old, new, strict=False))):
             problems.append(f"frames: {len(old)} -> {new if isinstance(new, str) else len(new)}")
         if problems:
             found[original] = problems

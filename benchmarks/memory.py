@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import DEFAULT_SOURCE, many_photos  # noqa: E402
+from _common import DEFAULT_SOURCE, many_photos
 
 CHILD = """
 import resource, sys, threading, time

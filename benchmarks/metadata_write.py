@@ -17,9 +17,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import DEFAULT_SOURCE, ExifTool, exiv2_keywords  # noqa: E402
+from _common import DEFAULT_SOURCE, ExifTool, exiv2_keywords
 
-from tagger.metadata import add_keywords  # noqa: E402
+from tagger.metadata import add_keywords
 
 TAGS = ["Night", "Aurora", "Movie"]
 

@@ -26,11 +26,11 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import many_photos  # noqa: E402
+from _common import many_photos
 
-from tagger import pipeline, ray_engine, stages  # noqa: E402
-from tagger.bundle import Bundle  # noqa: E402
-from tagger.state import Record, State  # noqa: E402
+from tagger import pipeline, ray_engine, stages
+from tagger.bundle import Bundle
+from tagger.state import Record, State
 
 ROOT = Path(__file__).resolve().parents[1]
 

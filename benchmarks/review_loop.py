@@ -38,9 +38,9 @@ import argparse
 from pathlib import Path
 
 import numpy as np
+from head_cv import fold_assignments, labelled_photos, pooled_features
 
 import tagger
-from head_cv import fold_assignments, labelled_photos, pooled_features
 from tagger.codes import encode, fit_learned, scene_ids
 from tagger.metrics import evaluate_predictions
 from tagger.predictions import review_order
@@ -73,9 +73,10 @@ def start_codes(x: np.ndarray, y: np.ndarray, scenes: np.ndarray, start: np.ndar
 def product_pick(names: list[str], probabilities: np.ndarray, codes: np.ndarray, count: int) -> list[int]:
     """The first ``count`` photos of what ``terc-tag review`` would show, as positions in ``names``."""
     tags = tagger.TERC_TAGS
-    records = [Record(name, 0, 0, "", "tagged", dict(zip(tags, map(float, p))),
-                      [t for t, v in zip(tags, p) if v >= THRESHOLD], None, code=code.tobytes(), code_key="start")
-               for name, p, code in zip(names, probabilities, codes.astype("<u8"))]
+    records = [Record(name, 0, 0, "", "tagged", dict(zip(tags, map(float, p), strict=False)),
+                      [t for t, v in zip(tags, p, strict=False) if v >= THRESHOLD], None,
+                      code=code.tobytes(), code_key="start")
+               for name, p, code in zip(names, probabilities, codes.astype("<u8"), strict=False)]
     position = {name: i for i, name in enumerate(names)}
     order = review_order(records, dict.fromkeys(tags, THRESHOLD), code_key="start", spread_first=count)
     return [position[r.path] for r in order[:count]]
@@ -120,7 +121,7 @@ def main() -> None:
         start, candidates = pool[:args.start], pool[args.start:]
         guesses = fit_and_predict(x, y, start, candidates, args.c)
         codes = start_codes(x, y, scenes, start)[candidates]
-        needs_change = dict(zip(candidates, ((guesses >= THRESHOLD) != (y[candidates] > 0)).any(axis=1)))
+        needs_change = dict(zip(candidates, ((guesses >= THRESHOLD) != (y[candidates] > 0)).any(axis=1), strict=False))
         order = candidates[product_pick([names[i] for i in candidates], guesses, codes, max(args.reviewed))]
         shuffled = rng.permutation(candidates)
         for n in args.reviewed:

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import DEFAULT_SOURCE, many_photos, model_only  # noqa: E402
+from _common import DEFAULT_SOURCE, many_photos, model_only
 
 
 def run_cli(*args) -> tuple[float, int]:
@@ -62,11 +62,13 @@ def main() -> None:
 
     ceiling = model_only(TaggerSession(default_model(), backend="tf"), 32, batches=max(3, args.photos // 64))
     marginal = (args.photos - args.small) / (large_seconds - small_seconds)
-    print(f"{args.photos} and {args.small} full-size photos, backend {args.backend or 'default'}, {os.cpu_count()} CPUs")
+    print(f"{args.photos} and {args.small} full-size photos, backend {args.backend or 'default'}, "
+          f"{os.cpu_count()} CPUs")
     print(f"tagging, marginal:        {marginal:6.1f} photos/s  ({large_seconds:.1f} s and {small_seconds:.1f} s)")
     print(f"TF fp32 model only:       {ceiling:6.1f} photos/s")
     print(f"ratio:                    {marginal / ceiling:6.2f}x  (goal 2x)")
-    print(f"no-op cron run:           {statistics.median(noop):6.2f} s    (median of {', '.join(f'{s:.2f}' for s in noop)})")
+    runs = ", ".join(f"{s:.2f}" for s in noop)
+    print(f"no-op cron run:           {statistics.median(noop):6.2f} s    (median of {runs})")
     print(f"peak memory, large run:   {peak:6d} MiB")
 
 

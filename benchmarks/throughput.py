@@ -26,14 +26,14 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import DEFAULT_SOURCE, exiv2_keywords, many_photos, model_only  # noqa: E402
+from _common import DEFAULT_SOURCE, exiv2_keywords, many_photos, model_only
 
-from tagger.cli.common import default_model  # noqa: E402
-from tagger.bundle import Bundle  # noqa: E402
-from tagger.sessions import load_session  # noqa: E402
-import tagger.stages  # noqa: E402
-from tagger.metadata import Edited  # noqa: E402
-from tagger.pipeline import tag_folder  # noqa: E402
+import tagger.stages
+from tagger.bundle import Bundle
+from tagger.cli.common import default_model
+from tagger.metadata import Edited
+from tagger.pipeline import tag_folder
+from tagger.sessions import load_session
 
 
 def naive(session, photos: list[Path], out: Path) -> float:
@@ -45,7 +45,7 @@ def naive(session, photos: list[Path], out: Path) -> float:
             pixels = np.asarray(image.convert("RGB").resize(session.size, Image.BILINEAR), dtype=np.float32)
         probabilities = session.predict(pixels[None])[0]  # one photo per call
         copy = shutil.copy(photo, out / photo.name)
-        for tag, p, t in zip(session.vocabulary, probabilities, thresholds):
+        for tag, p, t in zip(session.vocabulary, probabilities, thresholds, strict=False):
             if p >= t:
                 subprocess.run(["exiftool", "-q", "-overwrite_original", f"-XMP-dc:Subject+={tag}",
                                 f"-IPTC:Keywords+={tag}", str(copy)], check=True)

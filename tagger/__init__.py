@@ -9,14 +9,11 @@ Importing this package is cheap: TensorFlow is imported only by
 ``tagger.model`` and ``tagger.train`` (training and the ``tf`` reference
 backend), OpenVINO only by ``tagger.inference`` when a photo needs tagging,
 so ``terc-tag --help`` and a cron run that finds nothing new stay fast.
+Importing any of its modules changes nothing global (environment, warning
+filters, logging); the command line (``tagger.cli.main``) may.
 """
 
-import os
-
 __version__ = "0.4.0"
-
-# TensorFlow's C++ warnings would fill every cron mail; errors still show (see also tagger._tf).
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 #: The Windows on Earth vocabulary: the 12 tags TERC keeps in XMP and IPTC.
 TERC_TAGS = (

@@ -9,13 +9,14 @@ that says which extra brings TensorFlow.  Tagging never imports this module
 """
 
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 from tagger.errors import TensorFlowMissing
 
 
 @contextmanager
-def _stderr_to_devnull():
+def _stderr_to_devnull() -> Iterator[None]:
     saved = os.dup(2)
     devnull = os.open(os.devnull, os.O_WRONLY)
     try:
@@ -29,8 +30,8 @@ def _stderr_to_devnull():
 
 try:
     with _stderr_to_devnull():
-        import tensorflow as tf  # noqa: E402
-        import keras  # noqa: E402
+        import keras
+        import tensorflow as tf
 except ImportError as exc:
     raise TensorFlowMissing(f"TensorFlow is not installed ({exc}); train, fit-codes and --backend tf need it: "
                             'pip install "terc-tag[train]"') from None

@@ -27,6 +27,7 @@ import json
 import os
 import sys
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -142,7 +143,8 @@ class Bundle:
             return np.array([calibrated[tag] for tag in self.vocabulary], dtype=np.float32)
         return np.full(len(self.vocabulary), float(choice), dtype=np.float32)
 
-    def decide(self, probabilities, thresholds) -> list[str]:
+    def decide(self, probabilities: np.ndarray | Sequence[float],
+               thresholds: np.ndarray | Sequence[float]) -> list[str]:
         """The tags for one image's probabilities: each tag at or past its threshold, or the top class.
 
         A single-label bundle gives its top class where it reaches its
@@ -164,12 +166,13 @@ class Bundle:
         return arrays
 
 
-def decide(vocabulary: list[str], single_label: bool, probabilities, thresholds) -> list[str]:
+def decide(vocabulary: Sequence[str], single_label: bool, probabilities: np.ndarray | Sequence[float],
+           thresholds: np.ndarray | Sequence[float]) -> list[str]:
     """:meth:`Bundle.decide` as a plain function, for processes that hold no bundle (the write stage)."""
     if single_label:
         top = int(np.argmax(probabilities))
         return [vocabulary[top]] if probabilities[top] >= thresholds[top] else []
-    return [tag for tag, p, t in zip(vocabulary, probabilities, thresholds) if p >= t]
+    return [tag for tag, p, t in zip(vocabulary, probabilities, thresholds, strict=False) if p >= t]
 
 
 def bundled_models() -> Path | None:
@@ -200,7 +203,7 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _hash_file(digest, path: Path) -> None:
+def _hash_file(digest: hashlib._Hash, path: Path) -> None:
     with open(path, "rb") as file:
         for block in iter(lambda: file.read(1 << 20), b""):
             digest.update(block)

@@ -15,8 +15,12 @@ Read from the same ``PIL.Image`` that :mod:`tagger.decode` opens, so
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 #: EXIF tag, name, plausible range (inclusive), and whether the model reads its logarithm.
 FIELDS = (
@@ -34,22 +38,26 @@ DESCRIPTION = ("EXIF exposure time (log s), ISO (log), focal length (log mm), f-
                "indicator; absent, malformed or implausible values count as missing")
 
 
-def evidence(image) -> np.ndarray:
+def evidence(image: Image.Image) -> np.ndarray:
     """The ``SIZE`` numbers for an open ``PIL.Image`` (:data:`MISSING` where it has no usable EXIF)."""
     try:
         exif = image.getexif().get_ifd(EXIF_IFD)
-    except Exception:  # noqa: BLE001 - Pillow raises many kinds on mangled EXIF; all mean "no evidence"
+    except Exception:  # Pillow raises many kinds on mangled EXIF; all mean "no evidence"
         return MISSING.copy()
-    values, missing = [], []
+    values: list[float] = []
+    missing: list[float] = []
     for tag, _, (low, high), logarithm in FIELDS:
         number = _number(exif.get(tag))
-        usable = number is not None and low <= number <= high
-        values.append((math.log(number) if logarithm else number) if usable else 0.0)
-        missing.append(0.0 if usable else 1.0)
+        if number is not None and low <= number <= high:
+            values.append(math.log(number) if logarithm else number)
+            missing.append(0.0)
+        else:
+            values.append(0.0)
+            missing.append(1.0)
     return np.array(values + missing, np.float32)
 
 
-def _number(value) -> float | None:
+def _number(value: Any) -> float | None:
     """A finite float from an EXIF value (rational, int, or a one-element tuple); None otherwise."""
     if isinstance(value, (tuple, list)):
         value = value[0] if len(value) == 1 else None

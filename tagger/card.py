@@ -16,9 +16,9 @@ The card is also a read-only mapping of its JSON document
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any, Iterator
+from typing import Any
 
 FORMAT = "terc-tag model bundle, version 1"
 #: The sections in the order training writes them.
@@ -55,7 +55,7 @@ class ModelCard(Mapping[str, Any]):
         self.check()
 
     @classmethod
-    def from_json(cls, text: str | bytes) -> "ModelCard":
+    def from_json(cls, text: str | bytes) -> ModelCard:
         """Parse and check a card; ValueError, KeyError or TypeError say what is wrong."""
         document = json.loads(text)
         if not isinstance(document, dict):

@@ -21,21 +21,27 @@ from __future__ import annotations
 import io
 import json
 import os
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from tagger import __version__
-from tagger.outputs import atomic_write
 from tagger.hamming import CodeIndex, pack
+from tagger.outputs import atomic_write
 from tagger.splits import sequence_groups
+
+if TYPE_CHECKING:
+    from tagger.bundle import Bundle
+    from tagger.model import TaggerSession
 
 BITS = 64
 #: Frames of one sequence: same name prefix, frame numbers at most this far apart.
 SCENE_GAP = 20
 
 
-def scene_ids(names) -> np.ndarray:
+def scene_ids(names: Iterable[object]) -> np.ndarray:
     """An integer per photo, equal for frames of one sequence (``tagger.splits.sequence_groups``)."""
     groups = sequence_groups([str(n) for n in names], SCENE_GAP)
     return np.unique([groups[str(n)] for n in names], return_inverse=True)[1]
@@ -72,7 +78,7 @@ def fit_learned(z: np.ndarray, y: np.ndarray, scenes: np.ndarray, bits: int = BI
 
     @tf.function(input_signature=[tf.TensorSpec((None, z.shape[1]), tf.float32),
                                   tf.TensorSpec((None, None), tf.float32)])  # batches of whole scenes vary in size
-    def step(x, target):
+    def step(x: Any, target: Any) -> Any:
         with tf.GradientTape() as tape:
             u = tf.tanh(x @ kernel + bias)
             n = tf.cast(tf.shape(x)[0], tf.float32)
@@ -81,7 +87,7 @@ def fit_learned(z: np.ndarray, y: np.ndarray, scenes: np.ndarray, bits: int = BI
                     + tf.reduce_mean(tf.reduce_mean(u, 0) ** 2)  # each bit balanced
                     + tf.reduce_mean((tf.transpose(u) @ u / n - tf.eye(bits)) ** 2)  # decorrelated
                     + 1e-4 * tf.reduce_mean(kernel ** 2))
-        optimizer.apply_gradients(zip(tape.gradient(loss, [kernel, bias]), [kernel, bias]))
+        optimizer.apply_gradients(zip(tape.gradient(loss, [kernel, bias]), [kernel, bias], strict=True))
 
     for _ in range(steps):
         rows = _scene_batch(by_scene, batch, rng)
@@ -89,7 +95,7 @@ def fit_learned(z: np.ndarray, y: np.ndarray, scenes: np.ndarray, bits: int = BI
     return kernel.numpy(), bias.numpy()
 
 
-def _scene_batch(by_scene: list[np.ndarray], size: int, rng) -> np.ndarray:
+def _scene_batch(by_scene: list[np.ndarray], size: int, rng: np.random.Generator) -> np.ndarray:
     """Whole scenes in random order until ``size`` rows: frames of a burst meet in the same batch."""
     rows, total = [], 0
     for s in rng.permutation(len(by_scene)):
@@ -108,7 +114,7 @@ def pair_targets(y: np.ndarray, scenes: np.ndarray) -> np.ndarray:
     return np.where(scenes[:, None] == scenes[None, :], 0.9, jaccard - 0.5).astype(np.float32)
 
 
-def fit_code_map(z: np.ndarray, y: np.ndarray | None, names, bits: int = BITS,
+def fit_code_map(z: np.ndarray, y: np.ndarray | None, names: Sequence[object], bits: int = BITS,
                  seed: int = 0) -> tuple[np.ndarray, np.ndarray, str]:
     """Kernel, bias and the method's name: learned when ``y`` has tags, else PCA-ITQ."""
     if bits <= 0 or bits % 64:
@@ -123,7 +129,8 @@ def encode(z: np.ndarray, kernel: np.ndarray, bias: np.ndarray) -> np.ndarray:
     return pack(np.asarray(z, np.float32) @ kernel + bias > 0)
 
 
-def retrieval_metrics(words: np.ndarray, y: np.ndarray | None = None, names=None, depth: int = 64) -> dict:
+def retrieval_metrics(words: np.ndarray, y: np.ndarray | None = None, names: Sequence[object] | None = None,
+                      depth: int = 64) -> dict:
     """How well the codes of a set of photos find each other, each photo querying all the others.
 
     * ``map_at_64``: mean average precision over the 64 nearest, a result
@@ -159,8 +166,9 @@ def retrieval_metrics(words: np.ndarray, y: np.ndarray | None = None, names=None
     return metrics
 
 
-def fit_for_session(session, fit: tuple, test: tuple | None, *, bits: int = BITS, views=(lambda a: a,),
-                    seed: int = 0, log=print) -> tuple[np.ndarray, np.ndarray, dict]:
+def fit_for_session(session: TaggerSession, fit: tuple, test: tuple | None, *, bits: int = BITS,
+                    views: Sequence[Callable[[np.ndarray], np.ndarray]] = (lambda a: a,), seed: int = 0,
+                    log: Callable[[str], object] = print) -> tuple[np.ndarray, np.ndarray, dict]:
     """Fit a code map on a session's features; kernel, bias and the code map's card.
 
     ``fit`` and ``test`` are ``(pixels, labels or None, names)``; the map is
@@ -172,7 +180,7 @@ def fit_for_session(session, fit: tuple, test: tuple | None, *, bits: int = BITS
     labels = None if y is None else np.tile(y, (len(views), 1))
     log(f"fitting {bits}-bit codes on {len(pixels)} photos x {len(views)} views")
     kernel, bias, method = fit_code_map(z, labels, list(names) * len(views), bits, seed)
-    card = {
+    card: dict[str, Any] = {
         "format": "terc-tag code map, version 1",
         "bits": bits,
         "method": method,
@@ -187,16 +195,17 @@ def fit_for_session(session, fit: tuple, test: tuple | None, *, bits: int = BITS
     return kernel, bias, card
 
 
-def save_code_map(folder, kernel: np.ndarray, bias: np.ndarray, card: dict) -> None:
+def save_code_map(folder: str | os.PathLike, kernel: np.ndarray, bias: np.ndarray, card: dict) -> None:
     """Write ``codes.npz`` and ``codes.json`` into a bundle folder, each atomically."""
     buffer = io.BytesIO()
-    np.savez_compressed(buffer, **{"codes/0": kernel.astype(np.float32), "codes/1": bias.astype(np.float32)})
+    arrays: dict[str, Any] = {"codes/0": kernel.astype(np.float32), "codes/1": bias.astype(np.float32)}
+    np.savez_compressed(buffer, **arrays)
     atomic_write(Path(folder) / "codes.npz", buffer.getvalue())
     atomic_write(Path(folder) / "codes.json", json.dumps(card, indent=1).encode())
 
 
-def fit_codes(bundle, root, *, bits: int = BITS, views: int = 2, use_tags: bool = True,
-              follow_symlinks: bool = False, seed: int = 0, log=print) -> dict:
+def fit_codes(bundle: Bundle, root: str | os.PathLike, *, bits: int = BITS, views: int = 2, use_tags: bool = True,
+              follow_symlinks: bool = False, seed: int = 0, log: Callable[[str], object] = print) -> dict:
     """Fit and save a code map for ``bundle`` (a ``Bundle``) from the photos of ``root``; return its card.
 
     With ``use_tags``, the photos carrying a tag of the bundle's vocabulary
@@ -208,14 +217,13 @@ def fit_codes(bundle, root, *, bits: int = BITS, views: int = 2, use_tags: bool 
     """
     from tagger.discover import discover
     from tagger.labels import labels_from_metadata
-    from tagger.splits import assign_groups
-    from tagger.photos import VIEWS, read_photos
-
     from tagger.model import TaggerSession
+    from tagger.photos import VIEWS, read_photos
+    from tagger.splits import assign_groups
 
     session = TaggerSession(bundle.path)  # fitting reads the features with TensorFlow, whatever the backend
     photos = discover(Path(root), follow_symlinks).photos
-    labels = {str(p): [] for p in photos}
+    labels: dict[str, list[str]] = {str(p): [] for p in photos}
     if use_tags:
         found, unreadable = labels_from_metadata(Path(root), photos, session.vocabulary, follow_symlinks)
         tagged = {str(p): tags for p, tags in found.items() if tags}
@@ -231,7 +239,7 @@ def fit_codes(bundle, root, *, bits: int = BITS, views: int = 2, use_tags: bool 
         test = {n for n in labels if n in card_test}
         log(f"holding out the {len(test)} photos of the model card's test split")
     else:
-        groups = {n: str(g) for n, g in zip(labels, scene_ids(list(labels)))}
+        groups = {n: str(g) for n, g in zip(labels, scene_ids(list(labels)), strict=True)}
         test = {n for n, part in assign_groups(labels, groups, (0.8, 0.2), seed).items() if part == 1}
         log(f"holding out {len(test)} photos (a fifth of the sequences) to measure the codes")
     if len(labels) - len(test) < 2:

@@ -18,10 +18,10 @@ and writes the model's tags, as for a photo no person has seen.
 from __future__ import annotations
 
 import posixpath
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterable, Sequence
 
 from tagger.discover import STATE_DIR_NAME
 from tagger.metadata import edit_keywords, read_keywords, vocabulary_tags
@@ -117,7 +117,7 @@ def correct(output: Path, paths: Sequence[str], vocabulary: Sequence[str], *, ad
         try:
             records = [_tagged_record(state, output, path) for path in paths]
             done = [_correct_one(output, record, vocabulary, add, remove, reviewed, state) for record in records]
-            update_predictions(output, [state.get(c.path) for c in done])
+            update_predictions(output, [r for c in done if (r := state.get(c.path)) is not None])
         finally:
             state.close()
     return done
@@ -135,11 +135,12 @@ def _tagged_record(state: State, output: Path, path: str) -> Record:
     return record
 
 
-def _correct_one(output: Path, record: Record, vocabulary, add, remove, reviewed: bool, state: State) -> Corrected:
+def _correct_one(output: Path, record: Record, vocabulary: Sequence[str], add: Sequence[str], remove: Sequence[str],
+                 reviewed: bool, state: State) -> Corrected:
     copy = output / record.path
     data = copy.read_bytes()
-    written = {word.casefold() for word in record.written or []}
-    removable = [tag for tag in remove if tag.casefold() in written]
+    ours = {word.casefold() for word in record.written or []}
+    removable = [tag for tag in remove if tag.casefold() in ours]
     edited = edit_keywords(data, add, removable)
     had = {word.casefold() for word in edited.had}
     present = {word.casefold() for word in read_keywords(data)}

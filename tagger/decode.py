@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import warnings
 from collections import deque
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import numpy as np
 from PIL import Image, ImageOps, JpegImagePlugin
@@ -31,15 +32,26 @@ from tagger.discover import read_inside
 #: 4.3) is decoded within it.  A progressive JPEG keeps every DCT coefficient of
 #: the full image in memory while it decodes, and PNG and TIFF decode in full,
 #: so for them the limit applies to the full size.
-MAX_PIXELS = Image.MAX_IMAGE_PIXELS
+MAX_PIXELS: int = Image.MAX_IMAGE_PIXELS or 89_478_485  # None (no limit) is not an option here
 
-# Warning filters are process-wide, and decoding runs in several threads, so
-# they are set once here: a per-call warnings.catch_warnings() would race, one
-# thread restoring the filters while another decodes.  Both warnings are
-# handled by this module: the size limit is checked below, and a photo with
-# corrupt EXIF is used as stored.
-warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
-warnings.filterwarnings("ignore", message="Corrupt EXIF data", category=UserWarning, module=r"PIL\.")
+#: Pillow's warnings that this module handles itself, as ``(message, category, module)`` of
+#: ``warnings.filterwarnings``: the size limit is checked in :func:`open_scaled`, and a photo with
+#: corrupt EXIF is used as stored.
+HANDLED_WARNINGS = (("", Image.DecompressionBombWarning, ""), ("Corrupt EXIF data", UserWarning, r"PIL\."))
+_IGNORED = [("ignore", re.compile(message, re.I) if message else None, category,  # as warnings.filters holds them
+             re.compile(module) if module else None, 0) for message, category, module in HANDLED_WARNINGS]
+
+
+def _ignore_handled_warnings() -> None:
+    """Add the filters for :data:`HANDLED_WARNINGS` where they are missing, when a photo is opened.
+
+    Not on import: importing a library changes nothing global.  Not per call in a
+    ``warnings.catch_warnings()`` either: filters are process-wide and decoding runs in
+    several threads, so one thread would restore them while another decodes.
+    """
+    for (message, category, module), entry in zip(HANDLED_WARNINGS, _IGNORED, strict=True):
+        if entry not in warnings.filters:
+            warnings.filterwarnings("ignore", message, category, module)
 
 
 class DecodeError(Exception):
@@ -65,7 +77,7 @@ def decode(data: bytes, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
         camera = evidence(image)
         image = ImageOps.exif_transpose(image)
         rgb = _to_rgb(image)
-        return np.asarray(rgb.resize(size, Image.BILINEAR), dtype=np.uint8), camera
+        return np.asarray(rgb.resize(size, Image.Resampling.BILINEAR), dtype=np.uint8), camera
     except DecodeError:
         raise
     except Image.DecompressionBombError as exc:
@@ -97,6 +109,7 @@ def open_scaled(data: bytes, size: tuple[int, int]) -> Image.Image:
 def _open(data: bytes) -> Image.Image:
     """``Image.open``, but a JPEG over Pillow's bomb limit is opened anyway (lazily: nothing is decoded yet),
     for :func:`open_scaled` to apply the limit to the pixels it will decode."""
+    _ignore_handled_warnings()
     try:
         return Image.open(io.BytesIO(data))
     except Image.DecompressionBombError as exc:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -187,7 +188,7 @@ def stat_inside(root: str | os.PathLike, rel: str | os.PathLike, follow_symlinks
         os.close(folder)
 
 
-def open_folder(root: str | os.PathLike, parts, follow_symlinks: bool = False) -> int:
+def open_folder(root: str | os.PathLike, parts: Sequence[str], follow_symlinks: bool = False) -> int:
     """A descriptor of the folder ``root/parts...``, opened one folder at a time (the caller closes it).
 
     Without ``follow_symlinks`` no folder on the way may be a link: one

@@ -6,24 +6,29 @@ figures come from ``tagger.metrics``, always beside the naive baseline.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 from tqdm import tqdm
 
 from tagger.bundle import Bundle, BundleError
+from tagger.card import ModelCard
 from tagger.codes import retrieval_metrics
 from tagger.decode import batched, iter_decoded
-from tagger.names import shown
 from tagger.metrics import confusion_matrix, evaluate_classes, evaluate_predictions, precision_recall_curve
+from tagger.names import shown
+
+if TYPE_CHECKING:
+    from tagger.inference import Session
 
 
 class EvaluateError(Exception):
     pass
 
 
-def read_card(bundle: str | Path) -> dict:
+def read_card(bundle: str | Path) -> ModelCard:
     """A bundle's model card, checked as :class:`tagger.bundle.Bundle` checks it, without loading TensorFlow."""
     try:
         return Bundle(bundle).card
@@ -43,14 +48,15 @@ def held_out_photos(bundle: str | Path, split: str = "test") -> tuple[Path, list
     return root, [Path(n) for n in names]
 
 
-def predict_photos(session, root: Path, photos: Sequence[Path], batch_size: int = 32,
+def predict_photos(session: Session, root: Path, photos: Sequence[Path], batch_size: int = 32,
                    workers: int | None = None, progress: bool = False,
                    follow_symlinks: bool = False) -> tuple[list[Path], np.ndarray, np.ndarray | None, list]:
     """Probabilities and packed codes (None without a code map) for ``photos``, in order.
 
     Undecodable photos are returned apart.
     """
-    kept, scores, codes, failed = [], [], [], []
+    kept, scores, failed = [], [], []
+    codes: list[np.ndarray] = []
     decoded = iter_decoded(root, photos, session.size, workers, follow_symlinks=follow_symlinks)
     with tqdm(total=len(photos), unit="photo", disable=not progress, leave=False) as bar:
         for batch in batched(decoded, batch_size):
@@ -60,15 +66,16 @@ def predict_photos(session, root: Path, photos: Sequence[Path], batch_size: int 
                 probabilities, words = session.predict_with_codes(np.stack([item.pixels for item in good]),
                                                                   np.stack([item.camera for item in good]))
                 scores.append(probabilities)
-                codes.append(words)
+                if words is not None:
+                    codes.append(words)
                 kept += [item.path for item in good]
             bar.update(len(batch))
     probabilities = np.concatenate(scores) if scores else np.zeros((0, len(session.vocabulary)), "float32")
-    words = np.concatenate(codes) if codes and codes[0] is not None else None
+    words = np.concatenate(codes) if codes else None
     return kept, probabilities, words, failed
 
 
-def evaluate(session, root: Path, labels: dict[Path, list[str]], threshold: float | str | None = None,
+def evaluate(session: Session, root: Path, labels: dict[Path, list[str]], threshold: float | str | None = None,
              batch_size: int = 32, workers: int | None = None, progress: bool = False,
              follow_symlinks: bool = False) -> dict:
     """The full report for the labelled photos of ``root`` (``labels``: relative path -> tags).

@@ -14,14 +14,20 @@ TensorFlow's gradients); it works for every bundle.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
 
 from tagger.card import head_config
 from tagger.inference import CAMERA_WEIGHT, GEM_FLOOR, GEM_P, STANDARDIZE_EPSILON
+
+if TYPE_CHECKING:
+    from tagger.bundle import Bundle
+    from tagger.inference import Session
 
 #: The floor of Grad-CAM's log-probability (below it the gradient is 0, as with TensorFlow's clip).
 LOG_FLOOR = 1e-7
@@ -38,26 +44,27 @@ class Explanation:
 class Head:
     """The network from the feature map to the tag probabilities, in numpy (float64), with its gradient."""
 
-    def __init__(self, bundle, weights: dict[str, np.ndarray]):
+    def __init__(self, bundle: Bundle, weights: dict[str, np.ndarray]) -> None:
         config = head_config(bundle.card)
         self.gem, self.activation = config["pooling"] == "gem", config["activation"]
         self.sets = None if config["label_sets"] is None else np.asarray(config["label_sets"], np.float64)
         self.mean = np.asarray(weights["standardize/0"], np.float64)
         self.scale = 1 / np.sqrt(np.asarray(weights["standardize/1"], np.float64) + STANDARDIZE_EPSILON)
         self.kernel, self.bias = (np.asarray(weights[f"tags/{i}"], np.float64) for i in (0, 1))
-        self.camera = None
+        self.camera: tuple[np.ndarray, ...] | None = None
         if bundle.camera:
             self.camera = tuple(np.asarray(weights[f"camera_standardize/{i}"], np.float64) for i in (0, 1))
 
     def _evidence(self, camera: np.ndarray) -> np.ndarray:
         """``tagger.model.CameraEvidence``: standardized, a missing value at the mean, weighted."""
+        assert self.camera is not None, "only a bundle with camera evidence passes it"
         mean, variance = self.camera
         z = (camera - mean) / np.sqrt(variance + STANDARDIZE_EPSILON)
         fields = len(camera) // 2
         return np.concatenate([z[:fields] * (1 - camera[fields:]), z[fields:]]) * CAMERA_WEIGHT
 
     def gradcam(self, feature_map: np.ndarray, camera: np.ndarray | None, tags: list[int] | None = None,
-                choose=None) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+                choose: Callable[[np.ndarray], list[int]] | None = None) -> tuple[np.ndarray, dict[int, np.ndarray]]:
         """Probabilities and a Grad-CAM map per tag index (``choose(p)`` picks the tags when ``tags`` is None)."""
         f = np.asarray(feature_map, np.float64)
         cells = f.shape[0] * f.shape[1]
@@ -85,7 +92,11 @@ class Head:
         else:
             p = sigma
         maps = {}
-        for k in (choose(p) if tags is None else tags):
+        if tags is None:
+            if choose is None:
+                raise ValueError("gradcam needs the tags, or choose to pick them")
+            tags = choose(p)
+        for k in tags:
             if p[k] < LOG_FLOOR:
                 maps[k] = np.zeros(f.shape[:2])
                 continue
@@ -105,7 +116,7 @@ class Head:
 class Explainer:
     """Heat maps from one session (any backend): its feature map, and :class:`Head` after it."""
 
-    def __init__(self, session):
+    def __init__(self, session: Session) -> None:
         self.session = session
         self.head = Head(session, session.weights())
 
@@ -119,13 +130,13 @@ class Explainer:
         session = self.session
         vocabulary = session.vocabulary
 
-        def chosen(p):
+        def chosen(p: np.ndarray) -> list[int]:
             names = session.decide(p, session.thresholds(threshold)) or [vocabulary[int(p.argmax())]]
             return [vocabulary.index(name) for name in names]
 
         p, maps = self.head.gradcam(session.feature_map(pixels), camera,
                                     None if tags is None else [vocabulary.index(t) for t in tags], chosen)
-        return Explanation({t: float(v) for t, v in zip(vocabulary, p)},
+        return Explanation({t: float(v) for t, v in zip(vocabulary, p, strict=False)},
                            {vocabulary[k]: heat.astype(np.float32) for k, heat in maps.items()})
 
 
@@ -133,17 +144,14 @@ def overlay(photo: Image.Image, heat: np.ndarray, alpha: float = 0.5) -> Image.I
     """The photo with the heat map laid over it (inferno colours: bright where the evidence is)."""
     from matplotlib import colormaps
 
-    grid = Image.fromarray((heat * 255).astype(np.uint8)).resize(photo.size, Image.BILINEAR)
+    grid = Image.fromarray((heat * 255).astype(np.uint8)).resize(photo.size, Image.Resampling.BILINEAR)
     coloured = colormaps["inferno"](np.asarray(grid) / 255.0)[..., :3]
     return Image.fromarray(((1 - alpha) * np.asarray(photo) + alpha * 255 * coloured).astype(np.uint8))
 
 
 def write_explanation(folder: Path, name: str, photo: Image.Image, explanation: Explanation) -> list[Path]:
     """``folder/<name>/<tag>.png`` per tag and ``folder/<name>/sheet.png`` with all of them; the paths written."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # not pyplot: no backend to choose, no global figure to close
 
     out = folder / name
     out.mkdir(parents=True, exist_ok=True)
@@ -155,13 +163,13 @@ def write_explanation(folder: Path, name: str, photo: Image.Image, explanation: 
         written.append(path)
     panels = [("photo", photo)] + [(f"{tag} {explanation.probabilities[tag]:.2f}", image)
                                    for tag, image in layers.items()]
-    figure, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.6), squeeze=False)
-    for axis, (title, image) in zip(axes[0], panels):
+    figure = Figure(figsize=(3.2 * len(panels), 3.6))
+    axes = figure.subplots(1, len(panels), squeeze=False)
+    for axis, (title, image) in zip(axes[0], panels, strict=True):
         axis.imshow(image)
         axis.set_title(title, fontsize=10)
         axis.axis("off")
     figure.suptitle(name, fontsize=11)
     figure.tight_layout()
     figure.savefig(out / "sheet.png", dpi=100)
-    plt.close(figure)
     return written + [out / "sheet.png"]

@@ -22,13 +22,17 @@ from __future__ import annotations
 import os
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from tagger.backends import backend as find_backend
 from tagger.bundle import Bundle, BundleError
-from tagger.camera import MISSING as CAMERA_MISSING, SIZE as CAMERA_SIZE
+from tagger.camera import MISSING as CAMERA_MISSING
+from tagger.camera import SIZE as CAMERA_SIZE
 from tagger.card import head_config
 from tagger.hamming import pack
 
@@ -55,7 +59,7 @@ class UnsupportedCard(ValueError):
     """A card whose network :func:`build_graph` cannot express; it is converted from TensorFlow instead."""
 
 
-def _opset():
+def _opset() -> Any:
     try:
         import openvino as ov
     except ImportError:
@@ -78,7 +82,7 @@ def _stages_to(feature_layer: str) -> list[tuple[str, int, int, int]]:
             for i, (name, filters, blocks, stride) in enumerate(STAGES[:last + 1])]
 
 
-def build_graph(bundle: Bundle, weights: dict[str, np.ndarray], feature_map: bool = False):
+def build_graph(bundle: Bundle, weights: dict[str, np.ndarray], feature_map: bool = False) -> Any:
     """The bundle's network as an ``openvino.Model``: inputs ``rgb`` (n, h, w, 3) 0..255 and maybe ``camera``.
 
     Outputs ``tags`` and, with a code map, ``codes``; with ``feature_map``
@@ -101,10 +105,10 @@ def build_graph(bundle: Bundle, weights: dict[str, np.ndarray], feature_map: boo
         except KeyError:
             raise BundleError(f"{bundle.path}: its weights lack {key}") from None
 
-    def const(value) -> object:
+    def const(value: ArrayLike) -> Any:
         return ops.constant(np.asarray(value, np.float32))
 
-    def conv(x, name: str, stride: int = 1, pad: int = 0, flip_input: bool = False):
+    def conv(x: Any, name: str, stride: int = 1, pad: int = 0, flip_input: bool = False) -> Any:
         """Keras's Conv2D + BatchNormalization ``name_conv``/``name_bn``, the norm folded into the kernel."""
         kernel, bias = array(f"{name}_conv/0"), array(f"{name}_conv/1")
         gamma, beta, mean, variance = (array(f"{name}_bn/{i}") for i in range(4))
@@ -115,7 +119,7 @@ def build_graph(bundle: Bundle, weights: dict[str, np.ndarray], feature_map: boo
         y = ops.convolution(x, const(np.ascontiguousarray(kernel)), [stride, stride], [pad, pad], [pad, pad], [1, 1])
         return ops.add(y, const(((bias - mean) * scale + beta).reshape(1, -1, 1, 1)))
 
-    def block(x, name: str, stride: int, shortcut_conv: bool):
+    def block(x: Any, name: str, stride: int, shortcut_conv: bool) -> Any:
         shortcut = conv(x, f"{name}_0", stride) if shortcut_conv else x
         y = ops.relu(conv(x, f"{name}_1", stride))
         y = ops.relu(conv(y, f"{name}_2", pad=1))
@@ -125,7 +129,8 @@ def build_graph(bundle: Bundle, weights: dict[str, np.ndarray], feature_map: boo
     rgb = ops.parameter(ov.PartialShape([-1, h, w, 3]), ov.Type.f32, name="rgb")
     x = ops.transpose(ops.subtract(rgb, const(IMAGENET_BGR_MEAN[::-1])), ops.constant(np.array([0, 3, 1, 2])))
     x = ops.relu(conv(x, "conv1", stride=2, pad=3, flip_input=True))
-    x = ops.max_pool(x, [2, 2], [1, 1], [1, 1], [1, 1], [3, 3]).output(0)  # after a ReLU, so padding with 0 is padding with -inf
+    # after a ReLU, so padding with 0 is padding with -inf
+    x = ops.max_pool(x, [2, 2], [1, 1], [1, 1], [1, 1], [3, 3]).output(0)
     for name, _, blocks, stride in stages:
         for index in range(1, blocks + 1):
             x = block(x, f"{name}_block{index}", stride if index == 1 else 1, shortcut_conv=index == 1)
@@ -149,12 +154,13 @@ def build_graph(bundle: Bundle, weights: dict[str, np.ndarray], feature_map: boo
         outputs.append(ops.transpose(x, ops.constant(np.array([0, 2, 3, 1]))))
     names = ["tags", "codes"][:1 + bool(bundle.code_bits)] + ["feature_map"] * feature_map
     results = [ops.result(node) for node in outputs]
-    for result, name in zip(results, names):
+    for result, name in zip(results, names, strict=False):
         result.output(0).get_tensor().set_names({name})
     return ov.Model(results, inputs, "tagger")
 
 
-def _camera_evidence(ops, const, camera, array):
+def _camera_evidence(ops: Any, const: Callable[[ArrayLike], Any], camera: Any,
+                     array: Callable[[str], np.ndarray]) -> Any:
     """What ``tagger.model.CameraEvidence`` gives: the standardized evidence, a missing value at the mean, weighted."""
     z = ops.split(_standardize(ops, const, camera, array("camera_standardize/0"), array("camera_standardize/1")),
                   ops.constant(np.int64(1)), 2)
@@ -162,7 +168,7 @@ def _camera_evidence(ops, const, camera, array):
     return ops.multiply(ops.concat([ops.multiply(z.output(0), present), z.output(1)], 1), const(CAMERA_WEIGHT))
 
 
-def _tag_probabilities(ops, const, logits, config: dict):
+def _tag_probabilities(ops: Any, const: Callable[[ArrayLike], Any], logits: Any, config: dict) -> Any:
     """The head's output: marginals over the label sets, else sigmoids or a softmax (``head_config``)."""
     if config["label_sets"] is None:
         return ops.sigmoid(logits) if config["activation"] == "sigmoid" else ops.softmax(logits, -1)
@@ -173,7 +179,7 @@ def _tag_probabilities(ops, const, logits, config: dict):
     return ops.matmul(ops.softmax(likelihood, -1), const(sets), False, False)
 
 
-def _standardize(ops, const, x, mean: np.ndarray, variance: np.ndarray):
+def _standardize(ops: Any, const: Callable[[ArrayLike], Any], x: Any, mean: np.ndarray, variance: np.ndarray) -> Any:
     """(x - mean) / sqrt(variance + epsilon), as ``tagger.model.Standardize``; folded into one multiply-add."""
     scale = 1.0 / np.sqrt(variance + STANDARDIZE_EPSILON)
     return ops.add(ops.multiply(x, const(scale)), const(-mean * scale))
@@ -184,7 +190,7 @@ def user_cache() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "terc-tag"
 
 
-def converted_graph(bundle: Bundle, reason: str, trace=None):
+def converted_graph(bundle: Bundle, reason: str, trace: Callable[[Bundle], Any] | None = None) -> Any:
     """The graph of a card :func:`build_graph` cannot express, converted from TensorFlow once and then kept.
 
     Kept as ``graph-<network id>.xml``/``.bin`` in the bundle, or in the
@@ -213,7 +219,7 @@ def converted_graph(bundle: Bundle, reason: str, trace=None):
     return graph
 
 
-def compile_graph(graph, properties: dict):
+def compile_graph(graph: Any, properties: dict) -> Any:
     """Compile for this CPU.
 
     Without OpenVINO's compiled-model cache (CACHE_DIR): measured on the
@@ -232,14 +238,14 @@ class Forward:
     single call, so the tags and the codes of a batch cost one pass.
     """
 
-    def __init__(self, run, read):
+    def __init__(self, run: Callable[[list[np.ndarray]], Any], read: Callable[[Any], list[np.ndarray]]) -> None:
         self.run, self.read = run, read
 
     def __call__(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         return self.read(self.run(inputs))
 
 
-def openvino_forward(compiled) -> Forward:
+def openvino_forward(compiled: Any) -> Forward:
     return Forward(compiled, lambda result: [result[output] for output in compiled.outputs])
 
 
@@ -285,15 +291,17 @@ class InferenceSession(Session):
     ``trace``: see :func:`converted_graph`, for the cards the builder cannot express.
     """
 
-    def __init__(self, bundle: str | os.PathLike, backend: str = "openvino-bf16", trace=None):
+    def __init__(self, bundle: str | os.PathLike, backend: str = "openvino-bf16",
+                 trace: Callable[[Bundle], Any] | None = None) -> None:
         chosen = find_backend(backend)
         if chosen.openvino is None:
             raise ValueError(f"backend {backend!r} is not an OpenVINO backend")
         super().__init__(bundle, backend)
-        self.properties, self._feature_net, self._trace = chosen.openvino, None, trace
+        self.properties, self._trace = chosen.openvino, trace
+        self._feature_net: Forward | None = None
         self.forward = openvino_forward(compile_graph(self._graph(feature_map=False), self.properties))
 
-    def _graph(self, feature_map: bool):
+    def _graph(self, feature_map: bool) -> Any:
         try:
             graph = build_graph(self, self.weights(), feature_map)
         except UnsupportedCard as exc:

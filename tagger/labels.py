@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import csv
 import os
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 from tagger.discover import read_inside
 from tagger.metadata import MetadataError, read_keywords, vocabulary_tags
@@ -36,7 +36,8 @@ def labels_from_metadata(root: Path, photos: Iterable[Path], vocabulary: Sequenc
     return labels, errors
 
 
-def read_labels_file(path: str | os.PathLike, class_map: str | os.PathLike | None = None) -> tuple[dict[Path, list[str]], list[str]]:
+def read_labels_file(path: str | os.PathLike,
+                     class_map: str | os.PathLike | None = None) -> tuple[dict[Path, list[str]], list[str]]:
     """Labels from a file, and the vocabulary it implies (in first-seen order).
 
     A ``file class_id`` list is recognised by having no header row and two
@@ -76,7 +77,8 @@ def _read_class_id_list(path: Path, lines: list[str], class_map: Path) -> tuple[
             if len(row) >= 2 and row[0].strip().isdigit():
                 names[row[0].strip()] = row[1].strip()
     except OSError as exc:
-        raise LabelsError(f"{path} is a 'file class_id' list and needs a class map; cannot read {class_map}: {exc.strerror}") from None
+        raise LabelsError(f"{path} is a 'file class_id' list and needs a class map; "
+                          f"cannot read {class_map}: {exc.strerror}") from None
     labels = {}
     for number, line in enumerate(lines, 1):
         fields = line.split()

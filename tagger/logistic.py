@@ -11,6 +11,8 @@ optimum at a fraction of the cost.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 
@@ -43,7 +45,7 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, c: float = 0.1, balanced: bool = 
     penalty = np.full(d + 1, 1.0 / c)
     penalty[-1] = 0.0
 
-    def objective(theta):
+    def objective(theta: np.ndarray) -> float:
         z = xb @ theta
         return np.sum(s * (np.logaddexp(0, z) - y * z)) + 0.5 * np.sum(penalty * theta**2)
 
@@ -60,7 +62,7 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, c: float = 0.1, balanced: bool = 
     return theta[:-1], float(theta[-1])
 
 
-def _damped_step(objective, theta: np.ndarray, value: float, step: np.ndarray,
+def _damped_step(objective: Callable[[np.ndarray], float], theta: np.ndarray, value: float, step: np.ndarray,
                  tolerance: float) -> tuple[np.ndarray, float, bool]:
     """Damped Newton: halve ``step`` until it makes things no worse; return the new point, its value, and
     whether the objective has stopped moving."""
@@ -99,15 +101,24 @@ def fit_softmax(x: np.ndarray, y: np.ndarray, classes: int, c: float = 0.1, bala
     counts = np.maximum(onehot.sum(axis=0), 1)
     s = ((n / (classes * counts)) ** balance)[np.asarray(y)][:, None]
 
-    def unpack(theta):
+    def unpack(theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return theta[:d * classes].reshape(d, classes), theta[d * classes:]
 
-    def objective(theta):
+    def objective(theta: np.ndarray) -> float:
         w, b = unpack(theta)
         z = x @ w + b
         m = z.max(axis=1, keepdims=True)
         log_norm = (m + np.log(np.exp(z - m).sum(axis=1, keepdims=True)))[:, 0]
         return np.sum(s[:, 0] * (log_norm - (z * onehot).sum(axis=1))) + 0.5 * np.sum(w ** 2) / c
+
+    def hessian_at(p: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+        """``v -> H v`` for the Hessian at the probabilities ``p``."""
+        def times(v: np.ndarray) -> np.ndarray:
+            vw, vb = unpack(v)
+            a = x @ vw + vb
+            r = s * p * (a - (p * a).sum(axis=1, keepdims=True))
+            return np.concatenate([(x.T @ r + vw / c).ravel(), r.sum(axis=0)])
+        return times
 
     theta = np.zeros(d * classes + classes)
     value, first_norm = objective(theta), None
@@ -116,24 +127,18 @@ def fit_softmax(x: np.ndarray, y: np.ndarray, classes: int, c: float = 0.1, bala
         p = _softmax(x @ w + b)
         residual = s * (p - onehot)
         gradient = np.concatenate([(x.T @ residual + w / c).ravel(), residual.sum(axis=0)])
-
-        def hessian_times(v):
-            vw, vb = unpack(v)
-            a = x @ vw + vb
-            r = s * p * (a - (p * a).sum(axis=1, keepdims=True))
-            return np.concatenate([(x.T @ r + vw / c).ravel(), r.sum(axis=0)])
-
         norm = np.linalg.norm(gradient)
         first_norm = first_norm or norm
         # Truncated Newton: solve each step only as well as the gradient is small (Eisenstat-Walker forcing).
-        step = _conjugate_gradient(hessian_times, -gradient, tolerance=min(0.5, np.sqrt(norm / first_norm)))
+        step = _conjugate_gradient(hessian_at(p), -gradient, tolerance=min(0.5, np.sqrt(norm / first_norm)))
         theta, value, converged = _damped_step(objective, theta, value, step, tolerance)
         if converged:
             break
     return unpack(theta)
 
 
-def _conjugate_gradient(multiply, b: np.ndarray, tolerance: float, iterations: int = 200) -> np.ndarray:
+def _conjugate_gradient(multiply: Callable[[np.ndarray], np.ndarray], b: np.ndarray, tolerance: float,
+                        iterations: int = 200) -> np.ndarray:
     """Solve ``A v = b`` for a symmetric positive definite ``A`` given only ``v -> A v``."""
     v, r = np.zeros_like(b), b.copy()
     direction, rr = r.copy(), r @ r

@@ -9,7 +9,7 @@ positives is ``None``.  Macro averages run over tags with at least one positive.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -76,7 +76,7 @@ def evaluate_predictions(y_true: np.ndarray, y_score: np.ndarray, thresholds: np
     return {
         "n_images": int(len(y_true)),
         "vocabulary": list(vocabulary),
-        "thresholds": {tag: float(t) for tag, t in zip(vocabulary, thresholds)},
+        "thresholds": {tag: float(t) for tag, t in zip(vocabulary, thresholds, strict=False)},
         "tags": tags,
         "overall": {
             "exact_match": _ratio(np.sum(np.all(y_pred == y_true, axis=1)), len(y_true)),
@@ -125,7 +125,7 @@ def evaluate_classes(y_true: np.ndarray, y_score: np.ndarray, thresholds: np.nda
         "n_images": int(len(y_true)),
         "single_label": True,
         "vocabulary": list(vocabulary),
-        "thresholds": {tag: float(t) for tag, t in zip(vocabulary, thresholds)},
+        "thresholds": {tag: float(t) for tag, t in zip(vocabulary, thresholds, strict=False)},
         "tags": tags,
         "overall": {
             "accuracy": _ratio(np.sum(given & (top == truth)), len(truth)),
@@ -152,8 +152,12 @@ def confusion_matrix(y_true: np.ndarray, y_score: np.ndarray) -> np.ndarray | No
     return matrix
 
 
+#: The thresholds calibration chooses from.
+THRESHOLD_GRID = np.round(np.arange(0.05, 0.96, 0.05), 2)
+
+
 def calibrate_thresholds(y_true: np.ndarray, y_score: np.ndarray,
-                         grid: np.ndarray = np.round(np.arange(0.05, 0.96, 0.05), 2)) -> np.ndarray:
+                         grid: np.ndarray = THRESHOLD_GRID) -> np.ndarray:
     """Per tag, the threshold on ``grid`` with the best F1 (ties: closest to 0.5).
 
     A tag with no positives keeps 0.5: there is nothing to calibrate on.
@@ -165,6 +169,6 @@ def calibrate_thresholds(y_true: np.ndarray, y_score: np.ndarray,
             continue
         scores = [tag_metrics(y_true[:, j], y_score[:, j] >= t, y_score[:, j])["f1"] for t in grid]
         best = max(scores)
-        candidates = [t for t, f in zip(grid, scores) if f == best]
+        candidates = [t for t, f in zip(grid, scores, strict=True) if f == best]
         result[j] = min(candidates, key=lambda t: abs(t - 0.5))
     return result

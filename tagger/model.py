@@ -26,22 +26,30 @@ backends builds the same network without TensorFlow (``tagger.inference``).
 from __future__ import annotations
 
 import os
+from collections.abc import Collection
+from typing import Any
 
 import numpy as np
 
+from tagger import backends
 from tagger._tf import keras, tf
-from tagger.backends import BACKENDS
 from tagger.bundle import Bundle, BundleError
 from tagger.camera import SIZE as CAMERA_SIZE
-from tagger.card import head_config
-from tagger.inference import (CAMERA_WEIGHT, GEM_P, IMAGENET_BGR_MEAN, PREPROCESSING, STANDARDIZE_EPSILON,  # noqa: F401
-                              Forward, Session)
+from tagger.card import ModelCard, head_config
+from tagger.inference import (
+    CAMERA_WEIGHT,
+    GEM_P,
+    IMAGENET_BGR_MEAN,
+    STANDARDIZE_EPSILON,
+    Forward,
+    Session,
+)
 
 
 class CaffePreprocess(keras.layers.Layer):
     """Inside the model, so every caller feeds plain 0..255 RGB pixels."""
 
-    def call(self, rgb):
+    def call(self, rgb: Any) -> Any:
         return rgb[..., ::-1] - keras.ops.convert_to_tensor(IMAGENET_BGR_MEAN, dtype=rgb.dtype)
 
 
@@ -55,11 +63,11 @@ class Standardize(keras.layers.Layer):
 
     epsilon = STANDARDIZE_EPSILON
 
-    def build(self, input_shape):
+    def build(self, input_shape: Any) -> None:
         self.mean = self.add_weight(shape=(input_shape[-1],), initializer="zeros", trainable=False, name="mean")
         self.variance = self.add_weight(shape=(input_shape[-1],), initializer="ones", trainable=False, name="variance")
 
-    def call(self, x):
+    def call(self, x: Any) -> Any:
         return (x - self.mean) / keras.ops.sqrt(self.variance + self.epsilon)
 
 
@@ -71,7 +79,7 @@ class CameraEvidence(Standardize):
     ``CAMERA_WEIGHT``.  ``tagger.train.head_input`` is the same in numpy.
     """
 
-    def call(self, x):
+    def call(self, x: Any) -> Any:
         z = super().call(x)
         fields = x.shape[-1] // 2
         present = 1 - x[..., fields:]
@@ -87,11 +95,11 @@ class GeMPool(keras.layers.Layer):
     (benchmarks/head_cv.py).
     """
 
-    def __init__(self, p: float = GEM_P, **kwargs):
+    def __init__(self, p: float = GEM_P, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.p = float(p)
 
-    def call(self, x):
+    def call(self, x: Any) -> Any:
         return keras.ops.power(keras.ops.mean(keras.ops.power(keras.ops.maximum(x, 1e-6), self.p), axis=(1, 2)),
                                1.0 / self.p)
 
@@ -108,11 +116,11 @@ class LabelSetMarginals(keras.layers.Layer):
     needs strong evidence.  Thresholding stays per tag (>= 0.5 by default).
     """
 
-    def __init__(self, label_sets, **kwargs):
+    def __init__(self, label_sets: Any, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.label_sets = np.asarray(label_sets, dtype="float32")  # (combinations, tags), 0/1
 
-    def call(self, logits):
+    def call(self, logits: Any) -> Any:
         sets = keras.ops.convert_to_tensor(self.label_sets, dtype=logits.dtype)
         log_p, log_not_p = -keras.ops.softplus(-logits), -keras.ops.softplus(logits)
         log_likelihood = keras.ops.matmul(log_p, keras.ops.transpose(sets)) + \
@@ -121,7 +129,7 @@ class LabelSetMarginals(keras.layers.Layer):
 
 
 def build_model(n_tags: int, input_size: int = 224, feature_layer: str = "conv4_block6_out", pooling: str = "gem",
-                label_sets=None, code_bits: int | None = None, camera: bool = False,
+                label_sets: Any = None, code_bits: int | None = None, camera: bool = False,
                 activation: str = "sigmoid") -> keras.Model:
     """ResNet-50 up to ``feature_layer`` plus a new head: one sigmoid per tag, or a softmax over classes.
 
@@ -166,15 +174,16 @@ def load_weights(model: keras.Model, weights: str | os.PathLike | dict) -> list[
         if layer.name in names and layer.weights:
             current = layer.get_weights()
             new = [np.asarray(arrays[f"{layer.name}/{i}"]) for i in range(len(current))]
-            for old, value in zip(current, new):
+            for old, value in zip(current, new, strict=True):
                 if old.shape != value.shape:
                     raise ValueError(f"layer {layer.name}: weights have shape {value.shape}, model expects {old.shape}")
-            layer.set_weights([v.astype(o.dtype) for o, v in zip(current, new)])
+            layer.set_weights([v.astype(o.dtype) for o, v in zip(current, new, strict=True)])
             loaded.append(layer.name)
     return loaded
 
 
-def save_weights(model: keras.Model, path: str | os.PathLike, only=None, skip=()) -> None:
+def save_weights(model: keras.Model, path: str | os.PathLike, only: Collection[str] | None = None,
+                 skip: Collection[str] = ()) -> None:
     """Kernels as float16 (half the size), vectors as float32; the layers named in ``only``, less ``skip``.
 
     Batch-norm variances can exceed float16's range (65504), and vectors are
@@ -192,10 +201,10 @@ def backbone_layers(model: keras.Model) -> set[str]:
 
 
 #: The backend names (tagger.backends): the TensorFlow reference is this module's, the others tagger.inference's.
-BACKENDS = tuple(BACKENDS)
+BACKENDS = tuple(backends.BACKENDS)
 
 
-def tensorflow_forward(traced) -> Forward:
+def tensorflow_forward(traced: Any) -> Forward:
     """The traced graph, fp32: the reference every other backend is checked against."""
     return Forward(lambda inputs: traced(*map(tf.constant, inputs)),
                    lambda result: [out.numpy() for out in tf.nest.flatten(result)])
@@ -212,7 +221,7 @@ def keras_model(bundle: Bundle) -> keras.Model:
     return model
 
 
-def traced_model(bundle: Bundle, model: keras.Model | None = None):
+def traced_model(bundle: Bundle, model: keras.Model | None = None) -> Any:
     """The network as one ``tf.function`` for every batch size (no retracing when the last batch is short)."""
     model = model or keras_model(bundle)
     signature = [tf.TensorSpec((None, *bundle.size[::-1], 3), tf.float32)]
@@ -225,7 +234,7 @@ def traced_model(bundle: Bundle, model: keras.Model | None = None):
 class TaggerSession(Session):
     """The TensorFlow reference session (``--backend tf``); the OpenVINO ones are tagger.inference's."""
 
-    def __init__(self, bundle: str | os.PathLike, backend: str = "tf", card=None):
+    def __init__(self, bundle: str | os.PathLike, backend: str = "tf", card: ModelCard | None = None) -> None:
         """``card``: see :class:`tagger.bundle.Bundle`."""
         if backend != "tf":
             raise ValueError(f"unknown backend {backend!r} for the TensorFlow session; "

@@ -20,8 +20,8 @@ import errno
 import io
 import itertools
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from tagger.discover import STATE_DIR_NAME
 
@@ -117,7 +117,7 @@ class Reserve:
     def __init__(self, output: Path):
         self.path = Path(output) / STATE_DIR_NAME / "reserve"
 
-    def __enter__(self) -> "Reserve":
+    def __enter__(self) -> Reserve:
         try:
             fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o600)
             try:
@@ -128,7 +128,7 @@ class Reserve:
             self.release()
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.release()
 
     def release(self) -> bool:
@@ -185,7 +185,7 @@ def make_folders(output: Path, rel_folder: Path, input_dir: Path) -> None:
 _ESCAPED_STARTS = ("=", "+", "-", "@", "\t", "\r", "'")
 
 
-def spreadsheet_text(cell) -> str:
+def spreadsheet_text(cell: object) -> str:
     """``cell`` as text a spreadsheet shows but never runs: a risky first character gets a leading ``'``."""
     text = str(cell)
     return "'" + text if text.startswith(_ESCAPED_STARTS) else text

@@ -6,8 +6,8 @@ photos the same way; kept below both so that neither imports the other.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -28,7 +28,7 @@ VIEWS = (
 )
 
 
-def read_photos(root: Path, names: Sequence[str], size: int, log,
+def read_photos(root: Path, names: Sequence[str], size: int, log: Callable[[str], object],
                 follow_symlinks: bool = False) -> tuple[list[str], np.ndarray, np.ndarray]:
     """The names that could be decoded, their pixels and their camera evidence (``tagger.camera``)."""
     kept, arrays, cameras = [], [], []

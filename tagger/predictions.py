@@ -13,8 +13,8 @@ from __future__ import annotations
 import csv
 import io
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -26,7 +26,8 @@ from tagger.state import Record, State
 PREDICTIONS_CSV = "predictions.csv"
 
 
-def uncertain_tags(probabilities: dict[str, float], thresholds: dict[str, float], margin: float) -> list[tuple[str, float]]:
+def uncertain_tags(probabilities: dict[str, float], thresholds: dict[str, float],
+                   margin: float) -> list[tuple[str, float]]:
     """Tags whose probability lies within ``margin`` of their threshold, closest first."""
     near = [(tag, abs(p - thresholds[tag])) for tag, p in probabilities.items()
             if tag in thresholds and abs(p - thresholds[tag]) < margin]
@@ -50,8 +51,9 @@ def _most_pressing(pending: Sequence[Record], thresholds: dict[str, float]) -> d
     """Each photo's need and the tag it comes from: the largest closeness times the tag's rarity weight."""
     frequency = Counter(tag for r in pending for tag in r.tags)
     weight = {tag: 1 / (frequency[tag] / max(len(pending), 1) + RARE_SMOOTHING) for tag in thresholds}
-    return {r.path: max(((closeness(p, thresholds[tag]) * weight[tag], tag) for tag, p in r.probabilities.items()
-                         if tag in thresholds), default=(0.0, None)) for r in pending}
+    return {r.path: max(((closeness(p, thresholds[tag]) * weight[tag], tag)
+                         for tag, p in (r.probabilities or {}).items() if tag in thresholds), default=(0.0, None))
+            for r in pending}
 
 
 def pressing_tags(records: Sequence[Record], thresholds: dict[str, float]) -> dict[str, str | None]:
@@ -94,11 +96,12 @@ def _spread(ranked: list[Record], needs: list[float], code_key: str, reviewed: l
     A photo without a code of ``code_key`` keeps its full need (it is as far
     as can be) and moves no other photo back.
     """
-    coded = np.array([bool(r.code) and r.code_key == code_key for r in ranked])
+    stored = [r.code if r.code and r.code_key == code_key else None for r in ranked]
+    coded = np.array([code is not None for code in stored])
     if not coded.any():
         return ranked
-    width = len(next(r.code for r, c in zip(ranked, coded) if c))
-    codes = CodeIndex(np.frombuffer(b"".join(r.code if c else bytes(width) for r, c in zip(ranked, coded)),
+    width = len(next(code for code in stored if code is not None))
+    codes = CodeIndex(np.frombuffer(b"".join(code if code is not None else bytes(width) for code in stored),
                                     "<u8").reshape(len(ranked), -1))
 
     def distances(query: np.ndarray) -> np.ndarray:
@@ -115,11 +118,11 @@ def _spread(ranked: list[Record], needs: list[float], code_key: str, reviewed: l
         order.append(best)
         if coded[best]:
             np.minimum(nearest, distances(codes.words[best]), out=nearest)
-    return [ranked[i] for i in order] + [r for r, done in zip(ranked, placed) if not done]
+    return [ranked[i] for i in order] + [r for r, done in zip(ranked, placed, strict=True) if not done]
 
 
 def _row(record: Record, vocabulary: Sequence[str], limits: dict[str, float], margin: float) -> list[str]:
-    probs = record.probabilities
+    probs = record.probabilities or {}
     near = uncertain_tags(probs, limits, margin)
     return ([shown(record.path)] + [f"{probs[t]:.4f}" if t in probs else "" for t in vocabulary]
             + [";".join(record.tags), ";".join(t for t, _ in near), record.reviewed or ""])
@@ -127,7 +130,7 @@ def _row(record: Record, vocabulary: Sequence[str], limits: dict[str, float], ma
 
 def write_predictions(output_dir: Path, state: State, vocabulary: Sequence[str], thresholds: Sequence[float],
                       margin: float) -> None:
-    limits = dict(zip(vocabulary, map(float, thresholds)))
+    limits = dict(zip(vocabulary, map(float, thresholds), strict=False))
     rows = [_row(r, vocabulary, limits, margin) for r in state.records()
             if r.status == "tagged" and r.probabilities is not None]
     atomic_write(Path(output_dir) / PREDICTIONS_CSV,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from rich.console import Console
@@ -10,6 +12,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from tagger.names import shown
+
+if TYPE_CHECKING:
+    from tagger.pipeline import Summary
+    from tagger.similar import Answer
 
 #: How many failed or skipped files the on-screen summary names before it counts the rest.
 LISTED = 10
@@ -21,11 +27,11 @@ def console() -> Console:
     return plain if plain.is_terminal else Console(width=150)
 
 
-def _fmt(value) -> str:
+def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
-def print_summary(summary, console: Console) -> None:
+def print_summary(summary: Summary, console: Console) -> None:
     """The one-screen summary of a ``tag`` run."""
     s = summary
     if s.dry_run:
@@ -46,10 +52,10 @@ def print_summary(summary, console: Console) -> None:
         for tag, count in s.tag_counts.most_common():
             table.add_row(tag, str(count))
         console.print(table)
-    known = [(name, f"{reason} (since {since})") for name, reason, since in s.known_failures]
+    known_rows = [(name, f"{reason} (since {since})") for name, reason, since in s.known_failures]
     for title, rows in (("Failed", s.failed),
                         ("Partly tagged: these fields were left as they were", s.partly_tagged),
-                        ("Known failures, unchanged since they failed (--retry-failed retries them)", known),
+                        ("Known failures, unchanged since they failed (--retry-failed retries them)", known_rows),
                         ("Skipped", s.skipped)):
         if rows:
             console.print(f"[bold]{title}:[/]")
@@ -89,7 +95,7 @@ def confusion_table(report: dict) -> Table | None:
     if not report.get("confusion_matrix"):
         return None
     table = Table("true \\ predicted", *report["vocabulary"], title="Confusion matrix", title_justify="left")
-    for i, (tag, row) in enumerate(zip(report["vocabulary"], report["confusion_matrix"])):
+    for i, (tag, row) in enumerate(zip(report["vocabulary"], report["confusion_matrix"], strict=False)):
         table.add_row(tag, *(f"[bold]{n}[/]" if i == j else str(n) for j, n in enumerate(row)))
     return table
 
@@ -141,7 +147,8 @@ def markdown(report: dict) -> str:
         vocab = report["vocabulary"]
         text += ["", "Confusion matrix (rows: true tag, columns: highest-probability tag):", "",
                  "| true \\ predicted | " + " | ".join(vocab) + " |", "|---" * (len(vocab) + 1) + "|"]
-        text += [f"| {tag} | " + " | ".join(map(str, row)) + " |" for tag, row in zip(vocab, report["confusion_matrix"])]
+        text += [f"| {tag} | " + " | ".join(map(str, row)) + " |"
+                 for tag, row in zip(vocab, report["confusion_matrix"], strict=False)]
     if report.get("failed"):
         text += ["", f"{len(report['failed'])} photos could not be read and were left out."]
     return "\n".join(text) + "\n"
@@ -149,16 +156,16 @@ def markdown(report: dict) -> str:
 
 def figure(report: dict, path: str | Path) -> None:
     """Per-tag accuracy against the baseline and precision-recall curves, as one PNG; a confusion matrix
-    beside per-class F1 for a single-label model."""
-    import matplotlib
+    beside per-class F1 for a single-label model.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    A ``Figure`` of its own, without pyplot: no backend to choose, no global figure to close."""
+    from matplotlib.figure import Figure
 
     if report.get("single_label"):
-        return _class_figure(report, path, plt)
+        return _class_figure(report, path)
     tags = list(report["tags"])
-    fig, (bars, curves) = plt.subplots(1, 2, figsize=(14, 5.5))
+    fig = Figure(figsize=(14, 5.5))
+    bars, curves = fig.subplots(1, 2)
     x = range(len(tags))
     bars.bar([i - 0.2 for i in x], [report["tags"][t]["accuracy"] for t in tags], 0.4, label="model")
     bars.bar([i + 0.2 for i in x], [report["tags"][t]["baseline_accuracy"] for t in tags], 0.4,
@@ -179,12 +186,14 @@ def figure(report: dict, path: str | Path) -> None:
     curves.legend(fontsize=7, loc="lower left")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
-def _class_figure(report: dict, path: str | Path, plt) -> None:
+def _class_figure(report: dict, path: str | Path) -> None:
+    from matplotlib.figure import Figure
+
     classes, matrix = list(report["tags"]), np.array(report["confusion_matrix"])
-    fig, (bars, grid) = plt.subplots(1, 2, figsize=(15, 6.5), gridspec_kw={"width_ratios": [1, 1.2]})
+    fig = Figure(figsize=(15, 6.5))
+    bars, grid = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 1.2]})
     x = np.arange(len(classes))
     bars.bar(x - 0.2, [report["tags"][c]["f1"] for c in classes], 0.4, label="model")
     bars.bar(x + 0.2, [report["tags"][c]["baseline_f1"] for c in classes], 0.4,
@@ -208,10 +217,9 @@ def _class_figure(report: dict, path: str | Path, plt) -> None:
     grid.set_title("Confusion matrix (colour: share of the true class)")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
-def similar_table(answer) -> Table:
+def similar_table(answer: Answer) -> Table:
     """One query's nearest photos, nearest first."""
     query = shown(answer.query)
     table = Table("#", "photo (in OUTPUT)", "distance", "tags", title=f"Like {escape(query)}",
@@ -221,7 +229,7 @@ def similar_table(answer) -> Table:
     return table
 
 
-def contact_sheet(answers, output: Path, bits: int) -> str:
+def contact_sheet(answers: Sequence[Answer], output: Path, bits: int) -> str:
     """A self-contained HTML page: each query beside its nearest photos, as thumbnails with tags.
 
     Thumbnails are embedded (JPEG data URIs), so the page can be mailed or
@@ -232,7 +240,7 @@ def contact_sheet(answers, output: Path, bits: int) -> str:
     def html(text: str) -> str:
         return html_text(shown(text))
 
-    def card(label: str, source, caption: str) -> str:
+    def card(label: str, source: Path, caption: str) -> str:
         image = _thumbnail_uri(source)
         picture = f'<img src="{image}" alt="{html(label)}">' if image else '<div class="missing">no preview</div>'
         return f'<figure>{picture}<figcaption><b>{html(label)}</b><br>{html(caption)}</figcaption></figure>'

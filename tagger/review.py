@@ -35,6 +35,7 @@ from dataclasses import asdict
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from flask import Flask, Response, abort, jsonify, request
 from werkzeug.exceptions import HTTPException
@@ -44,8 +45,14 @@ from tagger.correct import CorrectionError, correct, photo_key
 from tagger.metadata import MetadataError
 from tagger.names import shown, unshown
 from tagger.predictions import pressing_tags, review_order, uncertain_tags
-from tagger.state import State
+from tagger.state import Record, State
 from tagger.thumbnails import ThumbnailCache, display_image, jpeg
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from tagger.bundle import Bundle
+    from tagger.explain import Explainer  # imported when the first heat map is asked for
 
 TOKEN_HEADER = "X-Terc-Token"
 THUMBNAIL, LARGE = 320, 1024
@@ -55,14 +62,15 @@ MAX_BODY = 4 * 1024 * 1024  # a change names at most the page's 1,000 photos; fa
 class Review:
     """What the page shows of one OUTPUT, read fresh from its state on each request."""
 
-    def __init__(self, output: Path, bundle, threshold: float | str | None = None, margin: float = 0.1):
+    def __init__(self, output: Path, bundle: Bundle, threshold: float | str | None = None,
+                 margin: float = 0.1) -> None:
         self.output, self.bundle, self.margin = Path(output).resolve(), bundle, margin
-        self.thresholds = dict(zip(bundle.vocabulary, map(float, bundle.thresholds(threshold))))
+        self.thresholds = dict(zip(bundle.vocabulary, map(float, bundle.thresholds(threshold)), strict=False))
         self.thumbnails = ThumbnailCache(self.output, THUMBNAIL)
-        self._explainer = None
+        self._explainer: Explainer | None = None
         self._model_lock = threading.Lock()
 
-    def records(self):
+    def records(self) -> list[Record]:
         state = State.reader(self.output)
         if state is None:
             return []
@@ -80,7 +88,7 @@ class Review:
         """
         records = self.records()
         pending = review_order(records, self.thresholds, self.bundle.codes_id)
-        done = sorted((r for r in records if r.reviewed), key=lambda r: r.reviewed, reverse=True)
+        done = sorted((r for r in records if r.reviewed), key=lambda r: r.reviewed or "", reverse=True)
         counts = {"reviewed": len(done), "left": len(pending)}
         if search:
             pending, done = ([r for r in group if search.casefold() in r.path.casefold()] for group in (pending, done))
@@ -89,10 +97,11 @@ class Review:
                 "matching": len(pending) + len(done),
                 "photos": [self._photo(r, pressing.get(r.path)) for r in pending[:limit] + done[:limit]]}
 
-    def _photo(self, record, pressing: str | None) -> dict:
-        near = uncertain_tags(record.probabilities, self.thresholds, self.margin)
+    def _photo(self, record: Record, pressing: str | None) -> dict:
+        probabilities = record.probabilities or {}  # records() holds the photos with probabilities
+        near = uncertain_tags(probabilities, self.thresholds, self.margin)
         return {"path": record.path, "name": shown(record.path), "tags": record.tags, "reviewed": record.reviewed,
-                "probabilities": {t: round(p, 4) for t, p in record.probabilities.items()},
+                "probabilities": {t: round(p, 4) for t, p in probabilities.items()},
                 "uncertain": [t for t, _ in near], "pressing": pressing}
 
     def file(self, path: str) -> Path:
@@ -166,7 +175,7 @@ class Review:
                             for m in index.nearest(index.codes.words[position], k, exclude=position)]}
 
 
-def _png(image) -> bytes:
+def _png(image: Image.Image) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, "PNG")
     return buffer.getvalue()
@@ -197,7 +206,7 @@ def host_allowed(host: str, served: str) -> bool:
     return address is not None and (address.is_loopback or (listening is not None and listening.is_unspecified))
 
 
-def _address(text: str):
+def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     try:
         return ipaddress.ip_address(text)
     except ValueError:
@@ -211,7 +220,7 @@ def create_app(review: Review, token: str, served_host: str = "127.0.0.1") -> Fl
     cookie = cookie_name(token)
 
     @app.before_request
-    def check_request():
+    def check_request() -> None:
         if (request.content_length or 0) > MAX_BODY:  # refused before a byte of it is read
             abort(413, f"a request body may hold at most {MAX_BODY // 2**20} MiB")
         if not host_allowed(request.host, served_host):
@@ -235,26 +244,26 @@ def create_app(review: Review, token: str, served_host: str = "127.0.0.1") -> Fl
         return response
 
     @app.errorhandler(HTTPException)
-    def short_error(exc: HTTPException):
+    def short_error(exc: HTTPException) -> Response:
         return Response(f"{exc.code} {exc.name}: {exc.description}\n", exc.code, mimetype="text/plain")
 
     @app.errorhandler(Exception)
-    def no_traceback(exc: Exception):
+    def no_traceback(exc: Exception) -> Response:
         app.logger.error("review: %s", exc)
         return Response("500 Internal Server Error\n", 500, mimetype="text/plain")
 
     @app.get("/")
-    def index():
+    def index() -> Response:
         response = Response(page, mimetype="text/html")
         response.set_cookie(cookie, token, httponly=True, samesite="Strict")
         return response
 
     @app.get("/api/photos")
-    def photos():
+    def photos() -> Response:
         return jsonify(review.photos(search=request.args.get("search", "")))
 
     @app.post("/api/correct")
-    def change():
+    def change() -> Response:
         try:
             body = json.loads(request.get_data(cache=False))
         except (ValueError, RecursionError):  # RecursionError: arrays nested thousands deep
@@ -265,21 +274,21 @@ def create_app(review: Review, token: str, served_host: str = "127.0.0.1") -> Fl
 
     # A photo in a URL is its shown name (tagger.names): valid UTF-8 whatever bytes the file name holds.
     @app.get("/thumb/<path:name>")
-    def thumb(name: str):
+    def thumb(name: str) -> Response:
         path = unshown(name)
         return Response(review.thumbnails.get(review.file(path), photo_key(path)), mimetype="image/jpeg")
 
     @app.get("/large/<path:name>")
-    def large(name: str):
+    def large(name: str) -> Response:
         copy = review.file(unshown(name))
         return Response(_large(copy, copy.stat().st_mtime_ns), mimetype="image/jpeg")
 
     @app.get("/heat/<path:name>")
-    def heat(name: str):
+    def heat(name: str) -> Response:
         return Response(review.heat_map(unshown(name), request.args.get("tag", "")), mimetype="image/png")
 
     @app.get("/api/similar/<path:name>")
-    def similar(name: str):
+    def similar(name: str) -> Response:
         return jsonify(review.similar(unshown(name)))
 
     return app
@@ -324,7 +333,7 @@ class Server:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}/?token={self.token}"
 
-    def start(self) -> "Server":
+    def start(self) -> Server:
         self._thread.start()
         return self
 
@@ -337,10 +346,10 @@ class Server:
         self._server.shutdown()
         self._thread.join()
 
-    def __enter__(self) -> "Server":
+    def __enter__(self) -> Server:
         return self.start()
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
 

@@ -8,10 +8,15 @@ this module, above both, imports the one the backend needs, and only then
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any, cast
+
 from tagger.bundle import Bundle, BundleError
 
+if TYPE_CHECKING:
+    from tagger.inference import Session
 
-def load_session(bundle: Bundle):
+
+def load_session(bundle: Bundle) -> Session:
     """A session that predicts for ``bundle`` with its backend; what predicts already is returned as it is.
 
     ``tf``: :class:`tagger.model.TaggerSession` (imports TensorFlow);
@@ -19,7 +24,7 @@ def load_session(bundle: Bundle):
     card its builder cannot express from TensorFlow once (``trace_tensorflow``).
     """
     if hasattr(bundle, "predict_with_codes"):  # a session, or a stand-in for one
-        return bundle
+        return cast("Session", bundle)
     if bundle.backend == "tf":
         try:
             from tagger.model import TaggerSession
@@ -31,7 +36,7 @@ def load_session(bundle: Bundle):
     return InferenceSession(bundle.path, bundle.backend, trace=trace_tensorflow)
 
 
-def trace_tensorflow(bundle: Bundle):
+def trace_tensorflow(bundle: Bundle) -> Any:
     """The bundle's network as a TensorFlow concrete function, for OpenVINO to convert."""
     from tagger.model import traced_model
 

@@ -12,14 +12,19 @@ default 64-bit code), searched by :class:`tagger.hamming.CodeIndex`.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from tagger.discover import is_within
 from tagger.hamming import CodeIndex
 from tagger.names import shown
+
+if TYPE_CHECKING:
+    from tagger.bundle import Bundle
 
 
 class SimilarIndexError(Exception):
@@ -49,7 +54,7 @@ class Answer:
 class SimilarIndex:
     """The similarity codes of a tagged OUTPUT made by one bundle's code map."""
 
-    def __init__(self, output, bundle):
+    def __init__(self, output: str | os.PathLike, bundle: Bundle) -> None:
         """Read OUTPUT's state; :class:`SimilarIndexError` when it has no codes of ``bundle``'s code map."""
         import sqlite3
 
@@ -111,10 +116,11 @@ class SimilarIndex:
 
     def nearest(self, words: np.ndarray, k: int, exclude: int | None = None) -> list[Match]:
         indices, distances = self.codes.nearest(words, k, exclude)
-        return [Match(self.paths[i], int(d), self.tags[i]) for i, d in zip(indices, distances)]
+        return [Match(self.paths[i], int(d), self.tags[i]) for i, d in zip(indices, distances, strict=True)]
 
 
-def find_similar(index: SimilarIndex, queries, k: int = 20, batch_size: int = 32) -> list[Answer]:
+def find_similar(index: SimilarIndex, queries: Iterable[str | os.PathLike], k: int = 20,
+                 batch_size: int = 32) -> list[Answer]:
     """The ``k`` nearest photos of ``index`` for each query, in order; a query that cannot be read has an error.
 
     The model is loaded only when some query is not a photo of the index.
@@ -134,7 +140,9 @@ def find_similar(index: SimilarIndex, queries, k: int = 20, batch_size: int = 32
                 to_code.append((answer, file.read()))
         except OSError as exc:
             answer.error = f"cannot read: {exc.strerror or exc}"
-    session = load_session(index.bundle) if to_code else None
+    if not to_code:
+        return answers
+    session = load_session(index.bundle)
     for batch in batched(to_code, batch_size):
         decoded = []
         for answer, data in batch:
@@ -145,6 +153,7 @@ def find_similar(index: SimilarIndex, queries, k: int = 20, batch_size: int = 32
         if decoded:
             _, words = session.predict_with_codes(np.stack([pixels for _, pixels, _ in decoded]),
                                                   np.stack([camera for _, _, camera in decoded]))
-            for (answer, _, _), code in zip(decoded, words):
+            assert words is not None, "an index is made of a bundle with a code map"
+            for (answer, _, _), code in zip(decoded, words, strict=True):
                 answer.results = index.nearest(code, k, exclude=index.own_copy(answer.query, code))
     return answers

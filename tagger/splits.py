@@ -13,7 +13,8 @@ from __future__ import annotations
 import random
 import re
 from collections import Counter, defaultdict
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from functools import partial
 
 SPLITS = ("train", "validation", "test")
 _NAME = re.compile(r"^(.*?)(\d+)$")
@@ -67,7 +68,7 @@ def assign_groups(labels: Mapping[str, Sequence[str]], groups: Mapping[str, str]
     totals = Counter(tag for tags in labels.values() for tag in tags)
     n = len(labels)
     want = [{tag: f * count for tag, count in totals.items()} for f in fractions]
-    have = [Counter() for _ in fractions]
+    have: list[Counter[str]] = [Counter() for _ in fractions]
     size = [0] * len(fractions)
 
     order = sorted(members)
@@ -77,16 +78,21 @@ def assign_groups(labels: Mapping[str, Sequence[str]], groups: Mapping[str, str]
         tags = {t for name in members[group] for t in labels[name]}
         return min(tags, key=lambda t: (totals[t], t)) if tags else None
 
-    order.sort(key=lambda g: (totals[rarest(g)] if rarest(g) else n, -len(members[g])))
+    def rarity(group: str) -> int:
+        """How many photos carry the group's rarest tag (all of them for a group without tags)."""
+        tag = rarest(group)
+        return totals[tag] if tag else n
+
+    order.sort(key=lambda g: (rarity(g), -len(members[g])))
+
+    def need(tag: str | None, i: int) -> tuple[float, float]:
+        """How much split ``i`` lacks ``tag`` (then photos at all): the group goes where the need is largest."""
+        tag_need = (want[i][tag] - have[i][tag]) / want[i][tag] if tag else 0.0
+        return (tag_need, fractions[i] * n - size[i])
+
     assignment = {}
     for group in order:
-        tag = rarest(group)
-
-        def need(i: int) -> tuple[float, float]:
-            tag_need = (want[i][tag] - have[i][tag]) / want[i][tag] if tag else 0.0
-            return (tag_need, fractions[i] * n - size[i])
-
-        best = max(range(len(fractions)), key=need)
+        best = max(range(len(fractions)), key=partial(need, rarest(group)))
         for name in members[group]:
             assignment[name] = best
             have[best].update(labels[name])

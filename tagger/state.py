@@ -30,7 +30,7 @@ import os
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple, overload
 
 from tagger.discover import STATE_DIR_NAME
 
@@ -46,7 +46,7 @@ class RunLock:
         self.path = Path(output) / STATE_DIR_NAME / "lock"
         self._fd: int | None = None
 
-    def __enter__(self) -> "RunLock":
+    def __enter__(self) -> RunLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         self._take(fd)
@@ -55,7 +55,7 @@ class RunLock:
         self._fd = fd
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         if self._fd is not None:
             os.close(self._fd)  # closing releases the flock
             self._fd = None
@@ -94,15 +94,16 @@ class EditLock:
         self.path = Path(output) / STATE_DIR_NAME / "edit.lock"
         self._fd: int | None = None
 
-    def __enter__(self) -> "EditLock":
+    def __enter__(self) -> EditLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         fcntl.flock(self._fd, fcntl.LOCK_EX)
         return self
 
-    def __exit__(self, *exc) -> None:
-        os.close(self._fd)
-        self._fd = None
+    def __exit__(self, *exc: object) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 @dataclass
@@ -176,7 +177,7 @@ class State:
         self._migrate()
 
     @classmethod
-    def reader(cls, output: Path) -> "State | None":
+    def reader(cls, output: Path) -> State | None:
         """The state of earlier runs, read-only, or None if there is none.
 
         When its last writer closed it cleanly (no ``-wal`` file), it is
@@ -287,14 +288,23 @@ def _stored(text: str | None) -> str | bytes | None:
                                         for c in text) else text.encode("utf-8", "backslashreplace").decode()
 
 
+@overload
+def _read(value: str | bytes) -> str: ...
+
+
+@overload
+def _read(value: None) -> None: ...
+
+
 def _read(value: str | bytes | None) -> str | None:
+    """The path (or error) :func:`_stored` stored."""
     return os.fsdecode(value) if isinstance(value, bytes) else value
 
 
-def _json(text: str | None):
+def _json(text: str | None) -> Any:
     return json.loads(text) if text is not None else None
 
 
-def _get(row: sqlite3.Row, column: str):
+def _get(row: sqlite3.Row, column: str) -> Any:
     """A column that states written by older versions lack (read through State.reader, never migrated)."""
     return row[column] if column in row.keys() else None

@@ -7,9 +7,8 @@ import zlib
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
-
 from conftest import ISS
+from PIL import Image
 
 #: Files that must fail with a reason (name -> words the reason contains).
 BAD = {
@@ -33,7 +32,8 @@ def bomb_png(width: int = 40000, height: int = 40000) -> bytes:
     def chunk(kind, body):
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 100)) + chunk(b"IEND", b"")
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 100))
+            + chunk(b"IEND", b""))
 
 
 def _save(image: Image.Image, fmt: str, **options) -> bytes:

@@ -4,7 +4,8 @@
 # exiftool and exiv2 (the independent metadata readers) and Debian's chromium and chromium-driver (the
 # review page's browser test), and the project twice: into .venv-tagging as `pip install terc-tag` does
 # (no TensorFlow: the tagging commands are tested there), and into .venv with TensorFlow (`[train]`) for
-# everything. With pytest options, only the second runs (e.g. one test file).
+# everything. With pytest options, only the second runs (e.g. one test file). Before pytest, `ruff check` and
+# `mypy` (configured in pyproject.toml) must pass: a lint or type error fails the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,4 +35,6 @@ if [ $# -eq 0 ]; then
   .venv-tagging/bin/python -m pytest -q tests/test_no_tensorflow.py
 fi
 install .venv "train,test,ray"
+.venv/bin/ruff check .
+.venv/bin/mypy
 exec .venv/bin/python -m pytest -q "$@"

@@ -6,13 +6,13 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import DEFAULT_MODEL, HIRISE, ISS, ROOT
 
 from tagger.bundle import Bundle, BundleError
-from tagger.sessions import load_session
 from tagger.decode import decode_photo
 from tagger.inference import InferenceSession
 from tagger.model import TaggerSession
-from conftest import DEFAULT_MODEL, HIRISE, ISS, ROOT
+from tagger.sessions import load_session
 
 pytest.importorskip("openvino")
 
@@ -170,6 +170,7 @@ class CountingCalls:
 def test_one_network_pass_per_batch(monkeypatch, pixels, backend):
     """Tags and codes of a batch come from one pass (0.4 ran OpenVINO once per output, halving its speed)."""
     import openvino
+
     import tagger.model
 
     compiled = []

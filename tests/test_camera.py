@@ -6,11 +6,11 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+from conftest import ISS, exiftool, exiftool_write, jpeg_bytes
 from PIL import Image, TiffImagePlugin
 
 from tagger.camera import MISSING, SIZE
 from tagger.decode import decode, iter_decoded
-from conftest import ISS, exiftool, exiftool_write, jpeg_bytes
 
 PHOTO = ISS / "iss052e033191.jpg"
 

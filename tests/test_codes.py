@@ -85,10 +85,10 @@ def test_fit_codes_gives_an_existing_bundle_a_new_code_map_and_keeps_its_tag_ide
     import shutil
 
     from click.testing import CliRunner
+    from conftest import DEFAULT_MODEL, ISS
 
     from tagger.bundle import Bundle
     from tagger.cli import main
-    from conftest import DEFAULT_MODEL, ISS
 
     bundle = tmp_path / "model"
     shutil.copytree(DEFAULT_MODEL, bundle)

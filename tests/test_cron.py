@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import DEFAULT_MODEL, ISS, downgrade_state
 
 from tagger.bundle import Bundle
-from tagger.sessions import load_session
 from tagger.cli import main
 from tagger.pipeline import tag_folder
-from conftest import DEFAULT_MODEL, ISS, downgrade_state
+from tagger.sessions import load_session
 
 GOOD = ISS / "iss052e033191.jpg"
 

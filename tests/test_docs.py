@@ -42,3 +42,22 @@ def test_every_link_between_the_pages_lands():
 def test_the_readme_stays_short():
     """The README says what terc-tag is, how to start and where to read on; docs/ holds the manual."""
     assert len((ROOT / "README.md").read_text(encoding="utf-8").splitlines()) <= 400
+
+
+def test_the_test_command_lints_and_type_checks_before_pytest():
+    """tests/run.sh (the README's test command) runs ruff and mypy with pyproject.toml's settings first, under
+    ``set -e``, so a finding fails the run; the ``test`` extra installs both."""
+    import configparser
+
+    script = [line.strip() for line in (ROOT / "tests" / "run.sh").read_text().splitlines()
+              if line.strip() and not line.strip().startswith("#")]
+    position = {tool: next(i for i, line in enumerate(script) if line.startswith(f".venv/bin/{tool}"))
+                for tool in ("ruff check", "mypy")}
+    pytest_run = max(i for i, line in enumerate(script) if "-m pytest" in line)
+    assert "set -euo pipefail" in script and max(position.values()) < pytest_run
+    setup = configparser.ConfigParser()
+    setup.read(ROOT / "setup.cfg")
+    test_extra = {re.split(r"[<>=\[ ]", line)[0] for line in setup["options.extras_require"]["test"].split()}
+    assert {"ruff", "mypy"} <= test_extra
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert "[tool.ruff]" in pyproject and "[tool.ruff.lint]" in pyproject and "[tool.mypy]" in pyproject

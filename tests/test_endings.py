@@ -14,10 +14,10 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import ISS, ROOT
 from PIL import Image
 
 from tagger.state import RunLock
-from conftest import ISS, ROOT
 
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 #: Fills the disk after three photos written: the command line as a full disk (or quota) leaves it.  The

@@ -3,14 +3,14 @@
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import EXAMPLES, ISS
 from PIL import Image
 
 from tagger.bundle import Bundle
-from tagger.sessions import load_session
 from tagger.cli import main
 from tagger.decode import decode
 from tagger.explain import Explainer
-from conftest import EXAMPLES, ISS
+from tagger.sessions import load_session
 
 MOON = EXAMPLES / "iss037e017572.jpg"  # a small Moon on black space
 
@@ -85,7 +85,9 @@ def test_maps_without_tensorflow_are_tensorflows_gradcam(session, backend, corre
         pixels, camera = decode(photo.read_bytes(), session.size)
         explanation = explain(pixels, camera)
         reference = session.predict(pixels[None], camera[None])[0]
-        assert max(abs(explanation.probabilities[t] - p) for t, p in zip(session.vocabulary, reference)) < 0.05
+        differences = [abs(explanation.probabilities[t] - p)
+                       for t, p in zip(session.vocabulary, reference, strict=True)]
+        assert max(differences) < 0.05
         for tag, heat in explanation.maps.items():
             expected = tensorflow_gradcam(session, pixels, camera, tag)
             worst = min(worst, np.corrcoef(heat.ravel(), expected.ravel())[0, 1])

@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 from tagger._tf import keras
-
 from tagger.model import GeMPool, LabelSetMarginals, build_model, head_config
 from tagger.splits import group_folds
 from tagger.train import FrozenFeatures, HeadSweep, fit_frozen_head, fit_head, tag_combinations

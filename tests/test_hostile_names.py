@@ -14,10 +14,10 @@ import sys
 from urllib.parse import quote
 
 import pytest
+from conftest import ISS, ROOT
 
 from tagger.metadata import read_keywords
 from tagger.names import shown, unshown
-from conftest import ISS, ROOT
 
 PHOTO = ISS / "iss038e040838.jpg"
 OTHER = ISS / "iss040e092721.jpg"
@@ -173,10 +173,11 @@ def test_a_photo_under_a_path_longer_than_path_max_is_tagged_or_named(tmp_path):
 
 def test_reviews_json_api_lists_and_corrects_hostile_names(tagged, tmp_path):
     """The review page's JSON carries each name as JSON escapes it, and takes it back as it was given."""
+    from conftest import DEFAULT_MODEL
+
     from tagger.bundle import Bundle
     from tagger.review import TOKEN_HEADER, Review, create_app
     from tagger.state import State
-    from conftest import DEFAULT_MODEL
 
     work = tmp_path / "copy"
     shutil.copytree(tagged[2], work)

@@ -1,10 +1,10 @@
 from pathlib import Path
 
 import pytest
+from conftest import HIRISE, ISS
 
 from tagger import TERC_TAGS
 from tagger.labels import LabelsError, labels_from_metadata, match_labels, read_labels_file
-from conftest import HIRISE, ISS
 
 
 def test_labels_from_terc_metadata():
@@ -50,10 +50,10 @@ import json  # noqa: E402
 import shutil  # noqa: E402
 
 from click.testing import CliRunner  # noqa: E402
+from conftest import EXAMPLES  # noqa: E402
 
 from tagger.cli import main  # noqa: E402
 from tagger.labels import labels_from_folders  # noqa: E402
-from conftest import EXAMPLES  # noqa: E402
 
 
 def run(*args):

@@ -15,15 +15,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 import corpus
-from tagger.metadata import write_keywords
+import pytest
 from conftest import FIXTURES, ROOT, as_list, exiftool
 
+from tagger.metadata import write_keywords
+
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from fetch_corpus import fetch  # noqa: E402
-from lossless import differences, digest_findings, keyword_findings, write_copies  # noqa: E402
+from fetch_corpus import fetch
+from lossless import differences, digest_findings, keyword_findings, write_copies
 
 SHARED_FULLRES = ROOT.parent / "shared" / "data" / "iss-fullres"
 TAGS = ["Night", "Stars"]

@@ -3,12 +3,21 @@ import subprocess
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from conftest import ISS, as_list, exiftool, exiftool_write, jpeg_bytes, jpeg_scan_offset, pixels
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from tagger import TERC_TAGS
-from tagger.metadata import MetadataError, add_keywords, edit_keywords, merge, read_keywords, vocabulary_tags, write_keywords
-from conftest import ISS, as_list, exiftool, exiftool_write, jpeg_bytes, jpeg_scan_offset, pixels
+from tagger.metadata import (
+    MetadataError,
+    add_keywords,
+    edit_keywords,
+    merge,
+    read_keywords,
+    vocabulary_tags,
+    write_keywords,
+)
 
 PHOTO = ISS / "iss040e092721.jpg"  # tagged Volcano, Day by TERC
 
@@ -27,7 +36,8 @@ def test_hierarchical_subject_counts_by_its_leaf(tmp_path):
 
 
 def test_vocabulary_match_is_case_insensitive_and_canonical():
-    assert vocabulary_tags(["day", "NIGHT", "sunrise sunset", "Daylight"], TERC_TAGS) == ["Sunrise Sunset", "Night", "Day"]
+    found = vocabulary_tags(["day", "NIGHT", "sunrise sunset", "Daylight"], TERC_TAGS)
+    assert found == ["Sunrise Sunset", "Night", "Day"]
 
 
 def test_merge_keeps_everything_and_adds_no_duplicates():

@@ -13,9 +13,9 @@ import sys
 
 import pytest
 from click.testing import CliRunner
+from conftest import EXAMPLES, ISS, ROOT
 
 from tagger.cli import main
-from conftest import EXAMPLES, ISS, ROOT
 
 pytest.importorskip("openvino")
 BLOCKER = ROOT / "tests" / "no_tensorflow"

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import pixels
 
 from tagger import TERC_TAGS
 from tagger.metadata import read_keywords, vocabulary_tags
 from tagger.pipeline import FolderError, tag_folder
-from conftest import pixels
 
 
 def digests(folder: Path) -> dict[str, str]:

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import DEFAULT_MODEL, ROOT
 
 from tagger.cli import main
-from conftest import DEFAULT_MODEL, ROOT
 
 pytest.importorskip("ray.data", reason="the Ray engine's tests need Ray: pip install -e '.[ray]'")
 CLI = f"{sys.executable} -c 'from tagger.cli import main; main()'"

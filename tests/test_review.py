@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import DEFAULT_MODEL, ISS, as_list, exiftool
 
 from tagger.bundle import Bundle
 from tagger.cli import main
@@ -21,7 +22,6 @@ from tagger.pipeline import tag_folder
 from tagger.predictions import pressing_tags, review_order
 from tagger.review import MAX_BODY, TOKEN_HEADER, Review, Server, cookie_name, create_app
 from tagger.state import Record, State
-from conftest import DEFAULT_MODEL, ISS, as_list, exiftool
 
 TOKEN = "a-test-token"
 
@@ -203,7 +203,8 @@ def test_thumbnails_need_no_model_and_are_kept_in_the_state_folder(output):
     """In a fresh process: the pytest process has TensorFlow loaded by the fixtures already."""
     def serve_thumbnails() -> dict:
         done = subprocess.run([sys.executable, "-c", THUMBNAILS_ONLY, str(output), str(DEFAULT_MODEL)],
-                              capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": ":".join(sys.path)})
+                              capture_output=True, text=True, timeout=120,
+                              env={**os.environ, "PYTHONPATH": ":".join(sys.path)})
         assert done.returncode == 0, done.stderr
         return json.loads(done.stdout.splitlines()[-1])
 

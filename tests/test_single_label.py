@@ -5,6 +5,7 @@ import shutil
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import ROOT
 
 from tagger._tf import keras
 from tagger.bundle import Bundle, BundleError, find_bundle
@@ -18,7 +19,6 @@ from tagger.model import TaggerSession, backbone_layers, build_model, save_weigh
 from tagger.pipeline import tag_folder
 from tagger.state import State
 from tagger.train import TrainConfig, TrainError, train
-from conftest import ROOT
 
 CLASSES = ("crater", "dune", "other")
 

@@ -11,7 +11,9 @@ import sys
 import time
 from pathlib import Path
 
+import hostile
 import numpy as np
+from conftest import ISS
 from PIL import Image
 
 import tagger.decode
@@ -19,8 +21,6 @@ import tagger.pipeline
 import tagger.stages
 import tagger.predictions
 from tagger.pipeline import tag_folder
-from conftest import ISS
-import hostile
 
 
 def photo_names(folder: Path) -> set[str]:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import ISS, ROOT
 
 from tagger import TERC_TAGS
 from tagger.bundle import Bundle
@@ -14,9 +15,8 @@ from tagger.labels import labels_from_metadata
 from tagger.model import TaggerSession, build_model, load_weights
 from tagger.pipeline import tag_folder
 from tagger.sessions import load_session
-from tagger.train import TrainConfig, TrainError, read_photos, initial_weights, train
+from tagger.train import TrainConfig, TrainError, initial_weights, read_photos, train
 from tagger.train.features import fine_tune_split, tuned_layers
-from conftest import ISS, ROOT
 
 
 @pytest.fixture
@@ -144,7 +144,7 @@ def test_one_preprocessing_for_train_evaluate_and_tag(iss_photos, tmp_path, sess
                                      session.vocabulary)
     evaluate(evaluating, iss_photos, labels)
     assert len(tagging.seen) == len(evaluating.seen) == len(trained_on) == 6
-    for a, b, c in zip(trained_on, tagging.seen, evaluating.seen):
+    for a, b, c in zip(trained_on, tagging.seen, evaluating.seen, strict=False):
         assert np.array_equal(a, b) and np.array_equal(b, c)
 
 
@@ -165,4 +165,5 @@ def test_camera_training_takes_exif_as_a_second_input_and_still_tags_without_it(
     other = load_session(Bundle(out, "openvino"))
     assert np.abs(other.predict(pixels, cameras) - with_exif).max() < 1e-4
     with pytest.raises(TrainError, match="frozen head only"):
-        TrainConfig(labelled, tmp_path / "n", weights="none", camera=True, fine_tune_blocks=1)  # refused before any work
+        # refused before any work
+        TrainConfig(labelled, tmp_path / "n", weights="none", camera=True, fine_tune_blocks=1)

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import DEFAULT_MODEL, ISS
 
 import tagger.pipeline
 import tagger.predictions
@@ -19,7 +20,6 @@ from tagger.cli import main
 from tagger.discover import discover
 from tagger.labels import read_labels_file
 from tagger.pipeline import tag_folder
-from conftest import DEFAULT_MODEL, ISS
 
 PHOTO = ISS / "iss038e040838.jpg"
 SECRET = b"private key material, never to be published\n"

@@ -6,6 +6,8 @@ Each command lives in its own module and imports the heavy machinery
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from tagger import __version__
@@ -16,7 +18,7 @@ from tagger.cli.common import fail
 class DefaultToTag(click.Group):
     """``terc-tag INPUT OUTPUT`` is short for ``terc-tag tag INPUT OUTPUT``."""
 
-    def parse_args(self, ctx, args):
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         if args and args[0] not in self.commands and args[0] not in ("--help", "-h", "--version"):
             args = ["tag", *args]
         return super().parse_args(ctx, args)
@@ -33,7 +35,7 @@ class DefaultToTag(click.Group):
 
 @click.group(cls=DefaultToTag, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="terc-tag")
-def main():
+def main() -> None:
     """Tag photo archives with a trained classifier.
 
     \b
@@ -50,6 +52,9 @@ def main():
     Exit codes: 0 all good, 1 some files failed, 2 usage error, 3 another run holds the lock,
     4 no space left, 129/130/143 stopped by SIGHUP/SIGINT/SIGTERM.
     """
+    # TensorFlow's C++ warnings would fill every cron mail; errors still show (see also tagger._tf).  Set here,
+    # before any command imports TensorFlow, not on import: a library import changes no environment variable.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 for module in (tag, labels, evaluate, train, fit_codes, similar, explain, correct, review):

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
 from tagger.backends import BACKENDS, REFERENCE  # names only: imports neither TensorFlow nor OpenVINO
+
+if TYPE_CHECKING:
+    from tagger.bundle import Bundle
+    from tagger.inference import Session
+
+FC = TypeVar("FC", bound=Callable[..., Any])  # a click command function, as click's decorators type it
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_LOCKED, EXIT_NO_SPACE = 0, 1, 2, 3, 4
 
@@ -22,7 +30,7 @@ def default_model() -> Path:
     return (bundled_models() or Path("models")) / "terc-iss"
 
 
-def fail(message: str, code: int = EXIT_USAGE) -> None:
+def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     """One clear line on stderr (names in it escaped, :func:`tagger.names.shown`), then exit."""
     from tagger.names import shown
 
@@ -47,7 +55,7 @@ class ThresholdType(click.ParamType):
 
     name = "THRESHOLD"
 
-    def convert(self, value, param, ctx):
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         if isinstance(value, float) or value == "calibrated":
             return value
         try:
@@ -64,7 +72,7 @@ class ModelType(click.ParamType):
 
     name = "MODEL"
 
-    def convert(self, value, param, ctx):
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         from tagger.bundle import BundleError, find_bundle
 
         if isinstance(value, Path):
@@ -94,7 +102,7 @@ folder_labels_option = click.option(
          "data sets), instead of its metadata.")
 
 
-def one_label_source(labels_file, folder_labels: bool) -> None:
+def one_label_source(labels_file: Path | None, folder_labels: bool) -> None:
     """Labels come from a file or from folder names, not both."""
     if labels_file and folder_labels:
         fail("--labels and --folder-labels both say where labels come from; give one")
@@ -113,7 +121,7 @@ workers_option = click.option("--workers", type=click.IntRange(1, 64), default=N
                               help="Decoding threads (default: min(4, CPU cores)).")
 
 
-def _code_bits(ctx, param, value: int) -> int:
+def _code_bits(ctx: click.Context, param: click.Parameter, value: int) -> int:
     if value % 64:
         raise click.BadParameter(f"{value} is not a multiple of 64")
     return value
@@ -139,13 +147,13 @@ def parse_vocabulary(value: str | None) -> list[str] | None:
 BACKEND_CHOICES = tuple(BACKENDS)
 
 
-def backend_option(default: str):
+def backend_option(default: str) -> Callable[[FC], FC]:
     return click.option(
         "--backend", type=click.Choice(BACKEND_CHOICES), default=default, show_default=True,
         help="Inference backend: " + "; ".join(f"{b.name}: {b.help}" for b in BACKENDS.values()) + ".")
 
 
-def open_bundle(model_dir: Path | None, backend: str = REFERENCE):
+def open_bundle(model_dir: Path | None, backend: str = REFERENCE) -> Bundle:
     """Read a model bundle's card and identity (no TensorFlow), or exit with one line saying why not.
 
     The backend is the one :func:`tagger.sessions.load_session` will use: fp32 OpenVINO unless told, which gives the
@@ -159,7 +167,7 @@ def open_bundle(model_dir: Path | None, backend: str = REFERENCE):
         fail(str(exc))
 
 
-def open_session(model_dir: Path | None, backend: str = REFERENCE):
+def open_session(model_dir: Path | None, backend: str = REFERENCE) -> Session:
     """Load a model bundle, ready to predict, or exit with one line saying why not."""
     from tagger.bundle import BundleError
     from tagger.sessions import load_session

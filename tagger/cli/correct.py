@@ -10,7 +10,7 @@ import click
 from tagger.cli.common import EXIT_OK, EXIT_SOME_FAILED, fail, model_option, open_bundle
 
 
-def _tag_list(ctx, param, values) -> list[str]:
+def _tag_list(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> list[str]:
     return [word.strip() for value in values for word in value.split(",") if word.strip()]
 
 
@@ -75,7 +75,7 @@ def command(photos, add, remove, accept, unreview, model_dir, quiet):
         except (ValueError, CorrectionError) as exc:
             fail(str(exc))
         except (MetadataError, OSError) as exc:
-            click.echo(f"terc-tag: {shown(output)}: {shown(getattr(exc, 'strerror', None) or exc)}", err=True)
+            click.echo(f"terc-tag: {shown(output)}: {shown(str(getattr(exc, 'strerror', None) or exc))}", err=True)
             failed = True
             continue
         for photo in done:

@@ -7,9 +7,22 @@ from pathlib import Path
 
 import click
 
-from tagger.cli.common import (EXIT_OK, backend_option, batch_option, class_map_option, fail, folder_labels_option,
-                               follow_symlinks_option, labels_option, model_option, one_label_source, open_session,
-                               show_progress, threshold_option, workers_option)
+from tagger.cli.common import (
+    EXIT_OK,
+    backend_option,
+    batch_option,
+    class_map_option,
+    fail,
+    folder_labels_option,
+    follow_symlinks_option,
+    labels_option,
+    model_option,
+    one_label_source,
+    open_session,
+    show_progress,
+    threshold_option,
+    workers_option,
+)
 
 
 @click.command("evaluate")
@@ -52,9 +65,10 @@ def command(folder, model_dir, backend, threshold, labels_file, class_map, folde
     from tagger.cli.common import default_model
     from tagger.discover import discover
     from tagger.evaluate import EvaluateError, evaluate, held_out_photos, read_card
-    from tagger.names import shown
     from tagger.labels import LabelsError, labels_from_folders, labels_from_metadata, match_labels, read_labels_file
-    from tagger.report import confusion_table, console as make_console, evaluation_table, overall_lines
+    from tagger.names import shown
+    from tagger.report import confusion_table, evaluation_table, overall_lines
+    from tagger.report import console as make_console
 
     one_label_source(labels_file, folder_labels)
     bundle = model_dir or default_model()
@@ -68,7 +82,7 @@ def command(folder, model_dir, backend, threshold, labels_file, class_map, folde
             if split not in (None, "all"):
                 members = set(card.get("split", {}).get(split, []))
                 photos = [p for p in photos if str(p) in members or p.name in members]
-        read_errors = []
+        read_errors: list[tuple[Path, str]] = []
         if labels_file:
             labels = match_labels(photos, read_labels_file(labels_file, class_map)[0])
         elif folder_labels:

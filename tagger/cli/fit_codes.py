@@ -6,8 +6,15 @@ from pathlib import Path
 
 import click
 
-from tagger.cli.common import (EXIT_OK, code_bits_option, echo_line, fail, follow_symlinks_option, model_option,
-                               open_bundle)
+from tagger.cli.common import (
+    EXIT_OK,
+    code_bits_option,
+    echo_line,
+    fail,
+    follow_symlinks_option,
+    model_option,
+    open_bundle,
+)
 
 
 @click.command("fit-codes")

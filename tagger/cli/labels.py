@@ -6,9 +6,18 @@ from pathlib import Path
 
 import click
 
-from tagger.cli.common import (EXIT_OK, EXIT_SOME_FAILED, class_map_option, fail, follow_symlinks_option,
-                               folder_labels_option, labels_option, model_option, one_label_source,
-                               parse_vocabulary)
+from tagger.cli.common import (
+    EXIT_OK,
+    EXIT_SOME_FAILED,
+    class_map_option,
+    fail,
+    folder_labels_option,
+    follow_symlinks_option,
+    labels_option,
+    model_option,
+    one_label_source,
+    parse_vocabulary,
+)
 
 
 @click.command("labels")
@@ -45,7 +54,7 @@ def command(folder, csv_file, labels_file, class_map, folder_labels, vocabulary,
 
     one_label_source(labels_file, folder_labels)
     found = discover(folder, follow_symlinks)
-    errors = []
+    errors: list[tuple[Path, str]] = []
     try:
         if labels_file:
             all_labels, file_vocabulary = read_labels_file(labels_file, class_map)
@@ -66,6 +75,6 @@ def command(folder, csv_file, labels_file, class_map, folder_labels, vocabulary,
     else:
         for name, tags in rows:
             click.echo(f"{name}\t{tags}")
-    for name, reason in errors:
-        click.echo(f"terc-tag: {shown(name)}: {shown(reason)}", err=True)
+    for photo, reason in errors:
+        click.echo(f"terc-tag: {shown(photo)}: {shown(reason)}", err=True)
     raise SystemExit(EXIT_SOME_FAILED if errors else EXIT_OK)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from tagger.cli.common import (EXIT_OK, EXIT_SOME_FAILED, backend_option, fail, model_option, open_bundle)
+from tagger.cli.common import EXIT_OK, EXIT_SOME_FAILED, backend_option, fail, model_option, open_bundle
 
 
 @click.command("similar")
@@ -45,7 +45,8 @@ def command(queries, output_dir, k, model_dir, backend, json_file, html_file, qu
     answered), 2 OUTPUT has no usable index or a usage error.
     """
     from tagger.names import shown
-    from tagger.report import console as make_console, contact_sheet, similar_table
+    from tagger.report import console as make_console
+    from tagger.report import contact_sheet, similar_table
     from tagger.similar import SimilarIndex, SimilarIndexError, find_similar
 
     bundle = open_bundle(model_dir, backend)

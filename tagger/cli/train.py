@@ -6,11 +6,21 @@ from pathlib import Path
 
 import click
 
-from tagger.cli.common import (EXIT_OK, class_map_option, code_bits_option, echo_line, fail, folder_labels_option,
-                               follow_symlinks_option, labels_option, one_label_source, parse_vocabulary)
+from tagger.cli.common import (
+    EXIT_OK,
+    class_map_option,
+    code_bits_option,
+    echo_line,
+    fail,
+    folder_labels_option,
+    follow_symlinks_option,
+    labels_option,
+    one_label_source,
+    parse_vocabulary,
+)
 
 
-def _positive_list(ctx, param, value: str) -> list[float]:
+def _positive_list(ctx: click.Context, param: click.Parameter, value: str) -> list[float]:
     """A comma-separated list of positive numbers, such as 0.1,0.01,0.001."""
     try:
         numbers = [float(v) for v in value.split(",") if v.strip()]
@@ -97,11 +107,12 @@ def command(folder, out_dir, labels_file, class_map, folder_labels, vocabulary, 
           --views 8 --backbone-dir models/backbones
       terc-tag train ./eurosat --folder-labels --out models/eurosat --input-size 128 --views 2 --sequence-gap 0
     """
+    import tagger
     from tagger.discover import discover
     from tagger.labels import LabelsError, labels_from_folders, read_labels_file
-    from tagger.report import console as make_console, evaluation_table, overall_lines
+    from tagger.report import console as make_console
+    from tagger.report import evaluation_table, overall_lines
     from tagger.train import TrainConfig, TrainError, train
-    import tagger
 
     one_label_source(labels_file, folder_labels)
     labels, source = None, "labels file"

@@ -62,7 +62,7 @@ def _head(config: TrainConfig, single_label: bool, combinations: np.ndarray | No
         "activation": "softmax" if single_label else "sigmoid",
         "pooling": config.pooling,
         "label_sets": None if combinations is None else
-        [[tag for tag, on in zip(config.vocabulary, row) if on] for row in combinations],
+        [[tag for tag, on in zip(config.vocabulary, row, strict=False) if on] for row in combinations],
         "description": f"{'generalized-mean (p=3)' if config.pooling == 'gem' else 'global average'} pooling, "
                        "standardization (statistics of the photos fit), "
                        + ("dense softmax (one class per image: the top class is its tag)" if single_label

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,7 +35,7 @@ class TrainingSet:
         return ["train", "validation"] if refits else ["train"]
 
 
-def read_training_set(config: TrainConfig, log) -> TrainingSet:
+def read_training_set(config: TrainConfig, log: Callable[[str], object]) -> TrainingSet:
     """The labelled photos of ``config.image_dir``, the head's kind, the split, and each split decoded."""
     root = Path(config.image_dir)
     found = discover(root, config.follow_symlinks)

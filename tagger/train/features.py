@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
+
 import numpy as np
 
 from tagger._tf import keras
@@ -56,7 +58,8 @@ def pretrained_feature_layer(weights: str) -> str:
     return "conv5_block3_out" if any(k.startswith("conv5_") for k in keys) else "conv4_block6_out"
 
 
-def cache_features(extractor: keras.Model, photos: np.ndarray, views, batch_size: int, dtype: str) -> np.ndarray:
+def cache_features(extractor: keras.Model, photos: np.ndarray, views: Sequence[Callable[[np.ndarray], np.ndarray]],
+                   batch_size: int, dtype: str) -> np.ndarray:
     """The extractor's outputs for every view of the photos, view after view, in one array of ``dtype``.
 
     Filled batch by batch, so the peak is the array itself, not a list of

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any
 
 import numpy as np
 
 from tagger._tf import keras
 
 
-def weighted_bce(pos_weight: np.ndarray):
+def weighted_bce(pos_weight: np.ndarray) -> Callable[[Any, Any], Any]:
     """Binary cross-entropy per tag, the positives weighted by ``pos_weight``."""
     w = keras.ops.convert_to_tensor(np.asarray(pos_weight, dtype="float32"))
 
-    def loss(y_true, y_pred):
+    def loss(y_true: Any, y_pred: Any) -> Any:
         y_pred = keras.ops.clip(y_pred, 1e-7, 1 - 1e-7)
         terms = w * y_true * keras.ops.log(y_pred) + (1 - y_true) * keras.ops.log(1 - y_pred)
         return -keras.ops.mean(terms, axis=-1)
@@ -22,22 +23,23 @@ def weighted_bce(pos_weight: np.ndarray):
     return loss
 
 
-def weighted_crossentropy(class_weight: np.ndarray):
+def weighted_crossentropy(class_weight: np.ndarray) -> Callable[[Any, Any], Any]:
     """Categorical cross-entropy for a softmax head, each class weighted as ``fit_softmax`` weighs it."""
     w = keras.ops.convert_to_tensor(np.asarray(class_weight, dtype="float32"))
 
-    def loss(y_true, y_pred):
+    def loss(y_true: Any, y_pred: Any) -> Any:
         return -keras.ops.sum(w * y_true * keras.ops.log(keras.ops.clip(y_pred, 1e-7, 1.0)), axis=-1)
 
     return loss
 
 
 class _EpochLog(keras.callbacks.Callback):
-    def __init__(self, log, label, epochs):
+    def __init__(self, log: Callable[[str], object], label: str, epochs: int) -> None:
         super().__init__()
         self.log, self.label, self.epochs = log, label, epochs
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        logs = logs or {}
         accuracy = f", val_accuracy {logs['val_accuracy']:.4f}" if "val_accuracy" in logs else ""
         self.log(f"{self.label} epoch {epoch + 1}/{self.epochs}: loss {logs['loss']:.4f}, "
                  f"val_loss {logs['val_loss']:.4f}{accuracy}")
@@ -54,7 +56,7 @@ class FineTunePlan:
     balance: float = 1.0
     single_label: bool = False
 
-    def loss(self, y_train: np.ndarray):
+    def loss(self, y_train: np.ndarray) -> Callable[[Any, Any], Any]:
         """Class-balanced (``balance``) cross-entropy: softmax for one class per image, else per-tag binary."""
         positives = y_train.sum(axis=0)
         if self.single_label:
@@ -63,7 +65,8 @@ class FineTunePlan:
                             else np.ones(y_train.shape[1]))
 
 
-def fine_tune_top(model: keras.Model, split_layer: str, train, val, plan: FineTunePlan, log) -> dict:
+def fine_tune_top(model: keras.Model, split_layer: str, train: tuple, val: tuple, plan: FineTunePlan,
+                  log: Callable[[str], object]) -> dict:
     """Adam on the blocks after ``split_layer`` plus the head; keep the best rate, or the frozen head."""
     top = keras.Model(model.get_layer(split_layer).output, model.output)
     for layer in top.layers:

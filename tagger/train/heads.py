@@ -14,6 +14,7 @@ from tagger.camera import SIZE as CAMERA_SIZE
 from tagger.logistic import fit_logistic, fit_softmax
 from tagger.model import CAMERA_WEIGHT, LabelSetMarginals, Standardize
 
+
 def standardize(x: np.ndarray, mean: np.ndarray, variance: np.ndarray) -> np.ndarray:
     """What the model's ``Standardize`` layer computes, in numpy."""
     return (x - mean) / np.sqrt(variance + Standardize.epsilon)
@@ -43,7 +44,7 @@ def fit_head(z: np.ndarray, y: np.ndarray, c: float, balance: float = 1.0,
     return np.stack([w for w, _ in fitted], axis=1), np.array([b for _, b in fitted])
 
 
-def head_output(logits: np.ndarray, label_sets=None, single_label: bool = False) -> np.ndarray:
+def head_output(logits: np.ndarray, label_sets: np.ndarray | None = None, single_label: bool = False) -> np.ndarray:
     """What the model outputs for the head's logits: sigmoids, marginals over ``label_sets``, or a softmax."""
     logits = np.asarray(logits, dtype="float32")
     if single_label:

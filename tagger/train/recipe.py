@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -26,14 +27,23 @@ from tagger.splits import group_folds
 from tagger.train.card import Trained, describe
 from tagger.train.config import TrainConfig
 from tagger.train.dataset import TrainingSet, read_training_set
-from tagger.train.features import (VIEWS, cache_features, check_map_memory, fine_tune_split, initial_weights,
-                                   pretrained_feature_layer, save_shared_backbone, tuned_layers, with_camera)
+from tagger.train.features import (
+    VIEWS,
+    cache_features,
+    check_map_memory,
+    fine_tune_split,
+    initial_weights,
+    pretrained_feature_layer,
+    save_shared_backbone,
+    tuned_layers,
+    with_camera,
+)
 from tagger.train.fine_tune import FineTunePlan, fine_tune_top
 from tagger.train.heads import tag_combinations
 from tagger.train.sweep import FrozenFeatures, HeadSweep, fit_frozen_head
 
 
-def train(config: TrainConfig, log=print) -> dict:
+def train(config: TrainConfig, log: Callable[[str], object] = print) -> dict:
     """Train a model as ``config`` says and write its bundle to ``config.out_dir``; return its card."""
     started = time.perf_counter()
     keras.utils.set_random_seed(config.seed)
@@ -62,7 +72,8 @@ def train(config: TrainConfig, log=print) -> dict:
     return card.to_dict()
 
 
-def fit_heads(config: TrainConfig, data: TrainingSet, model: keras.Model, trained: Trained, log) -> Path | None:
+def fit_heads(config: TrainConfig, data: TrainingSet, model: keras.Model, trained: Trained,
+              log: Callable[[str], object]) -> Path | None:
     """The frozen phase, then the optional fine-tune phase; return the shared backbone's file, if kept apart."""
     extractor = keras.Model(model.inputs[0], model.get_layer(trained.split_layer).output)
     if config.fine_tune_blocks:  # feature maps, not vectors: check that they fit before hours are spent
@@ -117,7 +128,7 @@ def frozen_features(config: TrainConfig, data: TrainingSet, model: keras.Model, 
                           (x_val, y_val_fit) if config.refits else None)
 
 
-def fit_code_map(config: TrainConfig, data: TrainingSet, session: TaggerSession, log) -> None:
+def fit_code_map(config: TrainConfig, data: TrainingSet, session: TaggerSession, log: Callable[[str], object]) -> None:
     """The code map for similar photos, fit on the photos the head was fit on, measured on the test photos."""
     fit = data.fit_splits(config.refits)
     kernel, bias, codes_card = fit_for_session(
@@ -166,7 +177,8 @@ def measure(config: TrainConfig, data: TrainingSet, session: TaggerSession, trai
         calibrated = calibrate_thresholds(*trained.held_out)
         calibrated_on = ("the held-out predictions that chose C (validation photos and the training photos' "
                          "out-of-fold predictions), best F1 per tag on a 0.05 grid")
-    calibration = {"calibrated_on": calibrated_on, "calibrated": {t: float(v) for t, v in zip(vocabulary, calibrated)}}
+    calibration = {"calibrated_on": calibrated_on,
+                   "calibrated": {t: float(v) for t, v in zip(vocabulary, calibrated, strict=False)}}
     half = np.full(len(vocabulary), 0.5)
     metrics = {s: {choice: evaluate_predictions(data.y[s], probabilities[s], thr, vocabulary)
                    for choice, thr in (("threshold_0.5", half), ("calibrated", calibrated))} for s in unseen}

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -45,7 +45,8 @@ class HeadSweep:
         return "accuracy" if self.single_label else "exact_match"
 
 
-def fit_frozen_head(model: keras.Model, data: FrozenFeatures, head: HeadSweep, log) -> tuple[dict, dict, tuple]:
+def fit_frozen_head(model: keras.Model, data: FrozenFeatures, head: HeadSweep,
+                    log: Callable[[str], object]) -> tuple[dict, dict, tuple]:
     """Set ``standardize`` and ``tags`` to the best exact head of the sweep over ``C`` and class balance.
 
     With ``head.camera`` the last ``tagger.camera.SIZE`` columns of the features
@@ -98,13 +99,15 @@ def fit_frozen_head(model: keras.Model, data: FrozenFeatures, head: HeadSweep, l
     return best[1], sweep, best[2]
 
 
-def _held_out_probabilities(z_fit, y_fit, z_held, setting: tuple[float, float], head: HeadSweep) -> np.ndarray:
+def _held_out_probabilities(z_fit: np.ndarray, y_fit: np.ndarray, z_held: np.ndarray, setting: tuple[float, float],
+                            head: HeadSweep) -> np.ndarray:
     """What a head fit on ``z_fit`` with ``setting`` (C, balance) gives for ``z_held``."""
     kernel, bias = fit_head(z_fit, y_fit, *setting, head.single_label)
     return head_output(z_held @ kernel + bias, tag_combinations(y_fit) if head.label_sets else None, head.single_label)
 
 
-def _with_out_of_fold(data: FrozenFeatures, z_train, on_val, setting, head: HeadSweep) -> tuple[np.ndarray, np.ndarray]:
+def _with_out_of_fold(data: FrozenFeatures, z_train: np.ndarray, on_val: np.ndarray, setting: tuple[float, float],
+                      head: HeadSweep) -> tuple[np.ndarray, np.ndarray]:
     """The validation photos' labels and predictions, then the training photos' out-of-fold ones."""
     fold_ids = np.unique(data.folds)
     if len(fold_ids) <= 1:  # a single training sequence has no folds to hold out
@@ -130,8 +133,8 @@ def _judge(y: np.ndarray, scores: np.ndarray, head: HeadSweep) -> tuple:
 def _sweep_entry(held_out: tuple, validation: tuple, head: HeadSweep) -> dict:
     """One setting's line of the card's sweep."""
     entry = {"held_out": dict(zip(("tags_at_or_above_baseline", "score", "macro_f1", head.second_figure),
-                                  map(_rounded, held_out))),
-             "validation": dict(zip(("macro_f1", head.second_figure), map(_rounded, validation[2:])))}
+                                  map(_rounded, held_out), strict=False)),
+             "validation": dict(zip(("macro_f1", head.second_figure), map(_rounded, validation[2:]), strict=False))}
     if head.single_label:
         del entry["held_out"]["tags_at_or_above_baseline"]
     return entry
@@ -159,5 +162,5 @@ def single_label_scores(y: np.ndarray, probabilities: np.ndarray) -> tuple[float
     return float(np.mean(truth == guess)), float(np.mean(f1))
 
 
-def _rounded(value):
+def _rounded(value: object) -> object:
     return round(value, 4) if isinstance(value, float) else value
