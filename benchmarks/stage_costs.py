@@ -26,14 +26,14 @@ from collections import defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import DEFAULT_SOURCE, many_photos  # noqa: E402
+from _common import DEFAULT_SOURCE, many_photos
 
-import tagger.decode  # noqa: E402
-import tagger.stages  # noqa: E402
-from tagger.bundle import Bundle  # noqa: E402
-from tagger.cli.common import default_model  # noqa: E402
-from tagger.pipeline import tag_folder  # noqa: E402
-from tagger.sessions import load_session  # noqa: E402
+import tagger.decode
+import tagger.stages
+from tagger.bundle import Bundle
+from tagger.cli.common import default_model
+from tagger.pipeline import tag_folder
+from tagger.sessions import load_session
 
 
 class StageClock:

@@ -14,7 +14,7 @@ import os
 import re
 import warnings
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -160,7 +160,7 @@ def read_and_decode(root: Path, rel: Path, size: tuple[int, int], follow_symlink
 
 
 def iter_decoded(root: Path, photos: Iterable[Path], size: tuple[int, int], workers: int | None = None,
-                 prefetch: int = 64, follow_symlinks: bool = False) -> Iterator[Decoded]:
+                 prefetch: int = 64, follow_symlinks: bool = False) -> Generator[Decoded, None, None]:
     """Decode ``root/rel`` for each of ``photos`` in parallel threads, in order, at most ``prefetch`` in flight.
 
     Pillow releases the GIL while decoding, so threads overlap decoding with

@@ -27,6 +27,7 @@ the next run tags whatever was left.
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import sqlite3
@@ -34,17 +35,28 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
+import numpy as np
 from tqdm import tqdm
 
 from tagger import sessions
-from tagger.decode import batched, iter_decoded
+from tagger.decode import Decoded, batched, iter_decoded
 from tagger.discover import discover, open_folder, stat_inside
 from tagger.outputs import Reserve, clear_scattered_temporaries, clear_temporaries, folder_mode, is_inside
 from tagger.predictions import PREDICTIONS_CSV, write_predictions
-from tagger.stages import (Job, NoSpace, Summary, WriteContext, commit, error_text, no_space, predict_batch,
-                           state_path, write_batch)
+from tagger.stages import (
+    Job,
+    NoSpace,
+    Summary,
+    WriteContext,
+    commit,
+    error_text,
+    no_space,
+    predict_batch,
+    state_path,
+    write_batch,
+)
 from tagger.state import EditLock, RunLock, Seen, State
 
 
@@ -81,7 +93,7 @@ def check_folders(input_dir: Path, output_dir: Path, create: bool = True) -> Non
         pass
     except OSError as exc:
         if no_space(exc):
-            raise NoSpace(output_dir, code=exc.errno) from None
+            raise NoSpace(output_dir, code=exc.errno or errno.ENOSPC) from None
         raise FolderError(f"cannot create OUTPUT {output_dir}: {exc.strerror}") from None
     if not os.access(output_dir, os.W_OK | os.X_OK):
         raise FolderError(f"OUTPUT {output_dir} is not writable")
@@ -119,11 +131,12 @@ class TagOptions:
 class Engine(Protocol):
     """Runs the planned jobs through the stages of :mod:`tagger.stages` and records each batch with ``commit``."""
 
-    def run(self, jobs: list[Job], model, context: WriteContext, state: State, summary: Summary,
+    def run(self, jobs: list[Job], model: Any, context: WriteContext, state: State, summary: Summary,
             options: TagOptions) -> None: ...
 
 
-def tag_folder(input_dir, output_dir, model, engine: Engine | None = None, **options) -> Summary:
+def tag_folder(input_dir: str | os.PathLike, output_dir: str | os.PathLike, model: Any, engine: Engine | None = None,
+               **options: Any) -> Summary:
     """Tag every new or changed photo of ``input_dir`` into a copy under ``output_dir``.
 
     ``model`` is a :class:`tagger.bundle.Bundle`, loaded only if some photo
@@ -144,7 +157,7 @@ def tag_folder(input_dir, output_dir, model, engine: Engine | None = None, **opt
     threshold, dry_run = settings.threshold, settings.dry_run
     thresholds = model.thresholds(threshold)
     summary = Summary(input_dir, output_dir, str(model.path),
-                      dict(zip(model.vocabulary, map(float, thresholds))), dry_run=dry_run)
+                      dict(zip(model.vocabulary, map(float, thresholds), strict=True)), dry_run=dry_run)
     started = time.perf_counter()
     check_folders(input_dir, output_dir, create=not dry_run)
     found = discover(input_dir, settings.follow_symlinks)
@@ -197,7 +210,7 @@ def tag_folder(input_dir, output_dir, model, engine: Engine | None = None, **opt
     return summary
 
 
-def _write_predictions(output_dir: Path, state: State, model, thresholds, review_margin: float,
+def _write_predictions(output_dir: Path, state: State, model: Any, thresholds: np.ndarray, review_margin: float,
                        summary: Summary, reserve: Reserve) -> None:
     """``predictions.csv`` for every photo finished (on a full disk, with the reserve's space).
 
@@ -216,7 +229,8 @@ def _write_predictions(output_dir: Path, state: State, model, thresholds, review
     summary.failed.append((PREDICTIONS_CSV, f"cannot write to OUTPUT: {error_text(error)}"))
     (output_dir / PREDICTIONS_CSV).unlink(missing_ok=True)
     if no_space(error) and summary.ended == "finished":
-        summary.ended, summary.stop_reason = "no space", str(NoSpace(output_dir / PREDICTIONS_CSV, code=error.errno))
+        full = NoSpace(output_dir / PREDICTIONS_CSV, code=error.errno or errno.ENOSPC)
+        summary.ended, summary.stop_reason = "no space", str(full)
 
 
 def _read_only_index(output_dir: Path) -> dict[str, Seen]:
@@ -239,14 +253,14 @@ class LocalEngine:
 
     workers: int | None = None
 
-    def run(self, jobs: list[Job], model, context: WriteContext, state: State, summary: Summary,
+    def run(self, jobs: list[Job], model: Any, context: WriteContext, state: State, summary: Summary,
             options: TagOptions) -> None:
         session = sessions.load_session(model)
         by_path = {job.rel: job for job in jobs}
         decoded = iter_decoded(context.input_dir, [job.rel for job in jobs], session.size, self.workers,
                                follow_symlinks=options.follow_symlinks)
 
-        def write_and_record(batch, probabilities, codes) -> int:
+        def write_and_record(batch: list[Decoded], probabilities: list, codes: list) -> int:
             commit(state, write_batch(context, [by_path[item.path] for item in batch], batch, probabilities, codes),
                    summary)
             return len(batch)
@@ -268,8 +282,8 @@ class LocalEngine:
             decoded.close()
 
 
-def _plan(photos, input_dir: Path, output_dir: Path, seen: dict[str, Seen], run_key: str, code_key: str | None,
-          options: TagOptions) -> Plan:
+def _plan(photos: list[Path], input_dir: Path, output_dir: Path, seen: dict[str, Seen], run_key: str,
+          code_key: str | None, options: TagOptions) -> Plan:
     """Which photos to tag: new ones, changed ones (size or mtime), and those tagged by another model.
 
     A photo tagged by this model whose similarity code is missing or from another code map is left as
@@ -288,7 +302,7 @@ def _plan(photos, input_dir: Path, output_dir: Path, seen: dict[str, Seen], run_
             continue
         before = seen.get(str(rel))
         same_file = before is not None and (before.size, before.mtime_ns) == (st.st_size, st.st_mtime_ns)
-        if same_file and not options.force:
+        if before is not None and same_file and not options.force:
             if before.status == "tagged" and before.run_key == run_key and _copy_kept(output_dir, rel, st, narrow):
                 if code_key and before.code_key != code_key:
                     if options.add_codes:
@@ -301,8 +315,8 @@ def _plan(photos, input_dir: Path, output_dir: Path, seen: dict[str, Seen], run_
                 _copy_kept(output_dir, rel, st, narrow)
                 plan.known_failures.append((str(rel), before.error or "", before.first_failed))
                 continue
-        failed_before = same_file and before.status == "failed"
-        plan.jobs.append(Job(rel, st, before.first_failed if failed_before else None))
+        failed_before = before is not None and same_file and before.status == "failed"
+        plan.jobs.append(Job(rel, st, before.first_failed if before is not None and failed_before else None))
     return plan
 
 

@@ -128,8 +128,8 @@ def _row(record: Record, vocabulary: Sequence[str], limits: dict[str, float], ma
             + [";".join(record.tags), ";".join(t for t, _ in near), record.reviewed or ""])
 
 
-def write_predictions(output_dir: Path, state: State, vocabulary: Sequence[str], thresholds: Sequence[float],
-                      margin: float) -> None:
+def write_predictions(output_dir: Path, state: State, vocabulary: Sequence[str],
+                      thresholds: Sequence[float] | np.ndarray, margin: float) -> None:
     limits = dict(zip(vocabulary, map(float, thresholds), strict=False))
     rows = [_row(r, vocabulary, limits, margin) for r in state.records()
             if r.status == "tagged" and r.probabilities is not None]

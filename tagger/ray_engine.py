@@ -41,8 +41,8 @@ from tqdm import tqdm
 from tagger.bundle import Bundle
 from tagger.decode import Decoded, read_and_decode
 from tagger.discover import STATE_DIR_NAME, read_inside
-from tagger.stages import Outcome, WriteContext, commit, predict_batch, write_batch
 from tagger.sessions import load_session
+from tagger.stages import Outcome, WriteContext, commit, predict_batch, write_batch
 
 #: CPUs that Ray reserves per predicting actor and per decode or write task.  The model's own thread
 #: pool uses every core it finds, as in the local engine, so the actor reserves none of the CPUs the
@@ -150,18 +150,18 @@ class _Predictor:
 
     def __call__(self, batch: dict) -> dict:
         probabilities, codes = predict_batch(self.session, _unpickled(batch["decoded"]))
-        return {**batch, "predicted": _pickled(list(zip(probabilities, codes)))}
+        return {**batch, "predicted": _pickled(list(zip(probabilities, codes, strict=True)))}
 
 
 def _write(batch: dict, context: WriteContext, follow_symlinks: bool) -> dict:
     jobs, predicted = _unpickled(batch["job"]), _unpickled(batch["predicted"])
     decoded = [_read_again(context.input_dir, job, item, follow_symlinks)
-               for job, item in zip(jobs, _unpickled(batch["decoded"]))]
+               for job, item in zip(jobs, _unpickled(batch["decoded"]), strict=True)]
     same = [i for i, item in enumerate(decoded) if item is not None]
-    outcomes = write_batch(context, [jobs[i] for i in same], [decoded[i] for i in same],
+    outcomes = write_batch(context, [jobs[i] for i in same], [item for item in decoded if item is not None],
                            [predicted[i][0] for i in same], [predicted[i][1] for i in same])
     return {"outcome": _pickled(outcomes + [Outcome(str(job.rel), None, CHANGED)
-                                            for job, item in zip(jobs, decoded) if item is None])}
+                                            for job, item in zip(jobs, decoded, strict=True) if item is None])}
 
 
 CHANGED = "changed while it was being tagged; tagged on the next run"
@@ -209,7 +209,7 @@ class RayEngine:
         gpus = int(ray.cluster_resources().get("GPU", 0))
         nodes = max(1, len([n for n in ray.nodes() if n.get("Alive")]))
         # Small blocks stream through the stages on their own, so recording starts early.
-        dataset = ray.data.from_items([{"job": pickle.dumps(job)} for job in jobs],
+        dataset: ray.data.Dataset = ray.data.from_items([{"job": pickle.dumps(job)} for job in jobs],
                                       override_num_blocks=-(-len(jobs) // DECODE_ROWS))
         dataset = dataset.map_batches(
             _decode, batch_size=DECODE_ROWS, batch_format="numpy", num_cpus=DECODE_CPUS,

@@ -17,15 +17,16 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 
 from tagger.bundle import decide
+from tagger.decode import Decoded
 from tagger.metadata import MetadataError, edit_keywords
 from tagger.names import shown
 from tagger.outputs import atomic_write, make_folders, temp_folder
 from tagger.state import CodeUpdate, EditLock, Record, State
-
 
 #: Errors of a disk, or a user's quota, with no room left: the run stops, since every next write would fail too.
 NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
@@ -37,7 +38,7 @@ class NoSpace(OSError):
     ``unrecorded``: outcomes of photos written whose rows the state could not take.
     """
 
-    def __init__(self, path, unrecorded: list | None = None, code: int = errno.ENOSPC):
+    def __init__(self, path: str | os.PathLike, unrecorded: list | None = None, code: int = errno.ENOSPC):
         super().__init__(code, os.strerror(code).lower(), str(path))
         self.unrecorded = unrecorded or []
 
@@ -74,7 +75,7 @@ class Summary:
     ended: str = "finished"  # or the signal that stopped it (SIGINT, SIGTERM, SIGHUP), or "no space"
     stop_reason: str | None = None  # one line on why it stopped early
 
-    def add(self, outcome: "Outcome") -> None:
+    def add(self, outcome: Outcome) -> None:
         """Count one photo's outcome of stage 4 (one not written for want of space is the stop's, not a failure)."""
         if outcome.failure and not outcome.no_space:
             self.failed.append((outcome.rel, outcome.failure))
@@ -95,7 +96,7 @@ class Summary:
 
     def as_dict(self) -> dict:
         """For JSON: every name and reason as :func:`tagger.names.shown` gives it (``unshown`` gives names back)."""
-        def files(rows):
+        def files(rows: list[tuple[str, str]]) -> list[dict[str, str]]:
             return [{"file": shown(f), "reason": shown(r)} for f, r in rows]
 
         return {
@@ -137,13 +138,15 @@ class Job:
 
 
 
-def predict_batch(session, batch) -> tuple[list, list]:
+def predict_batch(session: Any, batch: list[Decoded]) -> tuple[list, list]:
     """Stage 3: probabilities and code for each decoded photo of ``batch``; None where it could not be decoded."""
     good = [i for i, item in enumerate(batch) if item.pixels is not None]
-    probabilities, codes = [None] * len(batch), [None] * len(batch)
+    probabilities: list[np.ndarray | None] = [None] * len(batch)
+    codes: list[bytes | None] = [None] * len(batch)
     if good:
-        p, words = session.predict_with_codes(np.stack([batch[i].pixels for i in good]),
-                                              np.stack([batch[i].camera for i in good]))
+        decoded = [batch[i] for i in good]
+        p, words = session.predict_with_codes(np.stack(cast(list[np.ndarray], [item.pixels for item in decoded])),
+                                              np.stack(cast(list[np.ndarray], [item.camera for item in decoded])))
         for row, i in enumerate(good):
             probabilities[i] = p[row]
             codes[i] = words[row].astype("<u8").tobytes() if words is not None else None
@@ -178,7 +181,8 @@ class Outcome:
     no_space: int = 0  # ENOSPC or EDQUOT: its copy found no space, and the run stops after this batch
 
 
-def write_batch(context: WriteContext, jobs: list[Job], batch, probabilities, codes) -> list[Outcome]:
+def write_batch(context: WriteContext, jobs: list[Job], batch: list[Decoded], probabilities: list,
+                codes: list) -> list[Outcome]:
     """Stage 4 for one batch: merge tags into each photo's bytes and write the copies.
 
     Under the :class:`EditLock`, and with the state read then: a photo a
@@ -188,7 +192,7 @@ def write_batch(context: WriteContext, jobs: list[Job], batch, probabilities, co
         state = State.reader(context.output_dir)
         try:
             return [write_photo(context, job, item, p, code, _reviewed(state, item.path))
-                    for job, item, p, code in zip(jobs, batch, probabilities, codes)]
+                    for job, item, p, code in zip(jobs, batch, probabilities, codes, strict=True)]
         finally:
             if state:
                 state.close()
@@ -199,22 +203,26 @@ def _reviewed(state: State | None, rel: Path) -> Record | None:
     return record if record is not None and record.reviewed and record.status == "tagged" else None
 
 
-def write_photo(context: WriteContext, job: Job, item, p, code, reviewed: Record | None) -> Outcome:
+def write_photo(context: WriteContext, job: Job, item: Decoded, p: np.ndarray | None, code: bytes | None,
+                reviewed: Record | None) -> Outcome:
     """One photo of stage 4: its copy in OUTPUT (tagged, or byte for byte where it failed) and its record."""
     rel = str(item.path)
     if job.codes_only:
         if code is None:
             return Outcome(rel, None, f"no similarity code: {item.error}")
-        return Outcome(rel, CodeUpdate(rel, code, context.code_key))
+        return Outcome(rel, CodeUpdate(rel, code, context.code_key or ""))
     st = item.stat or job.stat  # the version actually read, where it was read
-    probabilities = dict(zip(context.vocabulary, map(float, p))) if p is not None else None
+    probabilities = dict(zip(context.vocabulary, map(float, p), strict=True)) if p is not None else None
     code_key = context.code_key if code else None
     if p is not None and reviewed is not None and (reviewed.size, reviewed.mtime_ns) == (st.st_size, st.st_mtime_ns) \
             and (context.output_dir / rel).is_file():  # the same photo: new probabilities; its tags and copy stay
         return Outcome(rel, replace(reviewed, run_key=context.run_key, probabilities=probabilities, code=code,
                                     code_key=code_key), reviewed_kept=True)
-    tags, written, error, output, notes = [], [], item.error, item.data, []
-    if p is not None:
+    tags: list[str] = []
+    written: list[str] = []
+    notes: list[str] = []
+    error, output = item.error, item.data
+    if p is not None and item.data is not None:  # decoded, so read
         # A new version of a reviewed photo gets the person's tags, not the model's.
         tags = reviewed.tags if reviewed else context.tags(p)
         try:
@@ -226,10 +234,10 @@ def write_photo(context: WriteContext, job: Job, item, p, code, reviewed: Record
     if output is not None:  # copy even a failed photo, so OUTPUT holds every photo
         try:
             make_folders(context.output_dir, Path(rel).parent, context.input_dir)
-            atomic_write(context.output_dir / rel, output, item.stat.st_mode & 0o777, temp_folder(context.output_dir))
+            atomic_write(context.output_dir / rel, output, st.st_mode & 0o777, temp_folder(context.output_dir))
         except OSError as exc:
             return Outcome(rel, None, f"cannot write to OUTPUT: {error_text(exc)}",
-                           no_space=exc.errno if no_space(exc) else 0)
+                           no_space=(exc.errno or errno.ENOSPC) if no_space(exc) else 0)
         if error:
             error += " (copied unchanged)"
     if error:

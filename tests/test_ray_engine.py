@@ -195,8 +195,8 @@ except EngineError as exc:
 
 def test_the_write_stage_writes_only_the_version_it_decoded(tmp_path):
     from tagger.decode import read_and_decode
-    from tagger.stages import Job
     from tagger.ray_engine import _read_again
+    from tagger.stages import Job
 
     photo = tmp_path / "photo.jpg"
     shutil.copy(sorted((ROOT / "examples" / "photos").glob("*.jpg"))[0], photo)

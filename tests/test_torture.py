@@ -18,8 +18,8 @@ from PIL import Image
 
 import tagger.decode
 import tagger.pipeline
-import tagger.stages
 import tagger.predictions
+import tagger.stages
 from tagger.pipeline import tag_folder
 
 

@@ -123,7 +123,7 @@ def command(folder, model_dir, backend, threshold, labels_file, class_map, folde
     raise SystemExit(EXIT_OK)
 
 
-def _write_reports(report: dict, json_file, markdown_file, figure_file) -> None:
+def _write_reports(report: dict, json_file: Path | None, markdown_file: Path | None, figure_file: Path | None) -> None:
     """The report as JSON, Markdown and a figure, where asked."""
     from tagger.report import figure, markdown
 

@@ -11,9 +11,22 @@ from pathlib import Path
 
 import click
 
-from tagger.cli.common import (EXIT_LOCKED, EXIT_NO_SPACE, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, backend_option,
-                               batch_option, default_model, fail, follow_symlinks_option, model_option, show_progress,
-                               threshold_option, workers_option)
+from tagger.cli.common import (
+    EXIT_LOCKED,
+    EXIT_NO_SPACE,
+    EXIT_OK,
+    EXIT_SOME_FAILED,
+    EXIT_USAGE,
+    backend_option,
+    batch_option,
+    default_model,
+    fail,
+    follow_symlinks_option,
+    model_option,
+    show_progress,
+    threshold_option,
+    workers_option,
+)
 from tagger.names import shown
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -49,7 +62,7 @@ class RunRecord:
         self.input, self.output, self.log_file, self.json_summary = input_dir, output_dir, log_file, json_summary
 
     def where(self) -> str:
-        return f"{shown(self.input)} -> {shown(self.output)}" if self.input is not None else "terc-tag tag"
+        return f"{shown(self.input)} -> {shown(str(self.output))}" if self.input is not None else "terc-tag tag"
 
     def refused(self, message: str, code: int) -> None:
         """A run that never started: record it, say why, exit ``code``."""
@@ -225,9 +238,10 @@ def _record_ending(record: RunRecord, summary, review_file: Path | None, review_
     from tagger.predictions import write_review
     from tagger.stages import no_space
 
-    if review_file:
+    if review_file and record.output is not None:
+        output = record.output
         count = _report(summary, review_file,
-                        lambda: write_review(review_file, record.output, summary.thresholds, review_margin))
+                        lambda: write_review(review_file, output, summary.thresholds, review_margin))
         if count is not None and not quiet:
             click.echo(f"{count} photos to review in {shown(review_file)}")
     code = exit_code(summary)
@@ -298,7 +312,7 @@ def _stopped_before(record: RunRecord, name: str, code: int) -> None:
     message = f"{name} received"
     record.append_log([f"{record.where()}: stopped: {message} (exit {code})"])
     record.write_json({"ended": name, "exit_code": code, "stop_reason": message,
-                       "input": shown(record.input), "output": shown(record.output)})
+                       "input": shown(str(record.input)), "output": shown(str(record.output))})
     click.echo(f"terc-tag: stopped: {message}; every photo recorded is kept, and the next run goes on from there",
                err=True)
     sys.exit(code)

@@ -14,7 +14,8 @@ changes those fields and nothing else.
 
 from __future__ import annotations
 
-from typing import Iterable, NamedTuple, Sequence
+from collections.abc import Iterable, Sequence
+from typing import NamedTuple
 
 import pyexiv2
 
@@ -32,7 +33,7 @@ class MetadataError(Exception):
     """Metadata that cannot be read, or a photo where no keyword field can be written; the message says why."""
 
 
-def _as_list(value) -> list[str]:
+def _as_list(value: str | Iterable | None) -> list[str]:
     if value is None:
         return []
     if isinstance(value, str):

@@ -13,7 +13,7 @@ one is left stale, since it records that IPTC changed after XMP.
 from __future__ import annotations
 
 import hashlib
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 KEYWORDS = (2, 25)
 UTF8_MARK = b"\x1b%G"  # dataset 1:90 CodedCharacterSet, ISO 2022 escape for UTF-8
@@ -134,7 +134,7 @@ def iptc_in_resources(irb: bytes) -> bytes | None:
 
 def with_digest(irb: bytes, old_block: bytes | None, block: bytes) -> bytes:
     """``irb`` with its IPTCDigest moved from ``old_block`` to ``block``, if it was current; else as it was."""
-    for number, start, data, end in resources(irb):
+    for number, _start, data, end in resources(irb):
         if number == DIGEST_RESOURCE and irb[data:end] == hashlib.md5(old_block or b"").digest():
             return irb[:data] + hashlib.md5(block).digest() + irb[end:]
     return irb
@@ -149,7 +149,7 @@ def edit_keywords_in_resources(irb: bytes, remove: Sequence[str], add: Sequence[
     old = iptc_in_resources(irb)
     block = edit_keywords(old, remove, add)
     stop = 0
-    for number, start, data, end in resources(irb):
+    for number, _start, data, end in resources(irb):
         if number == IPTC_RESOURCE:
             edited = (irb[:data - 4] + len(block).to_bytes(4, "big") + block + b"\x00" * (len(block) % 2)
                       + irb[end + (end - data) % 2:])

@@ -25,7 +25,8 @@ read the new IFD0 whatever is done, so such a block is not edited at all.
 from __future__ import annotations
 
 import struct
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 XMP, IPTC, PHOTOSHOP, XP_KEYWORDS = 700, 33723, 34377, 0x9C9E
 EXIF_IFD, GPS_IFD, INTEROP_IFD, MAKER_NOTE = 0x8769, 0x8825, 0xA005, 0x927C

@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import struct
 import zlib
-from typing import Callable
+from collections.abc import Callable
+from typing import TypeVar
 
 import tagger.metadata.iptc as iptc
 import tagger.metadata.tiff as tiff
@@ -57,8 +58,11 @@ def write_keywords(data: bytes, change: Change) -> tuple[bytes, list[str]]:
     raise WriteError("not a JPEG, TIFF or PNG file")
 
 
+T = TypeVar("T")
+
+
 class _Notes(list):
-    def attempt(self, field: str, edit: Callable[[], bytes | None]) -> bytes | None:
+    def attempt(self, field: str, edit: Callable[[], T | None]) -> T | None:
         """``edit()``, or None with a note when the field cannot be written safely."""
         try:
             return edit()
@@ -120,7 +124,8 @@ def _finish(edited: bytes, notes: list[str], fields: int = 3) -> tuple[bytes, li
 
 def _jpeg_segments(data: bytes) -> tuple[list[bytes], int]:
     """The segments between SOI and the first scan (fill bytes kept as their own items), and where the scan starts."""
-    segments, i = [], 2
+    segments: list[bytes] = []
+    i = 2
     while i + 2 <= len(data) and data[i] == 0xFF:
         marker = data[i + 1]
         if marker == SOS:
@@ -157,7 +162,7 @@ def _jpeg(data: bytes, change) -> tuple[bytes, list[str]]:
     exif, packet = segments_with(APP1, EXIF_ID), segments_with(APP1, XMP_ID)
     photoshop = segments_with(APP13, PHOTOSHOP_ID)
     notes = _Notes()
-    edits = []
+    edits: list[tuple[list[int], bytes | None]] = []
     for found, field, name, marker, ident, edit in (
             (exif, "EXIF", "EXIF XPKeywords", APP1, EXIF_ID, _exif_block),
             (packet, "XMP", "XMP dc:subject", APP1, XMP_ID, _xmp_packet),
@@ -166,8 +171,11 @@ def _jpeg(data: bytes, change) -> tuple[bytes, list[str]]:
             notes.append(f"{name} not written: its {field} spans several segments")
             edits.append((found, None))
             continue
-        edits.append((found, notes.attempt(name, lambda: _maybe(
-            edit(payload(found, ident), change), lambda body: _segment(marker, ident + body)))))
+        def edited_segment(found: list[int] = found, ident: bytes = ident, marker: int = marker,
+                           edit: Callable = edit) -> bytes | None:
+            return _maybe(edit(payload(found, ident), change), lambda body: _segment(marker, ident + body))
+
+        edits.append((found, notes.attempt(name, edited_segment)))
     # A new EXIF goes after JFIF's APP0; new XMP and IPTC after the existing APP0/APP1 segments, so that
     # no segment before an existing EXIF grows (exiftool and others report its offsets from the file's start).
     app01 = [i for i, s in enumerate(segments) if len(s) > 1 and s[1] in (APP0, APP1)]
@@ -175,7 +183,7 @@ def _jpeg(data: bytes, change) -> tuple[bytes, list[str]]:
     after_app01 = app01[-1] + 1 if app01 else 0
     inserts: dict[int, list[bytes]] = {}
     new = list(segments)
-    for (found, edited), at in zip(edits, (after_app0, after_app01, after_app01)):
+    for (found, edited), at in zip(edits, (after_app0, after_app01, after_app01), strict=True):
         if edited is None:
             continue
         if found:
@@ -222,7 +230,8 @@ def _follow_moved_bytes(old: list[bytes], new: list[bytes], origin: list[int | N
         if not any(p.target >= len(block) for p in tiff.pointers(block)):
             return
         edited = new[where[at]][header:]
-        changes = {} if edited == block else {tiff.XP_KEYWORDS: tiff.Ifd0(edited).value(tiff.XP_KEYWORDS)}
+        keywords = tiff.Ifd0(edited).value(tiff.XP_KEYWORDS) if edited != block else None
+        changes = {tiff.XP_KEYWORDS: keywords} if keywords is not None else {}
         moved = _relocated(block, changes, move) if changes else tiff.with_pointers(block, move)
     except tiff.TiffError:  # offsets no reader can follow already; left as they were
         return
@@ -340,7 +349,7 @@ def _png(data: bytes, change) -> tuple[bytes, list[str]]:
     def body(chunk) -> bytes | None:
         return data[chunk[1] + 8:chunk[2] - 4] if chunk else None
 
-    packet = next((c for c in chunks if c[0] == b"iTXt" and body(c).startswith(PNG_XMP_KEY + b"\x00")), None)
+    packet = next((c for c in chunks if c[0] == b"iTXt" and (body(c) or b"").startswith(PNG_XMP_KEY + b"\x00")), None)
     exif = next((c for c in chunks if c[0] == b"eXIf"), None)
     notes = _Notes()
     edits = [(packet, b"iTXt", notes.attempt("XMP dc:subject", lambda: _png_xmp(body(packet), change))),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
-from typing import Sequence
+from collections.abc import Sequence
 from xml.sax.saxutils import escape, unescape
 
 RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
@@ -120,4 +120,4 @@ def new_packet(words: Sequence[str]) -> bytes:
     return ('<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?><x:xmpmeta xmlns:x="adobe:ns:meta/">'
             f'<rdf:RDF xmlns:rdf="{RDF}"><rdf:Description rdf:about="" xmlns:dc="{DC}"><dc:subject><rdf:Bag>'
             f'{items}</rdf:Bag></dc:subject></rdf:Description></rdf:RDF></x:xmpmeta><?xpacket end="w"?>'
-            ).encode("utf-8")
+            ).encode()
