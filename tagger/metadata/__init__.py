@@ -26,9 +26,6 @@ XMP_HIERARCHICAL = "Xmp.lr.hierarchicalSubject"
 IPTC_KEYWORDS = "Iptc.Application2.Keywords"
 EXIF_XPKEYWORDS = "Exif.Image.XPKeywords"
 
-pyexiv2.set_log_level(4)  # exiv2's warnings would go to stderr; errors still raise
-
-
 class MetadataError(Exception):
     """Metadata that cannot be read, or a photo where no keyword field can be written; the message says why."""
 
@@ -59,6 +56,7 @@ def read_keywords(data: bytes) -> list[str]:
     gives ``Volcano``).  Duplicates are dropped case-insensitively.
     """
     try:
+        pyexiv2.set_log_level(4)  # exiv2's warnings would go to stderr; errors still raise
         with pyexiv2.ImageData(data) as image:
             xmp = image.read_xmp()
             iptc = image.read_iptc()
