@@ -94,6 +94,17 @@ def test_png_and_tiff(tmp_path, fmt):
     assert np.array_equal(pixels(out), np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")))
 
 
+def test_a_new_iptc_block_in_a_tiff_gets_the_type_readers_expect(tmp_path):
+    """IPTC-NAA (33723) as LONGs, as Photoshop and ExifTool write it: exiftool -validate warned of UNDEFINED."""
+    buffer = io.BytesIO()
+    Image.open(PHOTO).save(buffer, "TIFF")
+    out = tmp_path / "out.tif"
+    out.write_bytes(add_keywords(buffer.getvalue(), ["Aurora"]))
+    done = subprocess.run(["exiftool", "-validate", "-warning", "-a", "-s", str(out)], capture_output=True, text=True)
+    assert "IPTC-NAA" not in done.stdout, done.stdout
+    assert "Aurora" in as_list(exiftool(out)[0].get("IPTC:Keywords"))
+
+
 def test_bytes_after_the_image_are_kept():
     data = PHOTO.read_bytes() + b"TRAILER: a camera maker's extra data"
     assert add_keywords(data, ["Aurora"]).endswith(b"TRAILER: a camera maker's extra data")

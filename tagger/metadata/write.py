@@ -290,7 +290,7 @@ def _tiff_iptc(ifd: tiff.Ifd0, change) -> dict[int, tuple[int, bytes]]:
     block = _iptc_block(old[1].rstrip(b"\x00") if old else None, change)
     if not block:
         return {}
-    kind = old[0] if old else tiff.UNDEFINED
+    kind = old[0] if old else tiff.LONG  # as Photoshop and ExifTool write it; exiftool warns of UNDEFINED
     if kind == tiff.LONG:  # Photoshop stores the block as LONGs: pad to whole ones
         block += b"\x00" * (-len(block) % 4)
     changes = {tiff.IPTC: (kind, block)}
