@@ -194,3 +194,16 @@ def test_evaluate_split_selects_card_members(tmp_path):
     assert run("evaluate", ISS, "--split", "train", "--json", report_file).exit_code == 2  # none are training photos
     assert run("evaluate", ISS, "--split", "test", "--json", report_file).exit_code == 0
     assert json.loads(report_file.read_text())["n_images"] == 6
+
+
+@pytest.mark.parametrize("name", ["labels", "evaluate"])
+def test_ctrl_c_is_exit_130_in_every_command(name, monkeypatch, tmp_path):
+    """Click would say 'Aborted!' and exit 1; every command exits 130, as `tag` does."""
+    import tagger.discover
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tagger.discover, "discover", interrupted)
+    result = CliRunner().invoke(main, [name, str(ISS)])
+    assert result.exit_code == 130 and "interrupted" in result.output, result.output

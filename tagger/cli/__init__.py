@@ -12,7 +12,7 @@ import click
 
 from tagger import __version__
 from tagger.cli import correct, evaluate, explain, fit_codes, labels, review, similar, tag, train
-from tagger.cli.common import fail
+from tagger.cli.common import EXIT_INTERRUPTED, fail
 
 
 class DefaultToTag(click.Group):
@@ -24,13 +24,15 @@ class DefaultToTag(click.Group):
         return super().parse_args(ctx, args)
 
     def invoke(self, ctx):
-        """A :class:`tagger.errors.TercTagError` that reaches here is one line and its exit code."""
+        """A :class:`tagger.errors.TercTagError` that reaches here is one line and its exit code; Ctrl-C is 130."""
         from tagger.errors import TercTagError
 
         try:
             return super().invoke(ctx)
         except TercTagError as exc:
             fail(str(exc), exc.exit_code)
+        except KeyboardInterrupt:
+            fail("interrupted (Ctrl-C); nothing half-written is kept", EXIT_INTERRUPTED)
 
 
 @click.group(cls=DefaultToTag, context_settings={"help_option_names": ["-h", "--help"]})

@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 FC = TypeVar("FC", bound=Callable[..., Any])  # a click command function, as click's decorators type it
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_LOCKED, EXIT_NO_SPACE = 0, 1, 2, 3, 4
+#: Ctrl-C, in every command (the shell's 128 + SIGINT).
+EXIT_INTERRUPTED = 130
 
 
 def default_model() -> Path:
