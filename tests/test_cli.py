@@ -207,3 +207,10 @@ def test_ctrl_c_is_exit_130_in_every_command(name, monkeypatch, tmp_path):
     monkeypatch.setattr(tagger.discover, "discover", interrupted)
     result = CliRunner().invoke(main, [name, str(ISS)])
     assert result.exit_code == 130 and "interrupted" in result.output, result.output
+
+
+def test_quiet_means_the_same_in_every_command():
+    """-q: nothing on stdout but errors, files asked for still written; one option, one help text."""
+    helps = {param.help for command in main.commands.values() for param in command.params
+             if "--quiet" in getattr(param, "opts", [])}
+    assert len(helps) == 1

@@ -94,8 +94,7 @@ def test_fit_codes_gives_an_existing_bundle_a_new_code_map_and_keeps_its_tag_ide
     shutil.copytree(DEFAULT_MODEL, bundle)
     before = Bundle(bundle)
     result = CliRunner().invoke(main, ["fit-codes", str(ISS), "--model", str(bundle), "-q"])
-    assert result.exit_code == 0, result.output
-    assert "64-bit learned codes written" in result.output
+    assert result.exit_code == 0 and result.output == "", result.output  # -q: nothing but errors
     after = Bundle(bundle)
     assert after.model_id == before.model_id and after.codes_id != before.codes_id  # tags untouched, codes new
     card = json.loads((bundle / "codes.json").read_text())

@@ -181,3 +181,8 @@ def open_session(model_dir: Path | None, backend: str = REFERENCE) -> Session:
         fail(str(exc))
     except (OSError, ValueError) as exc:
         fail(f"cannot load model bundle {bundle.path}: {exc}")
+
+
+#: One meaning of -q in every command: nothing on stdout, errors still on stderr, files asked for still written.
+quiet_option = click.option("-q", "--quiet", is_flag=True,
+                            help="Print nothing but errors (for cron and scripts); files asked for are still written.")

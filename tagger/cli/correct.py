@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from tagger.cli.common import EXIT_OK, EXIT_SOME_FAILED, fail, model_option, open_bundle
+from tagger.cli.common import EXIT_OK, EXIT_SOME_FAILED, fail, model_option, open_bundle, quiet_option
 
 
 def _tag_list(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> list[str]:
@@ -23,7 +23,7 @@ def _tag_list(ctx: click.Context, param: click.Parameter, values: tuple[str, ...
 @click.option("--unreview", is_flag=True,
               help="Hand the photos back to the model: clear their reviewed mark; the next `tag` run tags them again.")
 @model_option
-@click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
+@quiet_option
 def command(photos, add, remove, accept, unreview, model_dir, quiet):
     """Correct the tags of photos in a tagged OUTPUT, and keep the correction.
 

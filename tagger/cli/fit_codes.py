@@ -14,6 +14,7 @@ from tagger.cli.common import (
     follow_symlinks_option,
     model_option,
     open_bundle,
+    quiet_option,
 )
 
 
@@ -26,7 +27,7 @@ from tagger.cli.common import (
 @click.option("--views", type=click.IntRange(1, 8), default=2, show_default=True,
               help="Views of each photo to fit on: 1 the photo, 2 also its mirror image.")
 @follow_symlinks_option
-@click.option("-q", "--quiet", is_flag=True, help="Print only the final result.")
+@quiet_option
 def command(folder, model_dir, code_bits, unsupervised, views, follow_symlinks, quiet):
     """Fit a model bundle's similarity codes on the photos of DIR.
 
@@ -58,6 +59,7 @@ def command(folder, model_dir, code_bits, unsupervised, views, follow_symlinks, 
     except OSError as exc:
         fail(f"cannot write the code map into {bundle.path}: {exc.strerror or exc}")
     metrics = card.get("metrics", {}).get("test", {})
-    click.echo(f"{card['bits']}-bit {card['method']} codes written to {bundle.path}; held-out photos: "
-               + (", ".join(f"{k} {v}" for k, v in metrics.items()) or "too few to measure"))
+    if not quiet:
+        click.echo(f"{card['bits']}-bit {card['method']} codes written to {bundle.path}; held-out photos: "
+                   + (", ".join(f"{k} {v}" for k, v in metrics.items()) or "too few to measure"))
     raise SystemExit(EXIT_OK)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from tagger.cli.common import EXIT_OK, EXIT_SOME_FAILED, backend_option, fail, model_option, open_bundle
+from tagger.cli.common import EXIT_OK, EXIT_SOME_FAILED, backend_option, fail, model_option, open_bundle, quiet_option
 
 
 @click.command("similar")
@@ -24,7 +24,7 @@ from tagger.cli.common import EXIT_OK, EXIT_SOME_FAILED, backend_option, fail, m
                    "\"tags\"}]}]}.")
 @click.option("--html", "html_file", type=click.Path(path_type=Path, dir_okay=False),
               help="Write a contact sheet: each query beside its similar photos, as thumbnails with tags.")
-@click.option("-q", "--quiet", is_flag=True, help="Print no tables (with --json or --html).")
+@quiet_option
 def command(queries, output_dir, k, model_dir, backend, json_file, html_file, quiet):
     """Find the photos of a tagged OUTPUT most like each QUERY.
 

@@ -23,6 +23,7 @@ from tagger.cli.common import (
     fail,
     follow_symlinks_option,
     model_option,
+    quiet_option,
     show_progress,
     threshold_option,
     workers_option,
@@ -153,7 +154,7 @@ def exit_code(summary) -> int:
 @click.option("--ray-address", metavar="ADDR",
               help="With --engine ray, join the cluster at ADDR (e.g. 10.0.0.5:6379, or 'auto' on a cluster "
                    "node); without it, start a local Ray on this machine.")
-@click.option("-q", "--quiet", is_flag=True, help="Print nothing unless something failed (for cron).")
+@quiet_option
 @click.option("--log-file", type=click.Path(path_type=Path, dir_okay=False),
               help="Append a line per run, and one per failed file, to this log.")
 @click.option("--json-summary", type=click.Path(path_type=Path, dir_okay=False),

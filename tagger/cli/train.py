@@ -17,6 +17,7 @@ from tagger.cli.common import (
     labels_option,
     one_label_source,
     parse_vocabulary,
+    quiet_option,
 )
 
 
@@ -83,7 +84,7 @@ def _positive_list(ctx: click.Context, param: click.Parameter, value: str) -> li
 @code_bits_option
 @click.option("--seed", type=int, default=0, show_default=True)
 @follow_symlinks_option
-@click.option("-q", "--quiet", is_flag=True, help="Print only the final result.")
+@quiet_option
 def command(folder, out_dir, labels_file, class_map, folder_labels, vocabulary, weights, input_size, epochs, batch_size,
             c_values, fine_tune_blocks, learning_rates, views, balance, pooling, label_sets, refit, sequence_gap,
             camera, head, backbone_dir, code_bits, seed, follow_symlinks, quiet):
@@ -136,6 +137,8 @@ def command(folder, out_dir, labels_file, class_map, folder_labels, vocabulary, 
         fail(str(exc))
     except OSError as exc:  # e.g. the 'imagenet' download without internet
         fail(f"{exc}")
+    if quiet:
+        raise SystemExit(EXIT_OK)
     console = make_console()
     report = next(iter(card["metrics"]["test"].values()))  # threshold 0.5, or the top class of a softmax head
     console.print(evaluation_table(report))
