@@ -160,7 +160,7 @@ def _write(batch: dict, context: WriteContext, follow_symlinks: bool) -> dict:
     same = [i for i, item in enumerate(decoded) if item is not None]
     outcomes = write_batch(context, [jobs[i] for i in same], [item for item in decoded if item is not None],
                            [predicted[i][0] for i in same], [predicted[i][1] for i in same])
-    return {"outcome": _pickled(outcomes + [Outcome(str(job.rel), None, CHANGED)
+    return {"outcome": _pickled(outcomes + [Outcome(str(job.rel), None, CHANGED, retry=True)
                                             for job, item in zip(jobs, decoded, strict=True) if item is None])}
 
 

@@ -77,7 +77,7 @@ class Summary:
 
     def add(self, outcome: Outcome) -> None:
         """Count one photo's outcome of stage 4 (one not written for want of space is the stop's, not a failure)."""
-        if outcome.failure and not outcome.no_space:
+        if outcome.failure and not outcome.no_space and not outcome.retry:
             self.failed.append((outcome.rel, outcome.failure))
         if isinstance(outcome.record, CodeUpdate):
             self.codes_added += 1
@@ -179,6 +179,7 @@ class Outcome:
     notes: str | None = None  # fields left alone (partly tagged)
     reviewed_kept: bool = False  # a photo a person reviewed: predicted again, copy and tags kept
     no_space: int = 0  # ENOSPC or EDQUOT: its copy found no space, and the run stops after this batch
+    retry: bool = False  # not done, through no fault of the photo's (it changed meanwhile): the next run does it
 
 
 def write_batch(context: WriteContext, jobs: list[Job], batch: list[Decoded], probabilities: list,
@@ -254,8 +255,9 @@ def commit(state: State, outcomes: list[Outcome], summary: Summary) -> None:
 
     A photo a person reviewed after its copy was written keeps that review:
     the correction rewrote the copy last, so only the new probabilities are
-    taken.  Raises :class:`NoSpace` once the batch is recorded if a copy,
-    or the state itself, found no space.
+    taken; one handed back to the model meanwhile stays handed back.
+    Raises :class:`NoSpace` once the batch is recorded if a copy, or the
+    state itself, found no space.
     """
     with EditLock(state.output):
         records, codes, counted = [], [], []
@@ -269,6 +271,10 @@ def commit(state: State, outcomes: list[Outcome], summary: Summary) -> None:
                     record = replace(now, run_key=record.run_key, probabilities=record.probabilities,
                                      code=record.code, code_key=record.code_key)
                     outcome = replace(outcome, record=record, reviewed_kept=True)
+                elif now is not None and record.reviewed and not now.reviewed and not now.run_key:
+                    # handed back to the model meanwhile: the next run tags it, as the person asked
+                    record = replace(now, probabilities=record.probabilities, code=record.code,
+                                     code_key=record.code_key)
                 records.append(record)
             counted.append(outcome)
         full = next((o for o in outcomes if o.no_space), None)  # the first write that failed

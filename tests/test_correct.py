@@ -175,6 +175,26 @@ def test_a_correction_between_writing_a_copy_and_recording_it_is_kept(archive, s
     assert as_list(meta["XMP-dc:Subject"]) == ["Moon"]
 
 
+
+def test_a_photo_handed_back_between_writing_and_recording_stays_handed_back(archive, session_module, monkeypatch):
+    """A person hands a reviewed photo back to the model while the run writes it: the hand-back holds."""
+    incoming, out = archive
+    correct(out, [AURORA], TERC_TAGS, add=["Moon"], remove=["Aurora"])  # reviewed: the run keeps its tags
+    record_batch = pipeline.commit
+
+    def handed_back_meanwhile(state, outcomes, summary):
+        if any(outcome.rel == AURORA for outcome in outcomes):
+            correct(out, [AURORA], TERC_TAGS, reviewed=False)
+        return record_batch(state, outcomes, summary)
+
+    monkeypatch.setattr(pipeline, "commit", handed_back_meanwhile)
+    tag_folder(incoming, out, session_module, force=True)
+    handed = record(out, AURORA)
+    assert not handed.reviewed and handed.run_key == ""  # 0.4's commit put the review and the run key back
+    monkeypatch.undo()
+    again = tag_folder(incoming, out, session_module)
+    assert AURORA in again.tagged and not record(out, AURORA).reviewed
+
 def test_a_correction_waits_for_the_batch_being_written(archive):
     _, out = archive
     finished = []

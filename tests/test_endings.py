@@ -156,12 +156,17 @@ def test_output_on_a_tiny_tmpfs_then_grown(tmp_path, tiny_tmpfs):
     ("input missing", 2, "does not exist"),
     ("usage error", 2, "not between 0 and 1"),
     ("lock held", 3, "another terc-tag run"),
+    ("state damaged", 2, "cannot be used"),
 ])
 def test_a_refused_start_says_why_in_one_line_and_is_logged(tmp_path, case, code, words):
     incoming, out = photos(tmp_path / "incoming", 1), tmp_path / "tagged"
     log, summary = tmp_path / "cron.log", tmp_path / "summary.json"
     args = {"output inside input": [incoming, incoming / "tagged"], "input missing": [tmp_path / "nowhere", out],
-            "usage error": [incoming, out, "--threshold", "1.5"], "lock held": [incoming, out]}[case]
+            "usage error": [incoming, out, "--threshold", "1.5"], "lock held": [incoming, out],
+            "state damaged": [incoming, out]}[case]
+    if case == "state damaged":  # not SQLite at all: a traceback and exit 1 in 0.4
+        (out / ".terc-tag").mkdir(parents=True)
+        (out / ".terc-tag" / "state.sqlite").write_bytes(b"not a database" * 100)
     with RunLock(out) if case == "lock held" else open(os.devnull):
         result = subprocess.run(command(*args, "--quiet", "--log-file", log, "--json-summary", summary),
                                 capture_output=True, text=True, env=ENV)

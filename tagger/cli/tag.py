@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import sqlite3
 import sys
 from contextlib import contextmanager
 from datetime import datetime
@@ -207,7 +208,7 @@ def command(input_dir, output_dir, model_dir, backend, threshold, force, retry_f
         except (Stopped, KeyboardInterrupt) as exc:  # before any photo was tagged, or stopped twice
             name = exc.args[0] if isinstance(exc, Stopped) else "SIGINT"
             _stopped_before(record, name, 128 + signal.Signals[name].value)
-        except (FolderError, EngineError, LockHeld, ValueError, OSError) as exc:
+        except (FolderError, EngineError, LockHeld, ValueError, OSError, sqlite3.Error) as exc:
             _refuse(record, exc, output_dir)
         # Done: a signal now would only cut the record short.
         for number in STOP_SIGNALS:
@@ -219,11 +220,13 @@ def command(input_dir, output_dir, model_dir, backend, threshold, force, retry_f
 
 def _refuse(record: RunRecord, exc: Exception, output_dir: Path) -> None:
     """A run refused before any photo was tagged: one line, the log, the JSON summary, its exit code."""
-    from tagger.stages import NoSpace, no_space
+    from tagger.stages import NoSpace, no_space, state_path
     from tagger.state import LockHeld
 
     if isinstance(exc, LockHeld):
         record.refused(str(exc), EXIT_LOCKED)
+    if isinstance(exc, sqlite3.Error):  # a state file damaged, or one SQLite cannot lock (a network disk)
+        record.refused(f"OUTPUT's state {shown(str(state_path(output_dir)))} cannot be used: {exc}", EXIT_USAGE)
     if isinstance(exc, OSError):
         if no_space(exc):
             record.refused(str(exc if isinstance(exc, NoSpace) else NoSpace(exc.filename or output_dir)),
