@@ -275,19 +275,15 @@ figcaption {{ font-size: 12px; word-break: break-all; }}
 
 
 def _thumbnail_uri(path: Path, size: int = 180) -> str | None:
-    """A small JPEG of the photo as a data URI, or None if it cannot be read."""
+    """A small JPEG of the photo as a data URI (as the review page shows it), or None if it cannot be read."""
     import base64
-    import io
 
-    from PIL import Image, ImageOps
+    from PIL import Image
+
+    from tagger.decode import DecodeError
+    from tagger.thumbnails import jpeg
 
     try:
-        with Image.open(path) as image:
-            image.draft("RGB", (size, size))
-            thumb = ImageOps.exif_transpose(image).convert("RGB")
-            thumb.thumbnail((size, size))
-            buffer = io.BytesIO()
-            thumb.save(buffer, "JPEG", quality=80)
-    except (OSError, ValueError, Image.DecompressionBombError):
+        return "data:image/jpeg;base64," + base64.b64encode(jpeg(path, size)).decode()
+    except (OSError, ValueError, DecodeError, Image.DecompressionBombError):
         return None
-    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
