@@ -27,7 +27,7 @@ from tagger.discover import STATE_DIR_NAME
 from tagger.metadata import edit_keywords, read_keywords, vocabulary_tags
 from tagger.outputs import atomic_write, temp_folder
 from tagger.predictions import update_predictions
-from tagger.state import EditLock, Record, State
+from tagger.state import EditLock, Record, State, state_file
 
 
 class CorrectionError(Exception):
@@ -79,7 +79,7 @@ def find_output(path: Path) -> tuple[Path, str]:
     """The tagged OUTPUT folder holding ``path``, and the photo's path inside it."""
     resolved = Path(path).resolve()
     for folder in resolved.parents:
-        if (folder / STATE_DIR_NAME / "state.sqlite").is_file():
+        if state_file(folder).is_file():
             return folder, resolved.relative_to(folder).as_posix()
     raise CorrectionError(f"{path}: not inside a tagged OUTPUT folder (none of its folders holds "
                           f"{STATE_DIR_NAME}/state.sqlite)")

@@ -54,10 +54,9 @@ from tagger.stages import (
     error_text,
     no_space,
     predict_batch,
-    state_path,
     write_batch,
 )
-from tagger.state import EditLock, RunLock, Seen, State
+from tagger.state import EditLock, RunLock, Seen, State, state_file
 
 
 class FolderError(Exception):
@@ -181,7 +180,7 @@ def tag_folder(input_dir: str | os.PathLike, output_dir: str | os.PathLike, mode
         try:
             state = State(output_dir)
         except sqlite3.OperationalError as exc:
-            raise (NoSpace(state_path(output_dir)) if no_space(exc) else exc) from None
+            raise (NoSpace(state_file(output_dir)) if no_space(exc) else exc) from None
         try:
             if state.migrated_from == 1:  # terc-tag 0.1 kept its temporaries beside the photos
                 clear_scattered_temporaries(output_dir)

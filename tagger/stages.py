@@ -26,7 +26,7 @@ from tagger.decode import Decoded
 from tagger.metadata import MetadataError, edit_keywords
 from tagger.names import shown
 from tagger.outputs import atomic_write, make_folders, temp_folder
-from tagger.state import CodeUpdate, EditLock, Record, State
+from tagger.state import CodeUpdate, EditLock, Record, State, state_file
 
 #: Errors of a disk, or a user's quota, with no room left: the run stops, since every next write would fail too.
 NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
@@ -121,10 +121,6 @@ def error_text(exc: OSError) -> str:
         return f"OUTPUT is full ({os.strerror(exc.errno).lower()})"
     return exc.strerror or str(exc)
 
-
-
-def state_path(output_dir: Path) -> Path:
-    return Path(output_dir) / ".terc-tag" / "state.sqlite"
 
 
 @dataclass
@@ -285,7 +281,7 @@ def commit(state: State, outcomes: list[Outcome], summary: Summary) -> None:
             if not no_space(exc):
                 raise
             if full is None:
-                raise NoSpace(state_path(state.output), outcomes) from None
+                raise NoSpace(state_file(state.output), outcomes) from None
             raise NoSpace(state.output / full.rel, outcomes, full.no_space) from None
     for outcome in counted:
         summary.add(outcome)

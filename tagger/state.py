@@ -152,6 +152,11 @@ _COLUMNS = ("path", "size", "mtime_ns", "run_key", "status", "probabilities", "t
 _ADDED_IN = {2: ("first_failed TEXT",), 3: ("code BLOB", "code_key TEXT"), 4: ("written TEXT", "reviewed TEXT")}
 
 
+def state_file(output: str | os.PathLike) -> Path:
+    """Where OUTPUT's state lives: ``OUTPUT/.terc-tag/state.sqlite``."""
+    return Path(output) / STATE_DIR_NAME / "state.sqlite"
+
+
 class State:
     """The per-OUTPUT record of finished photos.
 
@@ -167,10 +172,10 @@ class State:
         if _db is not None:
             self.db = _db
             return
-        folder = Path(output) / STATE_DIR_NAME
-        folder.mkdir(parents=True, exist_ok=True)
+        path = state_file(output)
+        path.parent.mkdir(parents=True, exist_ok=True)
         # A run's writer thread commits its batches; calls on the connection never overlap.
-        self.db = sqlite3.connect(folder / "state.sqlite", isolation_level=None, check_same_thread=False)
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
@@ -186,7 +191,7 @@ class State:
         (a run in progress, or killed) the write-ahead log holds recent
         commits, and a plain read-only connection reads them.
         """
-        path = Path(output) / STATE_DIR_NAME / "state.sqlite"
+        path = state_file(output)
         if not path.is_file():
             return None
         mode = "ro" if path.with_name(path.name + "-wal").exists() else "ro&immutable=1"

@@ -53,8 +53,9 @@ def command(output_dir, port, host, no_browser, model_dir, threshold):
     import webbrowser
 
     from tagger.review import Review, Server, is_loopback
+    from tagger.state import state_file
 
-    if not (output_dir / ".terc-tag" / "state.sqlite").is_file():
+    if not state_file(output_dir).is_file():
         fail(f"{output_dir} is not a tagged OUTPUT (no .terc-tag/state.sqlite); run `terc-tag tag INPUT OUTPUT` first")
     if not is_loopback(host):
         click.echo(f"terc-tag: warning: listening on {host}: other machines can reach this page "

@@ -220,13 +220,13 @@ def command(input_dir, output_dir, model_dir, backend, threshold, force, retry_f
 
 def _refuse(record: RunRecord, exc: Exception, output_dir: Path) -> None:
     """A run refused before any photo was tagged: one line, the log, the JSON summary, its exit code."""
-    from tagger.stages import NoSpace, no_space, state_path
-    from tagger.state import LockHeld
+    from tagger.stages import NoSpace, no_space
+    from tagger.state import LockHeld, state_file
 
     if isinstance(exc, LockHeld):
         record.refused(str(exc), EXIT_LOCKED)
     if isinstance(exc, sqlite3.Error):  # a state file damaged, or one SQLite cannot lock (a network disk)
-        record.refused(f"OUTPUT's state {shown(str(state_path(output_dir)))} cannot be used: {exc}", EXIT_USAGE)
+        record.refused(f"OUTPUT's state {shown(str(state_file(output_dir)))} cannot be used: {exc}", EXIT_USAGE)
     if isinstance(exc, OSError):
         if no_space(exc):
             record.refused(str(exc if isinstance(exc, NoSpace) else NoSpace(exc.filename or output_dir)),
