@@ -107,3 +107,22 @@ def match_labels(photos: Iterable[Path], labels: dict[Path, list[str]]) -> dict[
         if tags is not None:
             matched[rel] = tags
     return matched
+
+
+def read_labels(root: Path, photos: list[Path], vocabulary: Sequence[str] | None,
+                labels_file: str | os.PathLike | None = None, class_map: str | os.PathLike | None = None,
+                folder_labels: bool = False,
+                follow_symlinks: bool = False) -> tuple[dict[Path, list[str]], list[tuple[Path, str]]]:
+    """The true tags of ``photos`` from one source, and the photos whose metadata could not be read.
+
+    A labels file (matched by relative path, else by file name), the parent
+    folders' names, or else each photo's own metadata (the tags of
+    ``vocabulary``, which only this last source needs).
+    """
+    if labels_file:
+        return match_labels(photos, read_labels_file(labels_file, class_map)[0]), []
+    if folder_labels:
+        return labels_from_folders(photos)[0], []
+    if vocabulary is None:
+        raise ValueError("reading labels from metadata needs the vocabulary")
+    return labels_from_metadata(root, photos, vocabulary, follow_symlinks)

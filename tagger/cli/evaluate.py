@@ -65,7 +65,7 @@ def command(folder, model_dir, backend, threshold, labels_file, class_map, folde
     from tagger.cli.common import default_model
     from tagger.discover import discover
     from tagger.evaluate import EvaluateError, evaluate, held_out_photos, read_card
-    from tagger.labels import LabelsError, labels_from_folders, labels_from_metadata, match_labels, read_labels_file
+    from tagger.labels import LabelsError, read_labels
     from tagger.names import shown
     from tagger.report import confusion_table, evaluation_table, overall_lines
     from tagger.report import console as make_console
@@ -82,13 +82,8 @@ def command(folder, model_dir, backend, threshold, labels_file, class_map, folde
             if split not in (None, "all"):
                 members = set(card.get("split", {}).get(split, []))
                 photos = [p for p in photos if str(p) in members or p.name in members]
-        read_errors: list[tuple[Path, str]] = []
-        if labels_file:
-            labels = match_labels(photos, read_labels_file(labels_file, class_map)[0])
-        elif folder_labels:
-            labels = labels_from_folders(photos)[0]
-        else:
-            labels, read_errors = labels_from_metadata(folder, photos, card["vocabulary"], follow_symlinks)
+        labels, read_errors = read_labels(folder, photos, card["vocabulary"], labels_file, class_map, folder_labels,
+                                          follow_symlinks)
         labels = {p: [t for t in tags if t in card["vocabulary"]] for p, tags in labels.items()}
     except (EvaluateError, LabelsError) as exc:
         fail(str(exc))

@@ -48,22 +48,17 @@ def command(folder, csv_file, labels_file, class_map, folder_labels, vocabulary,
     from tagger.cli.common import default_model
     from tagger.discover import discover
     from tagger.evaluate import EvaluateError, read_card
-    from tagger.labels import LabelsError, labels_from_folders, labels_from_metadata, match_labels, read_labels_file
+    from tagger.labels import LabelsError, read_labels
     from tagger.names import shown
     from tagger.outputs import atomic_write, csv_bytes
 
     one_label_source(labels_file, folder_labels)
     found = discover(folder, follow_symlinks)
-    errors: list[tuple[Path, str]] = []
     try:
-        if labels_file:
-            all_labels, file_vocabulary = read_labels_file(labels_file, class_map)
-            labels = match_labels(found.photos, all_labels)
-        elif folder_labels:
-            labels = labels_from_folders(found.photos)[0]
-        else:
-            vocab = parse_vocabulary(vocabulary) or read_card(model_dir or default_model())["vocabulary"]
-            labels, errors = labels_from_metadata(folder, found.photos, vocab, follow_symlinks)
+        vocab = None if labels_file or folder_labels else \
+            parse_vocabulary(vocabulary) or read_card(model_dir or default_model())["vocabulary"]
+        labels, errors = read_labels(folder, found.photos, vocab, labels_file, class_map, folder_labels,
+                                     follow_symlinks)
     except (LabelsError, EvaluateError) as exc:
         fail(str(exc))
     if not found.photos:
