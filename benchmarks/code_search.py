@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from tagger.hamming import CodeIndex
-from tagger.similar import SimilarIndex, find_similar
+from tagger.similar.index import SimilarIndex, find_similar
 
 
 def real_codes(output: Path, model: Path | None, photos: int, rng) -> np.ndarray:
@@ -68,7 +68,7 @@ def main() -> None:
     queries = rng.integers(0, args.photos, args.queries)
     ours_ms, ours = timed(lambda q: index.nearest(words[q], args.k, exclude=q), queries)
     print(f"{args.photos:,} {kind} 64-bit codes, {args.queries} queries one at a time, k = {args.k}")
-    print(f"NumPy scan (tagger.similar): median {np.median(ours_ms):.2f} ms, 95th percentile "
+    print(f"NumPy scan (tagger.similar.index): median {np.median(ours_ms):.2f} ms, 95th percentile "
           f"{np.percentile(ours_ms, 95):.2f} ms; {index.words.nbytes / args.photos:.0f} bytes per photo")
     try:
         import faiss

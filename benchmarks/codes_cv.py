@@ -14,9 +14,9 @@ recipe, the two goals of issue #12:
   nearest.
 
 Recipes: cosine on the float features (GeM-pooled conv4, standardized); 64-bit
-PCA-ITQ (``tagger.codes.fit_itq``, the product's fallback without tags);
+PCA-ITQ (``tagger.similar.codes.fit_itq``, the product's fallback without tags);
 codes from the out-of-fold tag decisions (each bit repeated); and the
-product's learned map (``tagger.codes.fit_learned``: pairwise targets from tag
+product's learned map (``tagger.similar.codes.fit_learned``: pairwise targets from tag
 Jaccard and sequences, with quantization, bit-balance and decorrelation terms).
 """
 
@@ -29,8 +29,8 @@ from pathlib import Path
 import numpy as np
 from head_cv import cross_validate, fold_assignments, labelled_photos, pooled_features
 
-from tagger.codes import encode, fit_itq, fit_learned, scene_ids
 from tagger.hamming import pack
+from tagger.similar.codes import encode, fit_itq, fit_learned, scene_ids
 from tagger.train import standardize
 
 BITS = 64

@@ -28,9 +28,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import many_photos
 
-from tagger import pipeline, ray_engine, stages
 from tagger.bundle import Bundle
 from tagger.state import Record, State
+from tagger.tagging import pipeline, ray_engine, stages
 
 ROOT = Path(__file__).resolve().parents[1]
 

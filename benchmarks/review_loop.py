@@ -13,7 +13,7 @@ held-out fifth (never reviewed, only scored) and a pool; a model is fit on
 It predicts the rest of the pool, and a person "reviews" N of them (their
 true tags stand for the person's answers), chosen
 
-* by the product's order (``tagger.predictions.review_order``, what
+* by the product's order (``tagger.review.order.review_order``, what
   ``terc-tag review`` shows first: the closeness of a tag's probability to
   its threshold, weighted by the tag's rarity, spread over the photos by
   their similarity codes; the codes are fit on the start photos, as the
@@ -41,9 +41,9 @@ import numpy as np
 from head_cv import fold_assignments, labelled_photos, pooled_features
 
 import tagger
-from tagger.codes import encode, fit_learned, scene_ids
 from tagger.metrics import evaluate_predictions
-from tagger.predictions import review_order
+from tagger.review.order import review_order
+from tagger.similar.codes import encode, fit_learned, scene_ids
 from tagger.state import Record
 from tagger.train import fit_head, head_input, head_output, standardize
 

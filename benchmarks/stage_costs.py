@@ -29,11 +29,11 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _common import DEFAULT_SOURCE, many_photos
 
 import tagger.decode
-import tagger.stages
+import tagger.tagging.stages
 from tagger.bundle import Bundle
 from tagger.cli.common import default_model
-from tagger.pipeline import tag_folder
 from tagger.sessions import load_session
+from tagger.tagging.pipeline import tag_folder
 
 
 class StageClock:
@@ -61,9 +61,9 @@ def stage_costs(photos: int, backend: str, source: Path) -> None:
     clock = StageClock()
     clock.wrap(tagger.decode, "read_inside", "read the file")
     clock.wrap(tagger.decode, "decode", "decode (DCT-scaled)")
-    clock.wrap(tagger.stages, "edit_keywords", "merge keywords")
-    clock.wrap(tagger.stages, "atomic_write", "write the copy (fsync)")
-    clock.wrap(tagger.stages.State, "save", "record in the state")
+    clock.wrap(tagger.tagging.stages, "edit_keywords", "merge keywords")
+    clock.wrap(tagger.tagging.stages, "atomic_write", "write the copy (fsync)")
+    clock.wrap(tagger.tagging.stages.State, "save", "record in the state")
     session = load_session(Bundle(default_model(), backend))
     clock.wrap(session, "predict_with_codes", "predict (calling thread)")
     with tempfile.TemporaryDirectory() as tmp:

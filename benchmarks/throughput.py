@@ -28,12 +28,12 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import DEFAULT_SOURCE, exiv2_keywords, many_photos, model_only
 
-import tagger.stages
+import tagger.tagging.stages
 from tagger.bundle import Bundle
 from tagger.cli.common import default_model
 from tagger.metadata import Edited
-from tagger.pipeline import tag_folder
 from tagger.sessions import load_session
+from tagger.tagging.pipeline import tag_folder
 
 
 def naive(session, photos: list[Path], out: Path) -> float:
@@ -68,7 +68,8 @@ def main() -> None:
         photos = many_photos(Path(tmp) / "in", args.photos, args.source)
         ours = tag_folder(Path(tmp) / "in", Path(tmp) / "out", session, batch_size=args.batch_size)
         assert len(ours.tagged) == args.photos, ours.failed
-        tagger.stages.edit_keywords = lambda data, tags: Edited(exiv2_keywords(data, tags), [], [])  # 0.1's writer
+        # 0.1's writer
+        tagger.tagging.stages.edit_keywords = lambda data, tags: Edited(exiv2_keywords(data, tags), [], [])
         before = tag_folder(Path(tmp) / "in", Path(tmp) / "out-exiv2", session, batch_size=args.batch_size)
         alone = model_only(session, args.batch_size, batches=max(3, args.photos // args.batch_size // 2))
         slow = naive(session, photos[: args.naive_photos], Path(tmp) / "naive")

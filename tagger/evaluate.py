@@ -15,10 +15,10 @@ from tqdm import tqdm
 
 from tagger.bundle import Bundle, BundleError
 from tagger.card import ModelCard
-from tagger.codes import retrieval_metrics
 from tagger.decode import batched, iter_decoded
 from tagger.metrics import confusion_matrix, evaluate_classes, evaluate_predictions, precision_recall_curve
 from tagger.names import shown
+from tagger.similar.codes import retrieval_metrics
 
 if TYPE_CHECKING:
     from tagger.inference import Session
@@ -81,7 +81,7 @@ def evaluate(session: Session, root: Path, labels: dict[Path, list[str]], thresh
     """The full report for the labelled photos of ``root`` (``labels``: relative path -> tags).
 
     With a code map, ``retrieval`` says how well the photos' codes find each
-    other (``tagger.codes.retrieval_metrics``); otherwise it is None.
+    other (``tagger.similar.codes.retrieval_metrics``); otherwise it is None.
     """
     if session.single_label:  # one class per photo: a photo with none, or two, cannot be scored
         labels = {p: tags for p, tags in labels.items() if sum(t in tags for t in session.vocabulary) == 1}

@@ -2,8 +2,8 @@
 
 The format every part shares (the model's code layer, the code maps' fits,
 the state's stored codes, the similarity search); kept below them all, so
-that the sessions that make codes and the search that loads a session need
-not import each other.
+that the sessions that make codes (:mod:`tagger.inference`) and the search
+(:mod:`tagger.similar`) need not import each other.
 
 A query is one pass of XOR and popcount over the words.  Distances take
 only ``bits + 1`` values, so the k nearest are found by counting (how far

@@ -9,7 +9,7 @@ A model bundle is a folder with two files:
   keep the bundle small), the same layout as the stand-in ImageNet file, so a
   single loader serves both.
 * optionally ``codes.json`` and ``codes.npz``: the similarity code map
-  (``tagger.codes``), a second output of the same network.
+  (``tagger.similar.codes``), a second output of the same network.
 
 The network is ResNet-50 from ``keras.applications`` cut at
 ``feature_layer`` (``conv4_block6_out`` when only stages 1-4 are pretrained),
@@ -140,7 +140,7 @@ def build_model(n_tags: int, input_size: int = 224, feature_layer: str = "conv4_
     (:mod:`tagger.camera`, read by ``CameraEvidence``), beside the image
     features that the tag head reads.  With ``code_bits`` the model has a
     second output beside the tags: the similarity code layer
-    (``tagger.codes``), one linear unit per bit on the same standardized
+    (``tagger.similar.codes``), one linear unit per bit on the same standardized
     features; a bit is set where its unit is positive.
     """
     pixels = keras.Input((input_size, input_size, 3), name="rgb")

@@ -1,6 +1,6 @@
 """Photos read whole for fitting (training, code maps): decoded pixels, camera evidence and dihedral views.
 
-Shared by :mod:`tagger.train` and :mod:`tagger.codes`, which fit on the same
+Shared by :mod:`tagger.train` and :mod:`tagger.similar.codes`, which fit on the same
 photos the same way; kept below both so that neither imports the other.
 """
 

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from tagger.codes import encode, fit_code_map, fit_itq, pair_targets, retrieval_metrics, scene_ids
 from tagger.hamming import CodeIndex, pack
+from tagger.similar.codes import encode, fit_code_map, fit_itq, pair_targets, retrieval_metrics, scene_ids
 
 
 def clustered(seed=0, scenes=24, frames=5, dims=96):

@@ -12,12 +12,13 @@ import pytest
 from click.testing import CliRunner
 from conftest import DEFAULT_MODEL, ISS, as_list, downgrade_state, exiftool, exiftool_write, pixels
 
-from tagger import TERC_TAGS, pipeline
+from tagger import TERC_TAGS
 from tagger.cli import main
-from tagger.correct import CorrectionError, correct
 from tagger.labels import labels_from_metadata
-from tagger.pipeline import tag_folder
+from tagger.review.correct import CorrectionError, correct
 from tagger.state import EditLock, State
+from tagger.tagging import pipeline
+from tagger.tagging.pipeline import tag_folder
 
 AURORA, VOLCANO = "iss038e040838.jpg", "iss040e092721.jpg"  # the model tags them Aurora, and Day
 

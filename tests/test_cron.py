@@ -11,8 +11,8 @@ from conftest import DEFAULT_MODEL, ISS, downgrade_state
 
 from tagger.bundle import Bundle
 from tagger.cli import main
-from tagger.pipeline import tag_folder
 from tagger.sessions import load_session
+from tagger.tagging.pipeline import tag_folder
 
 GOOD = ISS / "iss052e033191.jpg"
 

@@ -176,7 +176,7 @@ def test_reviews_json_api_lists_and_corrects_hostile_names(tagged, tmp_path):
     from conftest import DEFAULT_MODEL
 
     from tagger.bundle import Bundle
-    from tagger.review import TOKEN_HEADER, Review, create_app
+    from tagger.review.app import TOKEN_HEADER, Review, create_app
     from tagger.state import State
 
     work = tmp_path / "copy"

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from tagger.logistic import fit_logistic, fit_softmax
+from tagger.train.logistic import fit_logistic, fit_softmax
 
 
 def _gradient(x, y, w, b, c, s):

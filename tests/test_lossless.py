@@ -178,7 +178,7 @@ def test_iptc_times_and_latin1_keywords_are_kept_as_they_were(copies):
 
 
 def test_a_photo_with_a_field_left_alone_is_reported_as_partly_tagged(tmp_path, session):
-    from tagger.pipeline import tag_folder
+    from tagger.tagging.pipeline import tag_folder
 
     src = tmp_path / "in"
     src.mkdir()

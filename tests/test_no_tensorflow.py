@@ -63,7 +63,7 @@ def test_similar_evaluate_explain_and_heat_maps_without_tensorflow(tagged, tmp_p
     explain = blocked("explain", EXAMPLES / "iss037e017572.jpg", "--out", tmp_path / "maps")
     assert explain.returncode == 0, explain.stderr
     assert (tmp_path / "maps" / "iss037e017572" / "Moon.png").is_file()
-    heat = blocked(code=f"from tagger.review import Review; from tagger.cli.common import open_bundle;"
+    heat = blocked(code=f"from tagger.review.app import Review; from tagger.cli.common import open_bundle;"
                         f"png = Review({str(tagged / 'out')!r}, open_bundle(None)).heat_map('new.jpg', 'Moon');"
                         f"print(png[:4] == b'\\x89PNG')")
     assert heat.returncode == 0 and heat.stdout.strip() == "True", heat.stderr

@@ -11,7 +11,7 @@ from conftest import pixels
 
 from tagger import TERC_TAGS
 from tagger.metadata import read_keywords, vocabulary_tags
-from tagger.pipeline import FolderError, tag_folder
+from tagger.tagging.pipeline import FolderError, tag_folder
 
 
 def digests(folder: Path) -> dict[str, str]:

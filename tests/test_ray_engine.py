@@ -177,8 +177,8 @@ def test_a_model_that_cannot_start_on_a_worker_is_one_line(incoming, tmp_path):
     script.write_text(f"""
 from pathlib import Path
 from tagger.bundle import Bundle
-from tagger.pipeline import tag_folder
-from tagger.ray_engine import EngineError, RayEngine
+from tagger.tagging.pipeline import tag_folder
+from tagger.tagging.ray_engine import EngineError, RayEngine
 bundle = Bundle({str(DEFAULT_MODEL)!r})
 bundle.model_id = "0123456789abcdef"
 try:
@@ -195,8 +195,8 @@ except EngineError as exc:
 
 def test_the_write_stage_writes_only_the_version_it_decoded(tmp_path):
     from tagger.decode import read_and_decode
-    from tagger.ray_engine import _read_again
-    from tagger.stages import Job
+    from tagger.tagging.ray_engine import _read_again
+    from tagger.tagging.stages import Job
 
     photo = tmp_path / "photo.jpg"
     shutil.copy(sorted((ROOT / "examples" / "photos").glob("*.jpg"))[0], photo)

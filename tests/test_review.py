@@ -18,10 +18,10 @@ from conftest import DEFAULT_MODEL, ISS, as_list, exiftool
 
 from tagger.bundle import Bundle
 from tagger.cli import main
-from tagger.pipeline import tag_folder
-from tagger.predictions import pressing_tags, review_order
-from tagger.review import MAX_BODY, TOKEN_HEADER, Review, Server, cookie_name, create_app
+from tagger.review.app import MAX_BODY, TOKEN_HEADER, Review, Server, cookie_name, create_app
+from tagger.review.order import pressing_tags, review_order
 from tagger.state import Record, State
+from tagger.tagging.pipeline import tag_folder
 
 TOKEN = "a-test-token"
 
@@ -186,7 +186,7 @@ def test_a_port_already_in_use_is_one_line_and_exit_2(output):
 THUMBNAILS_ONLY = """
 import json, resource, sys, time
 from tagger.bundle import Bundle
-from tagger.review import Review, create_app
+from tagger.review.app import Review, create_app
 output, model = sys.argv[1:3]
 client = create_app(Review(output, Bundle(model)), "t").test_client()
 client.get("/?token=t")
@@ -393,9 +393,9 @@ class Page:
 
 def slowed(monkeypatch, seconds: float) -> list:
     """Make every change take ``seconds`` on the server, as a large photo on a slow disk would; log them."""
-    import tagger.review
+    import tagger.review.app
 
-    log, real = [], tagger.review.correct
+    log, real = [], tagger.review.app.correct
 
     def slow(output, paths, vocabulary, **change):
         time.sleep(seconds)
@@ -403,7 +403,7 @@ def slowed(monkeypatch, seconds: float) -> list:
         log.append((list(paths), change))
         return done
 
-    monkeypatch.setattr(tagger.review, "correct", slow)
+    monkeypatch.setattr(tagger.review.app, "correct", slow)
     return log
 
 
@@ -469,7 +469,7 @@ def test_fast_keys_apply_in_order_one_change_at_a_time(browser, output, monkeypa
 
 
 def test_every_failed_change_is_said_and_undone_on_screen(browser, output, monkeypatch):
-    import tagger.review
+    import tagger.review.app
 
     def broken(*args, **kwargs):
         raise OSError(28, "No space left on device")
@@ -477,7 +477,7 @@ def test_every_failed_change_is_said_and_undone_on_screen(browser, output, monke
     with Server(Review(output, Bundle(DEFAULT_MODEL))) as server:
         page = Page(browser, server)
         first = page.selected()
-        monkeypatch.setattr(tagger.review, "correct", broken)  # the server answers an error
+        monkeypatch.setattr(tagger.review.app, "correct", broken)  # the server answers an error
         page.keys("9")
         wait_for(lambda: "NOT saved" in page.status() and page.idle())
         assert page.is_error() and "No space left on device" in page.status() and not page.ticked("Moon")

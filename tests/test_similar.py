@@ -12,12 +12,12 @@ from conftest import DEFAULT_MODEL, ISS, downgrade_state
 
 from tagger.bundle import Bundle
 from tagger.cli import main
-from tagger.codes import encode
 from tagger.decode import decode_photo
 from tagger.hamming import CodeIndex, pack
-from tagger.pipeline import tag_folder
-from tagger.similar import SimilarIndex, find_similar
+from tagger.similar.codes import encode
+from tagger.similar.index import SimilarIndex, find_similar
 from tagger.state import SCHEMA_VERSION, State
+from tagger.tagging.pipeline import tag_folder
 
 
 def brute_force(bits: np.ndarray, query: int, k: int, exclude: bool):

@@ -16,8 +16,8 @@ from tagger.labels import labels_from_folders
 from tagger.metadata import read_keywords
 from tagger.metrics import evaluate_classes
 from tagger.model import TaggerSession, backbone_layers, build_model, save_weights
-from tagger.pipeline import tag_folder
 from tagger.state import State
+from tagger.tagging.pipeline import tag_folder
 from tagger.train import TrainConfig, TrainError, train
 
 CLASSES = ("crater", "dune", "other")

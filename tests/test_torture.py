@@ -17,10 +17,10 @@ from conftest import ISS
 from PIL import Image
 
 import tagger.decode
-import tagger.pipeline
-import tagger.predictions
-import tagger.stages
-from tagger.pipeline import tag_folder
+import tagger.tagging.pipeline
+import tagger.tagging.predictions
+import tagger.tagging.stages
+from tagger.tagging.pipeline import tag_folder
 
 
 def photo_names(folder: Path) -> set[str]:
@@ -72,7 +72,7 @@ def test_odd_photos_are_read_as_a_person_sees_them(tmp_path, session):
 
 def test_full_disk_fails_those_files_and_the_next_run_finishes(tmp_path, session, monkeypatch):
     src = shutil.copytree(ISS, tmp_path / "in")
-    real_write, calls = tagger.stages.atomic_write, []
+    real_write, calls = tagger.tagging.stages.atomic_write, []
 
     def disk_fills_up(path, data, *args, **kwargs):
         calls.append(path)
@@ -80,7 +80,7 @@ def test_full_disk_fails_those_files_and_the_next_run_finishes(tmp_path, session
             raise OSError(errno.ENOSPC, "No space left on device")
         real_write(path, data, *args, **kwargs)
 
-    for stage in (tagger.stages, tagger.predictions):
+    for stage in (tagger.tagging.stages, tagger.tagging.predictions):
         monkeypatch.setattr(stage, "atomic_write", disk_fills_up)
     summary = tag_folder(src, tmp_path / "out", session)
     assert len(summary.tagged) == 3 and summary.ended == "no space"  # the run stops at the first full write
@@ -94,14 +94,14 @@ def test_full_disk_fails_those_files_and_the_next_run_finishes(tmp_path, session
 
 def test_a_photo_that_vanishes_mid_run(tmp_path, session, monkeypatch):
     src = shutil.copytree(ISS, tmp_path / "in")
-    real_discover = tagger.pipeline.discover
+    real_discover = tagger.tagging.pipeline.discover
 
     def discover_then_delete(root, *args):
         found = real_discover(root, *args)
         (root / found.photos[2]).unlink()
         return found
 
-    monkeypatch.setattr(tagger.pipeline, "discover", discover_then_delete)
+    monkeypatch.setattr(tagger.tagging.pipeline, "discover", discover_then_delete)
     summary = tag_folder(src, tmp_path / "out", session)
     assert len(summary.failed) == 1 and "No such file" in summary.failed[0][1]
     assert len(summary.tagged) == 5

@@ -13,8 +13,8 @@ from tagger.bundle import Bundle
 from tagger.evaluate import evaluate
 from tagger.labels import labels_from_metadata
 from tagger.model import TaggerSession, build_model, load_weights
-from tagger.pipeline import tag_folder
 from tagger.sessions import load_session
+from tagger.tagging.pipeline import tag_folder
 from tagger.train import TrainConfig, TrainError, initial_weights, read_photos, train
 from tagger.train.features import fine_tune_split, tuned_layers
 

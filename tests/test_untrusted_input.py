@@ -13,13 +13,13 @@ import pytest
 from click.testing import CliRunner
 from conftest import DEFAULT_MODEL, ISS
 
-import tagger.pipeline
-import tagger.predictions
+import tagger.tagging.pipeline
+import tagger.tagging.predictions
 from tagger.bundle import Bundle, BundleError
 from tagger.cli import main
 from tagger.discover import discover
 from tagger.labels import read_labels_file
-from tagger.pipeline import tag_folder
+from tagger.tagging.pipeline import tag_folder
 
 PHOTO = ISS / "iss038e040838.jpg"
 SECRET = b"private key material, never to be published\n"
@@ -95,14 +95,14 @@ def test_follow_symlinks_follows_links_inside_input_only(tmp_path, session, outs
 
 def _swap_after_walk(monkeypatch, swap) -> None:
     """Run ``swap(root, found)`` between the walk and the read, as an attacker racing the cron job would."""
-    real_discover = tagger.pipeline.discover
+    real_discover = tagger.tagging.pipeline.discover
 
     def discover_then_swap(root, follow_symlinks=False):
         found = real_discover(root, follow_symlinks)
         swap(Path(root), found)
         return found
 
-    monkeypatch.setattr(tagger.pipeline, "discover", discover_then_swap)
+    monkeypatch.setattr(tagger.tagging.pipeline, "discover", discover_then_swap)
 
 
 @pytest.mark.parametrize("follow", [False, True])
@@ -217,7 +217,7 @@ def test_formula_file_names_are_written_as_text(tmp_path, session):
         (src / name).write_bytes(PHOTO.read_bytes())
     tag_folder(src, out, session)
     review = tmp_path / "review.csv"
-    tagger.predictions.write_review(review, out, {t: 0.5 for t in session.vocabulary}, 0.5)
+    tagger.tagging.predictions.write_review(review, out, {t: 0.5 for t in session.vocabulary}, 0.5)
     for table in (out / "predictions.csv", review):
         cells = [row[0] for row in csv.reader(table.open(encoding="utf-8"))][1:]
         assert cells and all(cell.startswith("'") for cell in cells), cells

@@ -50,9 +50,9 @@ def command(photos, add, remove, accept, unreview, model_dir, quiet):
     others are corrected), 2 usage error: an unknown tag, or a path that is
     not a tagged photo of an OUTPUT (then nothing changes).
     """
-    from tagger.correct import CorrectionError, canonical_tags, correct, find_output
     from tagger.metadata import MetadataError
     from tagger.names import shown
+    from tagger.review.correct import CorrectionError, canonical_tags, correct, find_output
 
     if not (add or remove or accept or unreview):
         fail("say what to change: --add TAG, --remove TAG, --accept to keep the tags as they are, "

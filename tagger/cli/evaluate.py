@@ -67,8 +67,8 @@ def command(folder, model_dir, backend, threshold, labels_file, class_map, folde
     from tagger.evaluate import EvaluateError, evaluate, held_out_photos, read_card
     from tagger.labels import LabelsError, read_labels
     from tagger.names import shown
-    from tagger.report import confusion_table, evaluation_table, overall_lines
-    from tagger.report import console as make_console
+    from tagger.tagging.report import confusion_table, evaluation_table, overall_lines
+    from tagger.tagging.report import console as make_console
 
     one_label_source(labels_file, folder_labels)
     bundle = model_dir or default_model()
@@ -120,7 +120,7 @@ def command(folder, model_dir, backend, threshold, labels_file, class_map, folde
 
 def _write_reports(report: dict, json_file: Path | None, markdown_file: Path | None, figure_file: Path | None) -> None:
     """The report as JSON, Markdown and a figure, where asked."""
-    from tagger.report import figure, markdown
+    from tagger.tagging.report import figure, markdown
 
     if json_file:
         json_file.write_text(json.dumps({k: v for k, v in report.items() if k != "curves"}, indent=1))

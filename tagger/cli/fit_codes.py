@@ -49,7 +49,7 @@ def command(folder, model_dir, code_bits, unsupervised, views, follow_symlinks, 
     if code_bits == 0:
         fail("--code-bits 0 fits nothing; give a multiple of 64")
     bundle = open_bundle(model_dir)
-    from tagger.codes import fit_codes
+    from tagger.similar.codes import fit_codes
 
     try:
         card = fit_codes(bundle, folder, bits=code_bits, views=views, use_tags=not unsupervised,

@@ -52,7 +52,7 @@ def command(output_dir, port, host, no_browser, model_dir, threshold):
     """
     import webbrowser
 
-    from tagger.review import Review, Server, is_loopback
+    from tagger.review.app import Review, Server, is_loopback
     from tagger.state import state_file
 
     if not state_file(output_dir).is_file():

@@ -45,9 +45,9 @@ def command(queries, output_dir, k, model_dir, backend, json_file, html_file, qu
     answered), 2 OUTPUT has no usable index or a usage error.
     """
     from tagger.names import shown
-    from tagger.report import console as make_console
-    from tagger.report import contact_sheet, similar_table
-    from tagger.similar import SimilarIndex, SimilarIndexError, find_similar
+    from tagger.similar.index import SimilarIndex, SimilarIndexError, find_similar
+    from tagger.tagging.report import console as make_console
+    from tagger.tagging.report import contact_sheet, similar_table
 
     bundle = open_bundle(model_dir, backend)
     try:

@@ -106,9 +106,9 @@ def _attempt(path: Path, write) -> OSError | None:
 
 @contextmanager
 def stop_on_signals():
-    """SIGINT, SIGTERM and SIGHUP raise :class:`tagger.pipeline.Stopped` meanwhile: the run ends as it would
+    """SIGINT, SIGTERM and SIGHUP raise :class:`tagger.tagging.pipeline.Stopped` meanwhile: the run ends as it would
     on any stop, its record written."""
-    from tagger.pipeline import Stopped
+    from tagger.tagging.pipeline import Stopped
 
     def stop(signum, frame):
         raise Stopped(signum)
@@ -194,9 +194,9 @@ def command(input_dir, output_dir, model_dir, backend, threshold, force, retry_f
     start, 3 another run holds the lock, 4 no space left in OUTPUT (or for the
     log), 129 SIGHUP, 130 SIGINT, 143 SIGTERM.
     """
-    from tagger.pipeline import FolderError, Stopped
-    from tagger.ray_engine import EngineError
     from tagger.state import LockHeld
+    from tagger.tagging.pipeline import FolderError, Stopped
+    from tagger.tagging.ray_engine import EngineError
 
     record = RunRecord(input_dir, output_dir, log_file, json_summary)
     with stop_on_signals():
@@ -220,8 +220,8 @@ def command(input_dir, output_dir, model_dir, backend, threshold, force, retry_f
 
 def _refuse(record: RunRecord, exc: Exception, output_dir: Path) -> None:
     """A run refused before any photo was tagged: one line, the log, the JSON summary, its exit code."""
-    from tagger.stages import NoSpace, no_space
     from tagger.state import LockHeld, state_file
+    from tagger.tagging.stages import NoSpace, no_space
 
     if isinstance(exc, LockHeld):
         record.refused(str(exc), EXIT_LOCKED)
@@ -239,8 +239,8 @@ def _refuse(record: RunRecord, exc: Exception, output_dir: Path) -> None:
 
 def _record_ending(record: RunRecord, summary, review_file: Path | None, review_margin: float, quiet: bool) -> int:
     """The review file, the log's lines and the JSON summary of a run that ran; its exit code."""
-    from tagger.predictions import write_review
-    from tagger.stages import no_space
+    from tagger.tagging.predictions import write_review
+    from tagger.tagging.stages import no_space
 
     if review_file and record.output is not None:
         output = record.output
@@ -258,7 +258,7 @@ def _record_ending(record: RunRecord, summary, review_file: Path | None, review_
 
 
 def _say_ending(summary, quiet: bool) -> None:
-    from tagger.report import console, print_summary
+    from tagger.tagging.report import console, print_summary
 
     if not quiet:
         print_summary(summary, console())
@@ -272,8 +272,8 @@ def _say_ending(summary, quiet: bool) -> None:
 
 def _run(record: RunRecord, input_dir, output_dir, model_dir, backend, engine_choice, options):
     """The run itself; a start it refuses is recorded and exits."""
-    from tagger.pipeline import tag_folder
     from tagger.state import LockHeld, RunLock
+    from tagger.tagging.pipeline import tag_folder
 
     try:
         RunLock(output_dir).check()  # before spending seconds on loading the model
@@ -289,10 +289,10 @@ def _engine(record: RunRecord, name: str, workers: int | None, ray_address: str 
     if ray_address and name != "ray":
         record.refused("--ray-address needs --engine ray", EXIT_USAGE)
     if name != "ray":
-        from tagger.pipeline import LocalEngine
+        from tagger.tagging.pipeline import LocalEngine
 
         return LocalEngine(workers)
-    from tagger.ray_engine import EngineError, RayEngine, require
+    from tagger.tagging.ray_engine import EngineError, RayEngine, require
 
     try:
         require()

@@ -111,8 +111,8 @@ def command(folder, out_dir, labels_file, class_map, folder_labels, vocabulary, 
     import tagger
     from tagger.discover import discover
     from tagger.labels import LabelsError, labels_from_folders, read_labels_file
-    from tagger.report import console as make_console
-    from tagger.report import evaluation_table, overall_lines
+    from tagger.tagging.report import console as make_console
+    from tagger.tagging.report import evaluation_table, overall_lines
     from tagger.train import TrainConfig, TrainError, train
 
     one_label_source(labels_file, folder_labels)

@@ -9,7 +9,7 @@ The recipe, each step cheap enough for a 2-core machine:
    (flips and quarter turns beyond that lost in cross-validation).
 3. Frozen phase: standardize the (GeM-pooled) features with the training
    statistics and solve a class-balanced, L2-regularized logistic head per tag
-   exactly (``tagger.logistic``), once per strength ``C`` of the sweep; keep
+   exactly (``tagger.train.logistic``), once per strength ``C`` of the sweep; keep
    the ``C`` whose held-out predictions (validation photos, plus the
    training photos' out-of-fold predictions in 5 folds grouped by sequence)
    keep the most tags at or above their baseline accuracy, then the best

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import tagger
-from tagger.codes import BITS
+from tagger.similar.codes import BITS
 
 
 class TrainError(Exception):

@@ -18,7 +18,7 @@ from tagger._tf import keras
 from tagger.bundle import file_sha256
 from tagger.camera import MISSING as CAMERA_MISSING
 from tagger.model import backbone_layers, load_weights, save_weights
-from tagger.photos import VIEWS, read_photos  # noqa: F401  (training's inputs, shared with tagger.codes)
+from tagger.photos import VIEWS, read_photos  # noqa: F401  (training's inputs, shared with tagger.similar.codes)
 from tagger.train.config import TrainError
 
 

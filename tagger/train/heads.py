@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from tagger.camera import SIZE as CAMERA_SIZE
-from tagger.logistic import fit_logistic, fit_softmax
 from tagger.model import CAMERA_WEIGHT, LabelSetMarginals, Standardize
+from tagger.train.logistic import fit_logistic, fit_softmax
 
 
 def standardize(x: np.ndarray, mean: np.ndarray, variance: np.ndarray) -> np.ndarray:

@@ -19,10 +19,10 @@ import numpy as np
 
 from tagger._tf import keras
 from tagger.bundle import file_sha256
-from tagger.codes import fit_for_session, save_code_map
 from tagger.metrics import calibrate_thresholds, evaluate_classes, evaluate_predictions
 from tagger.model import TaggerSession, backbone_layers, build_model, save_weights
 from tagger.outputs import atomic_write
+from tagger.similar.codes import fit_for_session, save_code_map
 from tagger.splits import group_folds
 from tagger.train.card import Trained, describe
 from tagger.train.config import TrainConfig

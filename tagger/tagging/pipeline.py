@@ -2,10 +2,10 @@
 
 discover -> plan (what is new or changed) -> decode (``read_and_decode``)
 -> predict -> write metadata into an atomic copy -> record the outcomes ->
-predictions.csv.  The stages are :mod:`tagger.stages`; an engine runs them,
+predictions.csv.  The stages are :mod:`tagger.tagging.stages`; an engine runs them,
 passed in as an object: :class:`LocalEngine` (decoding in threads, prediction
 in this thread, writing in a writer thread) or
-:class:`tagger.ray_engine.RayEngine` (across a cluster), which this module
+:class:`tagger.tagging.ray_engine.RayEngine` (across a cluster), which this module
 never imports.
 
 Originals are only ever read.  A photo that cannot be decoded or tagged is
@@ -44,8 +44,9 @@ from tagger import sessions
 from tagger.decode import Decoded, batched, iter_decoded
 from tagger.discover import discover, open_folder, stat_inside
 from tagger.outputs import Reserve, clear_scattered_temporaries, clear_temporaries, folder_mode, is_inside
-from tagger.predictions import PREDICTIONS_CSV, write_predictions
-from tagger.stages import (
+from tagger.state import EditLock, RunLock, Seen, State, state_file
+from tagger.tagging.predictions import PREDICTIONS_CSV, write_predictions
+from tagger.tagging.stages import (
     Job,
     NoSpace,
     Summary,
@@ -56,7 +57,6 @@ from tagger.stages import (
     predict_batch,
     write_batch,
 )
-from tagger.state import EditLock, RunLock, Seen, State, state_file
 
 
 class FolderError(Exception):
@@ -128,7 +128,7 @@ class TagOptions:
 
 
 class Engine(Protocol):
-    """Runs the planned jobs through the stages of :mod:`tagger.stages` and records each batch with ``commit``."""
+    """Runs the planned jobs through :mod:`tagger.tagging.stages` and records each batch with ``commit``."""
 
     def run(self, jobs: list[Job], model: Any, context: WriteContext, state: State, summary: Summary,
             options: TagOptions) -> None: ...
@@ -146,10 +146,10 @@ def tag_folder(input_dir: str | os.PathLike, output_dir: str | os.PathLike, mode
     :class:`TagOptions`.
 
     ``engine``: :class:`LocalEngine` (threads in this process; the default)
-    or :class:`tagger.ray_engine.RayEngine` (a Ray Data job).  Both run the
+    or :class:`tagger.tagging.ray_engine.RayEngine` (a Ray Data job).  Both run the
     same stage functions: :func:`tagger.decode.read_and_decode`,
-    :func:`tagger.stages.predict_batch`, :func:`~tagger.stages.write_batch`
-    and :func:`~tagger.stages.commit`.
+    :func:`tagger.tagging.stages.predict_batch`, :func:`~tagger.tagging.stages.write_batch`
+    and :func:`~tagger.tagging.stages.commit`.
     """
     settings, engine = TagOptions(**options), engine or LocalEngine()
     input_dir, output_dir = Path(input_dir), Path(output_dir)

@@ -1,16 +1,16 @@
 """The Ray engine: the stages of ``tag`` run as a Ray Data job across a cluster.
 
-The driver (``tagger.pipeline.tag_folder``) discovers, plans and holds the
+The driver (``tagger.tagging.pipeline.tag_folder``) discovers, plans and holds the
 run's lock as it does for the local engine; only the jobs run elsewhere.
 They become a Ray Dataset, and each stage is the local engine's function:
 
 * **decode**: :func:`tagger.decode.read_and_decode`, as tasks on the cluster's CPUs;
-* **predict**: :func:`tagger.stages.predict_batch`, in a pool of actors,
+* **predict**: :func:`tagger.tagging.stages.predict_batch`, in a pool of actors,
   each holding one model session (one actor per GPU where the cluster has
   GPUs, else up to one per node);
-* **write**: :func:`tagger.stages.write_batch`, as tasks on the workers,
+* **write**: :func:`tagger.tagging.stages.write_batch`, as tasks on the workers,
   into OUTPUT on a filesystem every node mounts, under the same edit lock;
-* **record**: :func:`tagger.stages.commit`, on the driver, batch by batch
+* **record**: :func:`tagger.tagging.stages.commit`, on the driver, batch by batch
   as the outcomes stream back, so a killed driver loses nothing recorded
   and a rerun goes on from there.  Ray retries a task whose worker died (3
   times, Ray's default) and restarts a predicting actor (Ray Data's default).
@@ -42,7 +42,7 @@ from tagger.bundle import Bundle
 from tagger.decode import Decoded, read_and_decode
 from tagger.discover import STATE_DIR_NAME, read_inside
 from tagger.sessions import load_session
-from tagger.stages import Outcome, WriteContext, commit, predict_batch, write_batch
+from tagger.tagging.stages import Outcome, WriteContext, commit, predict_batch, write_batch
 
 #: CPUs that Ray reserves per predicting actor and per decode or write task.  The model's own thread
 #: pool uses every core it finds, as in the local engine, so the actor reserves none of the CPUs the
@@ -192,7 +192,7 @@ def _read_again(input_dir: Path, job, item: Decoded, follow_symlinks: bool) -> D
 class RayEngine:
     """The stages as a Ray Data job on the cluster at ``address`` (None: a local Ray, or ``RAY_ADDRESS``).
 
-    Passed to :func:`tagger.pipeline.tag_folder`, which plans and records;
+    Passed to :func:`tagger.tagging.pipeline.tag_folder`, which plans and records;
     Ray's own messages go to ``OUTPUT/.terc-tag/ray.log``.
     """
 

@@ -14,8 +14,8 @@ from rich.table import Table
 from tagger.names import shown
 
 if TYPE_CHECKING:
-    from tagger.pipeline import Summary
-    from tagger.similar import Answer
+    from tagger.similar.index import Answer
+    from tagger.tagging.pipeline import Summary
 
 #: How many failed or skipped files the on-screen summary names before it counts the rest.
 LISTED = 10

@@ -3,8 +3,8 @@
 :func:`predict_batch` (stage 3), :func:`write_batch` (stage 4: tags merged into
 each photo's bytes, an atomic copy in OUTPUT) and :func:`commit` (stage 5's
 bookkeeping: the outcomes recorded in the state, counted in the
-:class:`Summary`).  The local engine (:mod:`tagger.pipeline`) runs them in
-threads, the Ray engine (:mod:`tagger.ray_engine`) across a cluster; neither
+:class:`Summary`).  The local engine (:mod:`tagger.tagging.pipeline`) runs them in
+threads, the Ray engine (:mod:`tagger.tagging.ray_engine`) across a cluster; neither
 imports the other.  A full disk anywhere here is a :class:`NoSpace`.
 """
 

@@ -1,10 +1,10 @@
 """``terc-tag review``: a local web page to check and correct the tags of a tagged OUTPUT.
 
 The page is a thin view over the library: the photo list is
-:func:`tagger.predictions.review_order`, a change is
-:func:`tagger.correct.correct` (the same lossless writer and edit lock as
+:func:`tagger.review.order.review_order`, a change is
+:func:`tagger.review.correct.correct` (the same lossless writer and edit lock as
 the command line), heat maps are :class:`tagger.explain.Explainer`, and
-similar photos are :class:`tagger.similar.SimilarIndex`.
+similar photos are :class:`tagger.similar.index.SimilarIndex`.
 
 Thumbnails need Pillow only (:mod:`tagger.thumbnails`, cached in the state
 folder); the model is loaded on the first heat map, never before.
@@ -41,11 +41,12 @@ from flask import Flask, Response, abort, jsonify, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.serving import WSGIRequestHandler
 
-from tagger.correct import CorrectionError, correct, photo_key
 from tagger.metadata import MetadataError
 from tagger.names import shown, unshown
-from tagger.predictions import pressing_tags, review_order, uncertain_tags
+from tagger.review.correct import CorrectionError, correct, photo_key
+from tagger.review.order import pressing_tags, review_order
 from tagger.state import Record, State
+from tagger.tagging.predictions import uncertain_tags
 from tagger.thumbnails import ThumbnailCache, display_image, jpeg
 
 if TYPE_CHECKING:
@@ -161,7 +162,7 @@ class Review:
         return _png(overlay(display_image(data, LARGE), explanation.maps[tag]))
 
     def similar(self, path: str, k: int = 8) -> dict:
-        from tagger.similar import SimilarIndex, SimilarIndexError
+        from tagger.similar.index import SimilarIndex, SimilarIndexError
 
         self.file(path)
         try:
@@ -216,7 +217,7 @@ def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
 def create_app(review: Review, token: str, served_host: str = "127.0.0.1") -> Flask:
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY  # a chunked body is cut off at the limit too
-    page = resources.files("tagger").joinpath("review.html").read_text(encoding="utf-8")
+    page = resources.files("tagger.review").joinpath("page.html").read_text(encoding="utf-8")
     cookie = cookie_name(token)
 
     @app.before_request

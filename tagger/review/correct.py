@@ -26,8 +26,8 @@ from pathlib import Path
 from tagger.discover import STATE_DIR_NAME
 from tagger.metadata import edit_keywords, read_keywords, vocabulary_tags
 from tagger.outputs import atomic_write, temp_folder
-from tagger.predictions import update_predictions
 from tagger.state import EditLock, Record, State, state_file
+from tagger.tagging.predictions import update_predictions
 
 
 class CorrectionError(Exception):
