@@ -33,10 +33,14 @@ from pathlib import Path
 import numpy as np
 
 from tagger.card import ModelCard
+from tagger.errors import TercTagError
 
 
-class BundleError(ValueError):
-    """A folder that is not a usable model bundle; the message says why, in one line."""
+class BundleError(TercTagError, ValueError):
+    """A folder that is not a usable model bundle; the message says why, in one line.
+
+    Also a ``ValueError``, as it was before :class:`~tagger.errors.TercTagError` existed, for code that catches that.
+    """
 
 
 class Bundle:
@@ -139,7 +143,7 @@ class Bundle:
         if choice == "calibrated":
             calibrated = self.card.calibrated_thresholds
             if not calibrated:
-                raise ValueError(f"model {self.path} has no calibrated thresholds in its card")
+                raise BundleError(f"model {self.path} has no calibrated thresholds in its card")
             return np.array([calibrated[tag] for tag in self.vocabulary], dtype=np.float32)
         return np.full(len(self.vocabulary), float(choice), dtype=np.float32)
 

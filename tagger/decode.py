@@ -24,6 +24,7 @@ from PIL import Image, ImageOps, JpegImagePlugin
 
 from tagger.camera import evidence
 from tagger.discover import read_inside
+from tagger.errors import TercTagError
 
 #: Refuse to decode more than this many pixels (Pillow's own bomb limit, about
 #: 89 MP; 4928x3280 is 16 MP).  The limit bounds memory, so it applies to the
@@ -54,7 +55,7 @@ def _ignore_handled_warnings() -> None:
             warnings.filterwarnings("ignore", message, category, module)
 
 
-class DecodeError(Exception):
+class DecodeError(TercTagError):
     """A photo that cannot be turned into pixels; the message says why."""
 
 

@@ -22,6 +22,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tagger.errors import TercTagError
+
 PHOTO_SUFFIXES = frozenset({".jpg", ".jpeg", ".jpe", ".tif", ".tiff", ".png"})
 
 #: Folders terc-tag itself writes; never treated as input.
@@ -30,8 +32,11 @@ STATE_DIR_NAME = ".terc-tag"
 LINK_NOT_FOLLOWED = "symbolic link, not followed (--follow-symlinks follows links inside INPUT)"
 
 
-class Refused(OSError):
+class Refused(TercTagError, OSError):
     """A path that is not a regular file inside INPUT; the message says why."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)
 
 
 @dataclass

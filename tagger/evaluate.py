@@ -16,6 +16,7 @@ from tqdm import tqdm
 from tagger.bundle import Bundle, BundleError
 from tagger.card import ModelCard
 from tagger.decode import batched, iter_decoded
+from tagger.errors import TercTagError
 from tagger.metrics import confusion_matrix, evaluate_classes, evaluate_predictions, precision_recall_curve
 from tagger.names import shown
 from tagger.similar.codes import retrieval_metrics
@@ -24,8 +25,8 @@ if TYPE_CHECKING:
     from tagger.inference import Session
 
 
-class EvaluateError(Exception):
-    pass
+class EvaluateError(TercTagError):
+    """Nothing to evaluate, or a split the model card cannot give; the message says why."""
 
 
 def read_card(bundle: str | Path) -> ModelCard:

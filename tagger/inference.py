@@ -34,6 +34,7 @@ from tagger.bundle import Bundle, BundleError
 from tagger.camera import MISSING as CAMERA_MISSING
 from tagger.camera import SIZE as CAMERA_SIZE
 from tagger.card import head_config
+from tagger.errors import MissingPackage
 from tagger.hamming import pack
 
 #: ResNet-50's preprocessing ("caffe" mode of keras.applications.resnet50):
@@ -55,7 +56,7 @@ GEM_P, GEM_FLOOR = 3.0, 1e-6
 STAGES = (("conv2", 64, 3, 1), ("conv3", 128, 4, 2), ("conv4", 256, 6, 2), ("conv5", 512, 3, 2))
 
 
-class UnsupportedCard(ValueError):
+class UnsupportedCard(BundleError):
     """A card whose network :func:`build_graph` cannot express; it is converted from TensorFlow instead."""
 
 
@@ -63,7 +64,7 @@ def _opset() -> Any:
     try:
         import openvino as ov
     except ImportError:
-        raise ValueError("the openvino backends need OpenVINO: pip install openvino") from None
+        raise MissingPackage("the openvino backends need OpenVINO: pip install openvino") from None
     try:
         from openvino import opset13 as ops
     except ImportError:  # OpenVINO before 2024.4 kept the opsets under openvino.runtime

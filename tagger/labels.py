@@ -13,13 +13,14 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from tagger.discover import read_inside
+from tagger.errors import TercTagError
 from tagger.metadata import MetadataError, read_keywords, vocabulary_tags
 from tagger.names import unshown
 from tagger.outputs import from_spreadsheet_text
 
 
-class LabelsError(Exception):
-    pass
+class LabelsError(TercTagError):
+    """Labels that cannot be read, or that do not fit the vocabulary; the message says why."""
 
 
 def labels_from_metadata(root: Path, photos: Iterable[Path], vocabulary: Sequence[str],

@@ -176,7 +176,7 @@ def load_weights(model: keras.Model, weights: str | os.PathLike | dict) -> list[
             new = [np.asarray(arrays[f"{layer.name}/{i}"]) for i in range(len(current))]
             for old, value in zip(current, new, strict=True):
                 if old.shape != value.shape:
-                    raise ValueError(f"layer {layer.name}: weights have shape {value.shape}, model expects {old.shape}")
+                    raise BundleError(f"layer {layer.name}: weights have shape {value.shape}, the model {old.shape}")
             layer.set_weights([v.astype(o.dtype) for o, v in zip(current, new, strict=True)])
             loaded.append(layer.name)
     return loaded

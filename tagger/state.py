@@ -28,15 +28,24 @@ import fcntl
 import json
 import os
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple, overload
 
 from tagger.discover import STATE_DIR_NAME
+from tagger.errors import EXIT_LOCKED, TercTagError
 
 
-class LockHeld(Exception):
-    pass
+class StateError(TercTagError, sqlite3.DatabaseError):
+    """OUTPUT's state cannot be opened: a damaged file, or one SQLite cannot lock (some network disks)."""
+
+
+class LockHeld(TercTagError):
+    """Another run (or correction) holds OUTPUT's lock; the message says whose."""
+
+    exit_code = EXIT_LOCKED
 
 
 class RunLock:
@@ -157,6 +166,20 @@ def state_file(output: str | os.PathLike) -> Path:
     return Path(output) / STATE_DIR_NAME / "state.sqlite"
 
 
+@contextmanager
+def _opening(path: Path) -> Iterator[None]:
+    """SQLite's errors while a state is opened, as one :class:`StateError` naming the file.
+
+    A full disk stays SQLite's own error: the run reports it as no space left (exit 4), not as a bad state.
+    """
+    try:
+        yield
+    except sqlite3.DatabaseError as exc:
+        if isinstance(exc, sqlite3.OperationalError) and "full" in str(exc):
+            raise
+        raise StateError(f"OUTPUT's state {path} cannot be used: {exc}") from exc
+
+
 class State:
     """The per-OUTPUT record of finished photos.
 
@@ -174,12 +197,13 @@ class State:
             return
         path = state_file(output)
         path.parent.mkdir(parents=True, exist_ok=True)
-        # A run's writer thread commits its batches; calls on the connection never overlap.
-        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self.db.row_factory = sqlite3.Row
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
-        self._migrate()
+        with _opening(path):
+            # A run's writer thread commits its batches; calls on the connection never overlap.
+            self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self.db.row_factory = sqlite3.Row
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")
+            self._migrate()
 
     @classmethod
     def reader(cls, output: Path) -> State | None:
@@ -195,9 +219,22 @@ class State:
         if not path.is_file():
             return None
         mode = "ro" if path.with_name(path.name + "-wal").exists() else "ro&immutable=1"
-        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode={mode}", uri=True)
+        with _opening(path):
+            db = sqlite3.connect(f"{path.resolve().as_uri()}?mode={mode}", uri=True)
+            db.execute("SELECT count(*) FROM sqlite_master")  # a damaged file says so here, not at the first query
         db.row_factory = sqlite3.Row
         return cls(output, _db=db)
+
+    @classmethod
+    @contextmanager
+    def reading(cls, output: Path) -> Iterator[State | None]:
+        """:meth:`reader` for a ``with`` block, closed at its end."""
+        state = cls.reader(output)
+        try:
+            yield state
+        finally:
+            if state is not None:
+                state.close()
 
     def _migrate(self) -> None:
         version = self.db.execute("PRAGMA user_version").fetchone()[0]

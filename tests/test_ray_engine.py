@@ -187,7 +187,7 @@ except EngineError as exc:
     print("error:", exc)
 """)
     done = in_namespace(f"{sys.executable} {script}", timeout=300)
-    assert done.stdout.strip() == (f"error: the model could not start on a Ray worker: RuntimeError: the model "
+    assert done.stdout.strip() == (f"error: the model could not start on a Ray worker: the model "
                                    f"bundle {DEFAULT_MODEL.resolve()} on this node differs from the driver's"), \
         done.stdout + done.stderr
     assert not list((tmp_path / "out").glob("*.jpg"))

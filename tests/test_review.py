@@ -318,9 +318,9 @@ def test_the_server_listens_on_loopback_only_and_warns_otherwise(output, monkeyp
             assert page.status == 200
     monkeypatch.setattr(Server, "wait", lambda self: (_ for _ in ()).throw(KeyboardInterrupt))
     result = CliRunner().invoke(main, ["review", str(output), "--no-browser", "--host", "127.0.0.2"])
-    assert result.exit_code == 0 and "http://127.0.0.2:" in result.output and "warning" not in result.output
+    assert result.exit_code == 130 and "http://127.0.0.2:" in result.output and "warning" not in result.output
     result = CliRunner().invoke(main, ["review", str(output), "--no-browser", "--host", "0.0.0.0"])
-    assert result.exit_code == 0 and "warning: listening on 0.0.0.0" in result.output
+    assert result.exit_code == 130 and "warning: listening on 0.0.0.0" in result.output
     missing = CliRunner().invoke(main, ["review", str(output / "nowhere"), "--no-browser"])
     assert missing.exit_code == 2 and "is not a tagged OUTPUT" in missing.output
 

@@ -6,13 +6,17 @@ Each command lives in its own module and imports the heavy machinery
 
 from __future__ import annotations
 
+import errno
 import os
+import traceback
+from typing import NoReturn
 
 import click
 
 from tagger import __version__
 from tagger.cli import correct, evaluate, explain, fit_codes, labels, review, similar, tag, train
-from tagger.cli.common import EXIT_INTERRUPTED, fail
+from tagger.cli.common import fail
+from tagger.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_NO_SPACE, EXIT_USAGE, TercTagError
 
 
 class DefaultToTag(click.Group):
@@ -23,16 +27,36 @@ class DefaultToTag(click.Group):
             args = ["tag", *args]
         return super().parse_args(ctx, args)
 
-    def invoke(self, ctx):
-        """A :class:`tagger.errors.TercTagError` that reaches here is one line and its exit code; Ctrl-C is 130."""
-        from tagger.errors import TercTagError
-
+    def invoke(self, ctx: click.Context) -> None:
+        """Every command's endings in one place: see :func:`report_ending`."""
         try:
             return super().invoke(ctx)
-        except TercTagError as exc:
-            fail(str(exc), exc.exit_code)
+        except Exception as exc:
+            if isinstance(exc, click.ClickException | click.exceptions.Exit | click.exceptions.Abort):
+                raise  # click's own: a usage error, or --help and --version done
+            report_ending(exc)
         except KeyboardInterrupt:
             fail("interrupted (Ctrl-C); nothing half-written is kept", EXIT_INTERRUPTED)
+
+
+def report_ending(exc: Exception) -> NoReturn:
+    """A command that could not go on: one line and its exit code, or, for a bug, its traceback.
+
+    A :class:`~tagger.errors.TercTagError` says its own line and exit code.
+    An ``OSError`` is the machine's (a permission, a missing file, a full
+    disk): one line naming the file, exit 4 for no space left, else 2.
+    Anything else is a bug in terc-tag: its traceback, then one line asking
+    for a report, exit 70.
+    """
+    if isinstance(exc, TercTagError):
+        fail(str(exc), exc.exit_code)
+    if isinstance(exc, OSError):
+        where = f"{os.fsdecode(exc.filename)}: " if exc.filename is not None else ""
+        full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+        fail(f"{where}{exc.strerror or exc}", EXIT_NO_SPACE if full else EXIT_USAGE)
+    traceback.print_exception(exc)
+    fail(f"internal error: {type(exc).__name__}: {exc}. This is a bug in terc-tag {__version__}; please report it "
+         "with the traceback above", EXIT_INTERNAL)
 
 
 @click.group(cls=DefaultToTag, context_settings={"help_option_names": ["-h", "--help"]})
@@ -51,8 +75,9 @@ def main() -> None:
       terc-tag correct ./tagged/a.jpg --add Aurora       fix a tag; no later run undoes it
       terc-tag review ./tagged                           check and correct tags in a web page
 
-    Exit codes: 0 all good, 1 some files failed, 2 usage error, 3 another run holds the lock,
-    4 no space left, 129/130/143 stopped by SIGHUP/SIGINT/SIGTERM.
+    Exit codes: 0 all good, 1 some files failed, 2 usage error or bad input, 3 another run holds the
+    lock, 4 no space left, 70 a bug in terc-tag (its traceback shown; please report it),
+    129/130/143 stopped by SIGHUP/SIGINT/SIGTERM.
     """
     # TensorFlow's C++ warnings would fill every cron mail; errors still show (see also tagger._tf).  Set here,
     # before any command imports TensorFlow, not on import: a library import changes no environment variable.

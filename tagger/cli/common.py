@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 import click
 
 from tagger.backends import BACKENDS, REFERENCE  # names only: imports neither TensorFlow nor OpenVINO
+from tagger.errors import EXIT_USAGE
 
 if TYPE_CHECKING:
     from tagger.bundle import Bundle
@@ -18,9 +19,6 @@ if TYPE_CHECKING:
 
 FC = TypeVar("FC", bound=Callable[..., Any])  # a click command function, as click's decorators type it
 
-EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_LOCKED, EXIT_NO_SPACE = 0, 1, 2, 3, 4
-#: Ctrl-C, in every command (the shell's 128 + SIGINT).
-EXIT_INTERRUPTED = 130
 
 
 def default_model() -> Path:
@@ -161,12 +159,9 @@ def open_bundle(model_dir: Path | None, backend: str = REFERENCE) -> Bundle:
     The backend is the one :func:`tagger.sessions.load_session` will use: fp32 OpenVINO unless told, which gives the
     TensorFlow reference's answers without TensorFlow.
     """
-    from tagger.bundle import Bundle, BundleError
+    from tagger.bundle import Bundle
 
-    try:
-        return Bundle(model_dir or default_model(), backend)
-    except BundleError as exc:
-        fail(str(exc))
+    return Bundle(model_dir or default_model(), backend)
 
 
 def open_session(model_dir: Path | None, backend: str = REFERENCE) -> Session:
@@ -177,10 +172,8 @@ def open_session(model_dir: Path | None, backend: str = REFERENCE) -> Session:
     bundle = open_bundle(model_dir, backend)
     try:
         return load_session(bundle)
-    except BundleError as exc:
-        fail(str(exc))
-    except (OSError, ValueError) as exc:
-        fail(f"cannot load model bundle {bundle.path}: {exc}")
+    except OSError as exc:
+        raise BundleError(f"cannot load model bundle {bundle.path}: {exc.strerror or exc}") from exc
 
 
 #: One meaning of -q in every command: nothing on stdout, errors still on stderr, files asked for still written.

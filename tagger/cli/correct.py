@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from tagger.cli.common import EXIT_OK, EXIT_SOME_FAILED, fail, model_option, open_bundle, quiet_option
+from tagger.cli.common import fail, model_option, open_bundle, quiet_option
+from tagger.errors import EXIT_OK, EXIT_SOME_FAILED
 
 
 def _tag_list(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> list[str]:
@@ -60,20 +61,17 @@ def command(photos, add, remove, accept, unreview, model_dir, quiet):
     if unreview and (add or remove or accept):
         fail("--unreview hands the photos back to the model as they are: it takes no --add, --remove or --accept")
     vocabulary = open_bundle(model_dir).vocabulary
-    try:
-        canonical_tags(add + remove, vocabulary)
-        by_output: dict[Path, list[str]] = {}
-        for photo in photos:
-            output, path = find_output(photo)
-            by_output.setdefault(output, []).append(path)
-    except (ValueError, CorrectionError) as exc:
-        fail(str(exc))
+    canonical_tags(add + remove, vocabulary)  # every tag known before any photo changes
+    by_output: dict[Path, list[str]] = {}
+    for photo in photos:
+        output, path = find_output(photo)
+        by_output.setdefault(output, []).append(path)
     failed = False
     for output, paths in by_output.items():
         try:
             done = correct(output, paths, vocabulary, add=add, remove=remove, reviewed=not unreview)
-        except (ValueError, CorrectionError) as exc:
-            fail(str(exc))
+        except CorrectionError:
+            raise  # a photo that is not a tagged photo of OUTPUT: nothing of this OUTPUT changed
         except (MetadataError, OSError) as exc:
             click.echo(f"terc-tag: {shown(output)}: {shown(str(getattr(exc, 'strerror', None) or exc))}", err=True)
             failed = True

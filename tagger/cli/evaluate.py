@@ -8,7 +8,6 @@ from pathlib import Path
 import click
 
 from tagger.cli.common import (
-    EXIT_OK,
     backend_option,
     batch_option,
     class_map_option,
@@ -23,6 +22,7 @@ from tagger.cli.common import (
     threshold_option,
     workers_option,
 )
+from tagger.errors import EXIT_OK
 
 
 @click.command("evaluate")
@@ -64,8 +64,8 @@ def command(folder, model_dir, backend, threshold, labels_file, class_map, folde
     """
     from tagger.cli.common import default_model
     from tagger.discover import discover
-    from tagger.evaluate import EvaluateError, evaluate, held_out_photos, read_card
-    from tagger.labels import LabelsError, read_labels
+    from tagger.evaluate import evaluate, held_out_photos, read_card
+    from tagger.labels import read_labels
     from tagger.names import shown
     from tagger.tagging.report import confusion_table, evaluation_table, overall_lines
     from tagger.tagging.report import console as make_console
@@ -73,20 +73,17 @@ def command(folder, model_dir, backend, threshold, labels_file, class_map, folde
     one_label_source(labels_file, folder_labels)
     bundle = model_dir or default_model()
     console = make_console()
-    try:
-        card = read_card(bundle)
-        if folder is None:
-            folder, photos = held_out_photos(bundle, "test" if split in (None, "all") else split)
-        else:
-            photos = discover(folder, follow_symlinks).photos
-            if split not in (None, "all"):
-                members = set(card.get("split", {}).get(split, []))
-                photos = [p for p in photos if str(p) in members or p.name in members]
-        labels, read_errors = read_labels(folder, photos, card["vocabulary"], labels_file, class_map, folder_labels,
-                                          follow_symlinks)
-        labels = {p: [t for t in tags if t in card["vocabulary"]] for p, tags in labels.items()}
-    except (EvaluateError, LabelsError) as exc:
-        fail(str(exc))
+    card = read_card(bundle)
+    if folder is None:
+        folder, photos = held_out_photos(bundle, "test" if split in (None, "all") else split)
+    else:
+        photos = discover(folder, follow_symlinks).photos
+        if split not in (None, "all"):
+            members = set(card.get("split", {}).get(split, []))
+            photos = [p for p in photos if str(p) in members or p.name in members]
+    labels, read_errors = read_labels(folder, photos, card["vocabulary"], labels_file, class_map, folder_labels,
+                                      follow_symlinks)
+    labels = {p: [t for t in tags if t in card["vocabulary"]] for p, tags in labels.items()}
     for name, reason in read_errors:
         click.echo(f"terc-tag: {shown(name)}: {shown(reason)}", err=True)
     unlabelled = [p for p, tags in labels.items() if not tags]
@@ -102,10 +99,7 @@ def command(folder, model_dir, backend, threshold, labels_file, class_map, folde
                    "overstate its accuracy (use --split test).", err=True)
 
     session = open_session(bundle, backend)
-    try:
-        report = evaluate(session, folder, labels, threshold, batch_size, workers, show_progress(), follow_symlinks)
-    except ValueError as exc:
-        fail(str(exc))
+    report = evaluate(session, folder, labels, threshold, batch_size, workers, show_progress(), follow_symlinks)
     console.print(evaluation_table(report))
     for line in overall_lines(report):
         console.print(line)

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from tagger.cli.common import EXIT_OK, EXIT_SOME_FAILED, fail, model_option, open_bundle, show_progress
+from tagger.cli.common import fail, model_option, open_bundle, show_progress
+from tagger.errors import EXIT_OK, EXIT_SOME_FAILED
 
 
 @click.command("explain")

@@ -7,7 +7,6 @@ from pathlib import Path
 import click
 
 from tagger.cli.common import (
-    EXIT_OK,
     code_bits_option,
     echo_line,
     fail,
@@ -16,6 +15,7 @@ from tagger.cli.common import (
     open_bundle,
     quiet_option,
 )
+from tagger.errors import EXIT_OK
 
 
 @click.command("fit-codes")
@@ -51,13 +51,8 @@ def command(folder, model_dir, code_bits, unsupervised, views, follow_symlinks, 
     bundle = open_bundle(model_dir)
     from tagger.similar.codes import fit_codes
 
-    try:
-        card = fit_codes(bundle, folder, bits=code_bits, views=views, use_tags=not unsupervised,
-                         follow_symlinks=follow_symlinks, log=(lambda message: None) if quiet else echo_line)
-    except ValueError as exc:
-        fail(str(exc))
-    except OSError as exc:
-        fail(f"cannot write the code map into {bundle.path}: {exc.strerror or exc}")
+    card = fit_codes(bundle, folder, bits=code_bits, views=views, use_tags=not unsupervised,
+                     follow_symlinks=follow_symlinks, log=(lambda message: None) if quiet else echo_line)
     metrics = card.get("metrics", {}).get("test", {})
     if not quiet:
         click.echo(f"{card['bits']}-bit {card['method']} codes written to {bundle.path}; held-out photos: "

@@ -7,8 +7,6 @@ from pathlib import Path
 import click
 
 from tagger.cli.common import (
-    EXIT_OK,
-    EXIT_SOME_FAILED,
     class_map_option,
     fail,
     folder_labels_option,
@@ -18,6 +16,7 @@ from tagger.cli.common import (
     one_label_source,
     parse_vocabulary,
 )
+from tagger.errors import EXIT_OK, EXIT_SOME_FAILED
 
 
 @click.command("labels")
@@ -47,20 +46,17 @@ def command(folder, csv_file, labels_file, class_map, folder_labels, vocabulary,
     """
     from tagger.cli.common import default_model
     from tagger.discover import discover
-    from tagger.evaluate import EvaluateError, read_card
-    from tagger.labels import LabelsError, read_labels
+    from tagger.evaluate import read_card
+    from tagger.labels import read_labels
     from tagger.names import shown
     from tagger.outputs import atomic_write, csv_bytes
 
     one_label_source(labels_file, folder_labels)
     found = discover(folder, follow_symlinks)
-    try:
-        vocab = None if labels_file or folder_labels else \
-            parse_vocabulary(vocabulary) or read_card(model_dir or default_model())["vocabulary"]
-        labels, errors = read_labels(folder, found.photos, vocab, labels_file, class_map, folder_labels,
-                                     follow_symlinks)
-    except (LabelsError, EvaluateError) as exc:
-        fail(str(exc))
+    vocab = None if labels_file or folder_labels else \
+        parse_vocabulary(vocabulary) or read_card(model_dir or default_model())["vocabulary"]
+    labels, errors = read_labels(folder, found.photos, vocab, labels_file, class_map, folder_labels,
+                                 follow_symlinks)
     if not found.photos:
         fail(f"no JPEG, TIFF or PNG photos in {folder}")
     rows = [[shown(p), ";".join(tags)] for p, tags in sorted(labels.items())]

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import errno
 import os
+import sys
 from pathlib import Path
 
 import click
 
 from tagger.cli.common import fail, model_option, open_bundle, threshold_option
+from tagger.errors import EXIT_INTERRUPTED
 
 
 @click.command("review")
@@ -48,7 +50,8 @@ def command(output_dir, port, host, no_browser, model_dir, threshold):
       terc-tag review tagged
       terc-tag review tagged --no-browser --port 8765
 
-    Exit codes: 0 stopped with Ctrl-C, 2 OUTPUT is not a tagged OUTPUT or the port is taken.
+    Exit codes: 130 stopped with Ctrl-C (as every command; each correction is saved when it is made),
+    2 OUTPUT is not a tagged OUTPUT or the port is taken.
     """
     import webbrowser
 
@@ -73,4 +76,5 @@ def command(output_dir, port, host, no_browser, model_dir, threshold):
         try:
             server.wait()
         except KeyboardInterrupt:
-            pass
+            click.echo("terc-tag: review stopped (Ctrl-C); every correction made is saved", err=True)
+            sys.exit(EXIT_INTERRUPTED)

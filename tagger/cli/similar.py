@@ -8,7 +8,8 @@ from pathlib import Path
 
 import click
 
-from tagger.cli.common import EXIT_OK, EXIT_SOME_FAILED, backend_option, fail, model_option, open_bundle, quiet_option
+from tagger.cli.common import backend_option, fail, model_option, open_bundle, quiet_option
+from tagger.errors import EXIT_OK, EXIT_SOME_FAILED
 
 
 @click.command("similar")
@@ -45,15 +46,12 @@ def command(queries, output_dir, k, model_dir, backend, json_file, html_file, qu
     answered), 2 OUTPUT has no usable index or a usage error.
     """
     from tagger.names import shown
-    from tagger.similar.index import SimilarIndex, SimilarIndexError, find_similar
+    from tagger.similar.index import SimilarIndex, find_similar
     from tagger.tagging.report import console as make_console
     from tagger.tagging.report import contact_sheet, similar_table
 
     bundle = open_bundle(model_dir, backend)
-    try:
-        index = SimilarIndex(output_dir, bundle)
-    except SimilarIndexError as exc:
-        fail(str(exc))
+    index = SimilarIndex(output_dir, bundle)
     if index.left_out:
         click.echo(f"terc-tag: {index.left_out} tagged photos of {shown(output_dir)} have no code from this model and "
                    "are not searched (`terc-tag tag INPUT OUTPUT --add-codes` codes them)", err=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sqlite3
 import sys
@@ -13,11 +14,6 @@ from pathlib import Path
 import click
 
 from tagger.cli.common import (
-    EXIT_LOCKED,
-    EXIT_NO_SPACE,
-    EXIT_OK,
-    EXIT_SOME_FAILED,
-    EXIT_USAGE,
     backend_option,
     batch_option,
     default_model,
@@ -29,6 +25,7 @@ from tagger.cli.common import (
     threshold_option,
     workers_option,
 )
+from tagger.errors import EXIT_INTERNAL, EXIT_NO_SPACE, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE
 from tagger.names import shown
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -71,9 +68,9 @@ class RunRecord:
         self.record_refusal(message, code)
         fail(message, code)
 
-    def record_refusal(self, message: str, code: int) -> None:
-        self.append_log([f"{self.where()}: refused (exit {code}): {shown(message)}"])
-        self.write_json({"ended": "refused", "exit_code": code, "error": shown(message),
+    def record_refusal(self, message: str, code: int, ended: str = "refused") -> None:
+        self.append_log([f"{self.where()}: {ended} (exit {code}): {shown(message)}"])
+        self.write_json({"ended": ended, "exit_code": code, "error": shown(message),
                          "input": shown(self.input) if self.input else None,
                          "output": shown(self.output) if self.output else None})
 
@@ -194,9 +191,8 @@ def command(input_dir, output_dir, model_dir, backend, threshold, force, retry_f
     start, 3 another run holds the lock, 4 no space left in OUTPUT (or for the
     log), 129 SIGHUP, 130 SIGINT, 143 SIGTERM.
     """
-    from tagger.state import LockHeld
-    from tagger.tagging.pipeline import FolderError, Stopped
-    from tagger.tagging.ray_engine import EngineError
+    from tagger.errors import TercTagError
+    from tagger.tagging.pipeline import Stopped
 
     record = RunRecord(input_dir, output_dir, log_file, json_summary)
     with stop_on_signals():
@@ -208,8 +204,11 @@ def command(input_dir, output_dir, model_dir, backend, threshold, force, retry_f
         except (Stopped, KeyboardInterrupt) as exc:  # before any photo was tagged, or stopped twice
             name = exc.args[0] if isinstance(exc, Stopped) else "SIGINT"
             _stopped_before(record, name, 128 + signal.Signals[name].value)
-        except (FolderError, EngineError, LockHeld, ValueError, OSError, sqlite3.Error) as exc:
+        except (TercTagError, OSError, sqlite3.Error) as exc:
             _refuse(record, exc, output_dir)
+        except Exception as exc:  # a bug: recorded as every ending is, then shown with its traceback
+            record.record_refusal(f"{type(exc).__name__}: {exc}", EXIT_INTERNAL, ended="internal error")
+            raise
         # Done: a signal now would only cut the record short.
         for number in STOP_SIGNALS:
             signal.signal(number, signal.SIG_IGN)
@@ -219,22 +218,26 @@ def command(input_dir, output_dir, model_dir, backend, threshold, force, retry_f
 
 
 def _refuse(record: RunRecord, exc: Exception, output_dir: Path) -> None:
-    """A run refused before any photo was tagged: one line, the log, the JSON summary, its exit code."""
-    from tagger.state import LockHeld, state_file
+    """A run that could not go on before any photo was tagged: one line, the log, the JSON summary, its exit code.
+
+    Each :class:`~tagger.errors.TercTagError` carries its line and code (a
+    held lock 3, no space 4, a bad bundle, folder, state or Ray cluster 2);
+    an ``OSError`` names its file; SQLite's own errors are OUTPUT's state.
+    """
+    from tagger.errors import TercTagError
+    from tagger.state import state_file
     from tagger.tagging.stages import NoSpace, no_space
 
-    if isinstance(exc, LockHeld):
-        record.refused(str(exc), EXIT_LOCKED)
-    if isinstance(exc, sqlite3.Error):  # a state file damaged, or one SQLite cannot lock (a network disk)
+    if no_space(exc):
+        record.refused(str(exc if isinstance(exc, NoSpace) else NoSpace(getattr(exc, "filename", None) or output_dir)),
+                       EXIT_NO_SPACE)
+    if isinstance(exc, TercTagError):
+        record.refused(str(exc), exc.exit_code)
+    if isinstance(exc, sqlite3.Error):  # a state file SQLite cannot use, found after it was opened
         record.refused(f"OUTPUT's state {shown(str(state_file(output_dir)))} cannot be used: {exc}", EXIT_USAGE)
-    if isinstance(exc, OSError):
-        if no_space(exc):
-            record.refused(str(exc if isinstance(exc, NoSpace) else NoSpace(exc.filename or output_dir)),
-                           EXIT_NO_SPACE)
-        record.refused(f"cannot write to OUTPUT {output_dir}: {exc.strerror or exc}", EXIT_USAGE)
-    # FolderError; EngineError (Ray missing, its cluster out of reach, the model unable to start there);
-    # ValueError ('calibrated' asked of a model without them; a bundle that cannot be built)
-    record.refused(str(exc), EXIT_USAGE)
+    assert isinstance(exc, OSError)
+    where = exc.filename if exc.filename is not None else output_dir
+    record.refused(f"{shown(os.fsdecode(where))}: {exc.strerror or exc}", EXIT_USAGE)
 
 
 def _record_ending(record: RunRecord, summary, review_file: Path | None, review_margin: float, quiet: bool) -> int:
@@ -272,15 +275,13 @@ def _say_ending(summary, quiet: bool) -> None:
 
 def _run(record: RunRecord, input_dir, output_dir, model_dir, backend, engine_choice, options):
     """The run itself; a start it refuses is recorded and exits."""
-    from tagger.state import LockHeld, RunLock
+    from tagger.bundle import Bundle
+    from tagger.state import RunLock
     from tagger.tagging.pipeline import tag_folder
 
-    try:
-        RunLock(output_dir).check()  # before spending seconds on loading the model
-    except LockHeld as exc:
-        record.refused(str(exc), EXIT_LOCKED)
+    RunLock(output_dir).check()  # before spending seconds on loading the model
     engine = _engine(record, *engine_choice)
-    model = _bundle(record, model_dir, backend)  # the network itself is loaded only if a photo needs it
+    model = Bundle(model_dir or default_model(), backend)  # the network itself is loaded only if a photo needs it
     return tag_folder(input_dir, output_dir, model, engine, **options)
 
 
@@ -292,23 +293,10 @@ def _engine(record: RunRecord, name: str, workers: int | None, ray_address: str 
         from tagger.tagging.pipeline import LocalEngine
 
         return LocalEngine(workers)
-    from tagger.tagging.ray_engine import EngineError, RayEngine, require
+    from tagger.tagging.ray_engine import RayEngine, require
 
-    try:
-        require()
-    except EngineError as exc:
-        record.refused(str(exc), EXIT_USAGE)
+    require()  # Ray is there, before the model loads
     return RayEngine(ray_address)
-
-
-def _bundle(record: RunRecord, model_dir, backend):
-    """:func:`open_bundle`, its refusal recorded."""
-    from tagger.bundle import Bundle, BundleError
-
-    try:
-        return Bundle(model_dir or default_model(), backend)
-    except BundleError as exc:
-        record.refused(str(exc), EXIT_USAGE)
 
 
 def _stopped_before(record: RunRecord, name: str, code: int) -> None:

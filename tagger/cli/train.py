@@ -7,11 +7,9 @@ from pathlib import Path
 import click
 
 from tagger.cli.common import (
-    EXIT_OK,
     class_map_option,
     code_bits_option,
     echo_line,
-    fail,
     folder_labels_option,
     follow_symlinks_option,
     labels_option,
@@ -19,6 +17,7 @@ from tagger.cli.common import (
     parse_vocabulary,
     quiet_option,
 )
+from tagger.errors import EXIT_OK
 
 
 def _positive_list(ctx: click.Context, param: click.Parameter, value: str) -> list[float]:
@@ -110,33 +109,28 @@ def command(folder, out_dir, labels_file, class_map, folder_labels, vocabulary, 
     """
     import tagger
     from tagger.discover import discover
-    from tagger.labels import LabelsError, labels_from_folders, read_labels_file
+    from tagger.labels import labels_from_folders, read_labels_file
     from tagger.tagging.report import console as make_console
     from tagger.tagging.report import evaluation_table, overall_lines
-    from tagger.train import TrainConfig, TrainError, train
+    from tagger.train import TrainConfig, train
 
     one_label_source(labels_file, folder_labels)
     labels, source = None, "labels file"
     vocab = parse_vocabulary(vocabulary)
-    try:
-        if labels_file:
-            labels, file_vocabulary = read_labels_file(labels_file, class_map)
-            vocab = vocab or file_vocabulary
-        elif folder_labels:
-            labels, folder_vocabulary = labels_from_folders(discover(folder, follow_symlinks).photos)
-            vocab, source = vocab or folder_vocabulary, "parent folder names"
-        config = TrainConfig(folder, out_dir, vocabulary=vocab or tagger.TERC_TAGS, labels=labels, labels_source=source,
-                             weights=weights, input_size=input_size, epochs=epochs, batch_size=batch_size,
-                             c_values=c_values, learning_rates=learning_rates,
-                             fine_tune_blocks=fine_tune_blocks, views=views, balance=balance, pooling=pooling,
-                             label_sets=label_sets, refit=refit, sequence_gap=sequence_gap,
-                             camera=camera, head=head, backbone_dir=backbone_dir, code_bits=code_bits, seed=seed,
-                             follow_symlinks=follow_symlinks)
-        card = train(config, log=(lambda message: None) if quiet else echo_line)
-    except (TrainError, LabelsError) as exc:
-        fail(str(exc))
-    except OSError as exc:  # e.g. the 'imagenet' download without internet
-        fail(f"{exc}")
+    if labels_file:
+        labels, file_vocabulary = read_labels_file(labels_file, class_map)
+        vocab = vocab or file_vocabulary
+    elif folder_labels:
+        labels, folder_vocabulary = labels_from_folders(discover(folder, follow_symlinks).photos)
+        vocab, source = vocab or folder_vocabulary, "parent folder names"
+    config = TrainConfig(folder, out_dir, vocabulary=vocab or tagger.TERC_TAGS, labels=labels, labels_source=source,
+                         weights=weights, input_size=input_size, epochs=epochs, batch_size=batch_size,
+                         c_values=c_values, learning_rates=learning_rates,
+                         fine_tune_blocks=fine_tune_blocks, views=views, balance=balance, pooling=pooling,
+                         label_sets=label_sets, refit=refit, sequence_gap=sequence_gap,
+                         camera=camera, head=head, backbone_dir=backbone_dir, code_bits=code_bits, seed=seed,
+                         follow_symlinks=follow_symlinks)
+    card = train(config, log=(lambda message: None) if quiet else echo_line)
     if quiet:
         raise SystemExit(EXIT_OK)
     console = make_console()

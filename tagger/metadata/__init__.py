@@ -19,6 +19,7 @@ from typing import NamedTuple
 
 import pyexiv2
 
+from tagger.errors import TercTagError
 from tagger.metadata import write
 
 XMP_SUBJECT = "Xmp.dc.subject"
@@ -26,7 +27,7 @@ XMP_HIERARCHICAL = "Xmp.lr.hierarchicalSubject"
 IPTC_KEYWORDS = "Iptc.Application2.Keywords"
 EXIF_XPKEYWORDS = "Exif.Image.XPKeywords"
 
-class MetadataError(Exception):
+class MetadataError(TercTagError):
     """Metadata that cannot be read, or a photo where no keyword field can be written; the message says why."""
 
 

@@ -15,6 +15,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator, Sequence
 
+from tagger.errors import TercTagError
+
 KEYWORDS = (2, 25)
 UTF8_MARK = b"\x1b%G"  # dataset 1:90 CodedCharacterSet, ISO 2022 escape for UTF-8
 MAX_KEYWORD_BYTES = 64  # IIM 4.2 limit for 2:25
@@ -22,7 +24,7 @@ IPTC_RESOURCE, DIGEST_RESOURCE = 0x0404, 0x0425
 RESOURCE_SIGNATURES = (b"8BIM", b"MeSa", b"PHUT", b"AgHg", b"DCSR")
 
 
-class IptcError(ValueError):
+class IptcError(TercTagError, ValueError):
     pass
 
 

@@ -28,6 +28,8 @@ import struct
 from collections.abc import Callable
 from typing import NamedTuple
 
+from tagger.errors import TercTagError
+
 XMP, IPTC, PHOTOSHOP, XP_KEYWORDS = 700, 33723, 34377, 0x9C9E
 EXIF_IFD, GPS_IFD, INTEROP_IFD, MAKER_NOTE = 0x8769, 0x8825, 0xA005, 0x927C
 #: Tags whose LONG value is itself an offset (a thumbnail's start), besides the sub-IFD pointers.
@@ -36,7 +38,7 @@ BYTE, ASCII, SHORT, LONG, UNDEFINED = 1, 2, 3, 4, 7
 _SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4}
 
 
-class TiffError(ValueError):
+class TiffError(TercTagError, ValueError):
     pass
 
 

@@ -28,6 +28,7 @@ from typing import TypeVar
 import tagger.metadata.iptc as iptc
 import tagger.metadata.tiff as tiff
 import tagger.metadata.xmp as xmp
+from tagger.errors import TercTagError
 
 XMP_ID, EXIF_ID, PHOTOSHOP_ID = b"http://ns.adobe.com/xap/1.0/\x00", b"Exif\x00\x00", b"Photoshop 3.0\x00"
 APP0, APP1, APP2, APP13, SOS, EOI = 0xE0, 0xE1, 0xE2, 0xED, 0xDA, 0xD9
@@ -36,7 +37,7 @@ PNG_SIGNATURE, PNG_XMP_KEY = b"\x89PNG\r\n\x1a\n", b"XML:com.adobe.xmp"
 EMPTY_TIFF = b"II*\x00\x08\x00\x00\x00" + b"\x00\x00" + b"\x00\x00\x00\x00"
 
 
-class WriteError(ValueError):
+class WriteError(TercTagError, ValueError):
     """The photo's container cannot be edited at all; the message says why."""
 
 

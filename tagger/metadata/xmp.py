@@ -13,11 +13,13 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from xml.sax.saxutils import escape, unescape
 
+from tagger.errors import TercTagError
+
 RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
 DC = "http://purl.org/dc/elements/1.1/"
 
 
-class XmpError(ValueError):
+class XmpError(TercTagError, ValueError):
     pass
 
 

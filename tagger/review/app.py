@@ -72,13 +72,8 @@ class Review:
         self._model_lock = threading.Lock()
 
     def records(self) -> list[Record]:
-        state = State.reader(self.output)
-        if state is None:
-            return []
-        try:
-            return [r for r in state.records() if r.status == "tagged" and r.probabilities]
-        finally:
-            state.close()
+        with State.reading(self.output) as state:
+            return [r for r in state.records() if r.status == "tagged" and r.probabilities] if state else []
 
     def photos(self, limit: int = 500, search: str = "") -> dict:
         """The ``limit`` photos most in need of a look and the ``limit`` reviewed last, with progress.
@@ -111,12 +106,8 @@ class Review:
             key = photo_key(path)
         except CorrectionError:
             abort(404, "no such photo")
-        state = State.reader(self.output)
-        try:
+        with State.reading(self.output) as state:
             record = state.get(key) if state is not None else None
-        finally:
-            if state is not None:
-                state.close()
         if record is None or record.status != "tagged":
             abort(404, "no such photo")
         copy = (self.output / key).resolve()
@@ -136,7 +127,7 @@ class Review:
             self.file(path)
         try:
             done = correct(self.output, paths, self.bundle.vocabulary, add=add, remove=remove, reviewed=reviewed)
-        except (ValueError, CorrectionError) as exc:
+        except CorrectionError as exc:
             abort(400, str(exc))
         except (MetadataError, OSError) as exc:
             abort(500, f"cannot rewrite the copy: {exc}")

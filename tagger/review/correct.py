@@ -24,13 +24,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from tagger.discover import STATE_DIR_NAME
+from tagger.errors import TercTagError
 from tagger.metadata import edit_keywords, read_keywords, vocabulary_tags
 from tagger.outputs import atomic_write, temp_folder
 from tagger.state import EditLock, Record, State, state_file
 from tagger.tagging.predictions import update_predictions
 
 
-class CorrectionError(Exception):
+class CorrectionError(TercTagError):
     """A photo that cannot be corrected; the message says why in one line."""
 
 
@@ -53,12 +54,12 @@ class Corrected:
 
 
 def canonical_tags(words: Iterable[str], vocabulary: Sequence[str]) -> list[str]:
-    """``words`` spelled as the vocabulary spells them; ValueError naming any that are not in it."""
+    """``words`` spelled as the vocabulary spells them; a :class:`CorrectionError` names any that are not in it."""
     spelled = {tag.casefold(): tag for tag in vocabulary}
     words = [word.strip() for word in words if word.strip()]
     unknown = [word for word in words if word.casefold() not in spelled]
     if unknown:
-        raise ValueError(f"{', '.join(unknown)}: not in the model's vocabulary ({', '.join(vocabulary)})")
+        raise CorrectionError(f"{', '.join(unknown)}: not in the model's vocabulary ({', '.join(vocabulary)})")
     return list(dict.fromkeys(spelled[word.casefold()] for word in words))
 
 
@@ -101,18 +102,15 @@ def correct(output: Path, paths: Sequence[str], vocabulary: Sequence[str], *, ad
     add, remove = canonical_tags(add, vocabulary), canonical_tags(remove, vocabulary)
     both = set(add) & set(remove)
     if both:
-        raise ValueError(f"{', '.join(sorted(both))}: both added and removed")
+        raise CorrectionError(f"{', '.join(sorted(both))}: both added and removed")
     output = Path(output)
     paths = list(dict.fromkeys(photo_key(path) for path in paths))
     with EditLock(output):
-        reader = State.reader(output)  # checked read-only first: a bad path changes no file, the state's included
-        if reader is None:
-            raise CorrectionError(f"{output}: not a tagged OUTPUT folder (no {STATE_DIR_NAME}/state.sqlite)")
-        try:
+        with State.reading(output) as reader:  # read-only first: a bad path changes no file
+            if reader is None:
+                raise CorrectionError(f"{output}: not a tagged OUTPUT folder (no {STATE_DIR_NAME}/state.sqlite)")
             for path in paths:
                 _tagged_record(reader, output, path)
-        finally:
-            reader.close()
         state = State(output)
         try:
             records = [_tagged_record(state, output, path) for path in paths]

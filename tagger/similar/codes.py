@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from tagger import __version__
+from tagger.errors import TercTagError
 from tagger.hamming import CodeIndex, pack
 from tagger.outputs import atomic_write
 from tagger.splits import sequence_groups
@@ -41,6 +42,10 @@ BITS = 64
 SCENE_GAP = 20
 
 
+class CodesError(TercTagError, ValueError):
+    """Too few photos or features to fit a code map; the message says how many it needs."""
+
+
 def scene_ids(names: Iterable[object]) -> np.ndarray:
     """An integer per photo, equal for frames of one sequence (``tagger.splits.sequence_groups``)."""
     groups = sequence_groups([str(n) for n in names], SCENE_GAP)
@@ -51,7 +56,7 @@ def fit_itq(z: np.ndarray, bits: int = BITS, iterations: int = 50, seed: int = 0
     """PCA-ITQ as a linear layer: kernel ``(features, bits)`` and bias ``(bits,)``."""
     z = np.asarray(z, dtype=np.float64)
     if len(z) < bits or z.shape[1] < bits:
-        raise ValueError(f"{bits}-bit PCA-ITQ codes need at least {bits} photos and features to fit, "
+        raise CodesError(f"{bits}-bit PCA-ITQ codes need at least {bits} photos and features to fit, "
                          f"not {len(z)} photos of {z.shape[1]} features")
     mean = z.mean(axis=0)
     projection = np.linalg.svd(z - mean, full_matrices=False)[2][:bits].T
@@ -243,7 +248,7 @@ def fit_codes(bundle: Bundle, root: str | os.PathLike, *, bits: int = BITS, view
         test = {n for n, part in assign_groups(labels, groups, (0.8, 0.2), seed).items() if part == 1}
         log(f"holding out {len(test)} photos (a fifth of the sequences) to measure the codes")
     if len(labels) - len(test) < 2:
-        raise ValueError(f"{root}: {len(labels) - len(test)} photos left to fit codes on; need more photos")
+        raise CodesError(f"{root}: {len(labels) - len(test)} photos left to fit codes on; need more photos")
     parts = {}
     for part, members in (("fit", sorted(set(labels) - test)), ("test", sorted(test))):
         names, pixels, _ = read_photos(Path(root), members, session.input_size, log, follow_symlinks)

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from tagger.discover import is_within
+from tagger.errors import TercTagError
 from tagger.hamming import CodeIndex
 from tagger.names import shown
 
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     from tagger.bundle import Bundle
 
 
-class SimilarIndexError(Exception):
+class SimilarIndexError(TercTagError):
     """OUTPUT cannot be searched with this model; the message says why in one line."""
 
 
@@ -65,16 +66,13 @@ class SimilarIndex:
             raise SimilarIndexError(f"model {bundle.path} has no code map; fit one with "
                                     f"`terc-tag fit-codes DIR --model {bundle.path}`")
         try:
-            state = State.reader(self.output)
-            if state is None:
-                raise SimilarIndexError(f"{self.output} is not a tagged OUTPUT (no .terc-tag/state.sqlite); "
-                                        "run `terc-tag tag INPUT OUTPUT` first")
-            try:
+            with State.reading(self.output) as state:
+                if state is None:
+                    raise SimilarIndexError(f"{self.output} is not a tagged OUTPUT (no .terc-tag/state.sqlite); "
+                                            "run `terc-tag tag INPUT OUTPUT` first")
                 keys = state.code_keys()
                 self.paths, self.tags, codes = state.codes(bundle.codes_id) if keys.get(bundle.codes_id) else (
                     [], [], [])
-            finally:
-                state.close()
         except sqlite3.DatabaseError as exc:
             raise SimilarIndexError(f"cannot read the state of {self.output}: {exc}") from None
         if not self.paths:

@@ -43,6 +43,7 @@ from tqdm import tqdm
 from tagger import sessions
 from tagger.decode import Decoded, batched, iter_decoded
 from tagger.discover import discover, open_folder, stat_inside
+from tagger.errors import TercTagError
 from tagger.outputs import Reserve, clear_scattered_temporaries, clear_temporaries, folder_mode, is_inside
 from tagger.state import EditLock, RunLock, Seen, State, state_file
 from tagger.tagging.predictions import PREDICTIONS_CSV, write_predictions
@@ -59,7 +60,7 @@ from tagger.tagging.stages import (
 )
 
 
-class FolderError(Exception):
+class FolderError(TercTagError):
     """INPUT or OUTPUT cannot be used; nothing was written."""
 
 
@@ -235,13 +236,8 @@ def _write_predictions(output_dir: Path, state: State, model: Any, thresholds: n
 def _read_only_index(output_dir: Path) -> dict[str, Seen]:
     """What earlier runs did, read without writing; empty if unknown, so that the run plans again under the lock."""
     try:
-        state = State.reader(output_dir)
-        if state is None:
-            return {}
-        try:
-            return state.index()
-        finally:
-            state.close()
+        with State.reading(output_dir) as state:
+            return state.index() if state else {}
     except sqlite3.DatabaseError:  # e.g. read while another run checkpoints
         return {}
 

@@ -77,16 +77,12 @@ def update_predictions(output_dir: Path, records: Sequence[Record]) -> bool:
 
 def write_review(path: Path, output_dir: Path, thresholds: dict[str, float], margin: float) -> int:
     """Write the unreviewed photos' tags near their threshold, most uncertain first; return how many photos."""
-    state = State.reader(output_dir)
     entries = []
-    try:
+    with State.reading(output_dir) as state:
         for record in state.records() if state else []:
             if record.status == "tagged" and record.probabilities and not record.reviewed:
                 for tag, distance in uncertain_tags(record.probabilities, thresholds, margin):
                     entries.append((distance, record.path, tag, record.probabilities[tag]))
-    finally:
-        if state:
-            state.close()
     entries.sort()
     rows = [[shown(p), tag, f"{prob:.4f}", f"{thresholds[tag]:.2f}", "yes" if prob >= thresholds[tag] else "no"]
             for _, p, tag, prob in entries]

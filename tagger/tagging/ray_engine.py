@@ -29,6 +29,7 @@ import contextlib
 import logging
 import os
 import pickle
+import re
 import signal
 import socket
 import sys
@@ -41,6 +42,7 @@ from tqdm import tqdm
 from tagger.bundle import Bundle
 from tagger.decode import Decoded, read_and_decode
 from tagger.discover import STATE_DIR_NAME, read_inside
+from tagger.errors import TercTagError
 from tagger.sessions import load_session
 from tagger.tagging.stages import Outcome, WriteContext, commit, predict_batch, write_batch
 
@@ -55,7 +57,7 @@ PREDICT_CPUS, DECODE_CPUS = 0, 0.5
 DECODE_ROWS = 8
 
 
-class EngineError(RuntimeError):
+class EngineError(TercTagError):
     """Ray is missing, its cluster cannot be reached, or the model cannot start on it: one line says which."""
 
 
@@ -146,7 +148,7 @@ class _Predictor:
     def __init__(self, bundle: str, backend: str, model_id: str):
         self.session = load_session(Bundle(bundle, backend))
         if self.session.model_id != model_id:  # every node must see the driver's bundle
-            raise RuntimeError(f"the model bundle {bundle} on this node differs from the driver's")
+            raise EngineError(f"the model bundle {bundle} on this node differs from the driver's")
 
     def __call__(self, batch: dict) -> dict:
         probabilities, codes = predict_batch(self.session, _unpickled(batch["decoded"]))
@@ -232,4 +234,5 @@ class RayEngine:
                     bar.update(len(outcomes))
             except ray.exceptions.RayActorError as exc:  # the model could not load on a node: Ray's last line says why
                 cause = [line for line in str(exc).splitlines() if line.strip()][-1]
+                cause = re.sub(r"^tagger\.[\w.]+: ", "", cause)  # our own errors' messages stand alone
                 raise EngineError(f"the model could not start on a Ray worker: {cause}") from None

@@ -23,6 +23,7 @@ import numpy as np
 
 from tagger.bundle import decide
 from tagger.decode import Decoded
+from tagger.errors import EXIT_NO_SPACE, TercTagError
 from tagger.metadata import MetadataError, edit_keywords
 from tagger.names import shown
 from tagger.outputs import atomic_write, make_folders, temp_folder
@@ -32,11 +33,13 @@ from tagger.state import CodeUpdate, EditLock, Record, State, state_file
 NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
-class NoSpace(OSError):
+class NoSpace(TercTagError, OSError):
     """No space left (ENOSPC, EDQUOT) where OUTPUT's files go; ``filename`` says where.
 
     ``unrecorded``: outcomes of photos written whose rows the state could not take.
     """
+
+    exit_code = EXIT_NO_SPACE
 
     def __init__(self, path: str | os.PathLike, unrecorded: list | None = None, code: int = errno.ENOSPC):
         super().__init__(code, os.strerror(code).lower(), str(path))
@@ -186,13 +189,9 @@ def write_batch(context: WriteContext, jobs: list[Job], batch: list[Decoded], pr
     person reviewed (even during this run) keeps the tags they gave it.
     """
     with EditLock(context.output_dir):
-        state = State.reader(context.output_dir)
-        try:
+        with State.reading(context.output_dir) as state:
             return [write_photo(context, job, item, p, code, _reviewed(state, item.path))
                     for job, item, p, code in zip(jobs, batch, probabilities, codes, strict=True)]
-        finally:
-            if state:
-                state.close()
 
 
 def _reviewed(state: State | None, rel: Path) -> Record | None:

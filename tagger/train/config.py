@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import tagger
+from tagger.errors import TercTagError
 from tagger.similar.codes import BITS
 
 
-class TrainError(Exception):
+class TrainError(TercTagError):
     """Training cannot start or go on; the message says why, in one line."""
 
 

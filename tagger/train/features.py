@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -37,12 +38,15 @@ def initial_weights(model: keras.Model, weights: str) -> dict:
     path = Path(weights)
     if not path.is_file():
         raise TrainError(f"--weights {weights}: not 'imagenet', 'none' or an existing file")
-    if path.suffix == ".h5":  # the official Keras file, copied to an air-gapped site
-        reference = keras.applications.ResNet50(include_top=False, weights=None)
-        reference.load_weights(path)
-        arrays = {f"{layer.name}/{i}": w for layer in reference.layers for i, w in enumerate(layer.get_weights())}
-    else:
-        arrays = dict(np.load(path))
+    try:
+        if path.suffix == ".h5":  # the official Keras file, copied to an air-gapped site
+            reference = keras.applications.ResNet50(include_top=False, weights=None)
+            reference.load_weights(path)
+            arrays = {f"{layer.name}/{i}": w for layer in reference.layers for i, w in enumerate(layer.get_weights())}
+        else:
+            arrays = dict(np.load(path))
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise TrainError(f"--weights {weights}: not a weights file Keras or NumPy can read ({exc})") from None
     loaded = load_weights(model, arrays)
     if not loaded:
         raise TrainError(f"--weights {weights}: no layer names match ResNet-50")
