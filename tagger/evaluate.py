@@ -7,6 +7,7 @@ figures come from ``tagger.metrics``, always beside the naive baseline.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,7 +17,9 @@ from tqdm import tqdm
 from tagger.bundle import Bundle, BundleError
 from tagger.card import ModelCard
 from tagger.decode import batched, iter_decoded
+from tagger.discover import discover
 from tagger.errors import TercTagError
+from tagger.labels import read_labels
 from tagger.metrics import confusion_matrix, evaluate_classes, evaluate_predictions, precision_recall_curve
 from tagger.names import shown
 from tagger.similar.codes import retrieval_metrics
@@ -47,6 +50,49 @@ def held_out_photos(bundle: str | Path, split: str = "test") -> tuple[Path, list
     if not all((root / n).is_file() for n in names):
         raise EvaluateError(f"the model's {split} photos are not at {root}; pass the folder: terc-tag evaluate DIR")
     return root, [Path(n) for n in names]
+
+
+@dataclass
+class Truth:
+    """The photos ``evaluate`` measures a model on, with their true tags, and what was left out and why."""
+
+    folder: Path
+    #: Relative path -> the vocabulary's tags it carries (at least one).
+    labels: dict[Path, list[str]]
+    #: Photos whose labels could not be read, and why.
+    unreadable: list[tuple[Path, str]]
+    #: Photos carrying no tag of the vocabulary: unlabelled, not negative (as in training).
+    unlabelled: int
+    #: Photos the model card says were trained on (or used to choose the model), which flatter the figures.
+    seen_in_training: int
+
+
+def ground_truth(bundle: str | Path, folder: Path | None = None, split: str | None = None,
+                 labels_file: Path | None = None, class_map: Path | None = None, folder_labels: bool = False,
+                 follow_symlinks: bool = False) -> Truth:
+    """The labelled photos to evaluate: the card's ``split`` (test by default) without ``folder``, else its photos.
+
+    With ``folder`` and a ``split``, only the photos the card lists in that
+    split.  Labels come from one source (:func:`tagger.labels.read_labels`).
+    """
+    card = read_card(bundle)
+    if folder is None:
+        folder, photos = held_out_photos(bundle, "test" if split in (None, "all") else split)
+    else:
+        photos = discover(folder, follow_symlinks).photos
+        if split not in (None, "all"):
+            members = set(card.get("split", {}).get(split, []))
+            photos = [p for p in photos if str(p) in members or p.name in members]
+    labels, unreadable = read_labels(folder, photos, card["vocabulary"], labels_file, class_map, folder_labels,
+                                     follow_symlinks)
+    labels = {p: [t for t in tags if t in card["vocabulary"]] for p, tags in labels.items()}
+    labelled = {p: tags for p, tags in labels.items() if tags}
+    if not labelled:
+        unread = f" ({len(unreadable)} photos' metadata could not be read)" if unreadable else ""
+        raise EvaluateError(f"no labelled photos to evaluate in {folder}{unread}")
+    trained_on = set(card.get("split", {}).get("train", [])) | set(card.get("split", {}).get("validation", []))
+    seen = 0 if split == "train" else sum(1 for p in labelled if str(p) in trained_on or p.name in trained_on)
+    return Truth(folder, labelled, unreadable, len(labels) - len(labelled), seen)
 
 
 def predict_photos(session: Session, root: Path, photos: Sequence[Path], batch_size: int = 32,

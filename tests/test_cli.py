@@ -200,11 +200,13 @@ def test_evaluate_split_selects_card_members(tmp_path):
 def test_ctrl_c_is_exit_130_in_every_command(name, monkeypatch, tmp_path):
     """Click would say 'Aborted!' and exit 1; every command exits 130, as `tag` does."""
     import tagger.discover
+    import tagger.evaluate
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(tagger.discover, "discover", interrupted)
+    for module in (tagger.discover, tagger.evaluate):  # evaluate's library module holds its own reference
+        monkeypatch.setattr(module, "discover", interrupted)
     result = CliRunner().invoke(main, [name, str(ISS)])
     assert result.exit_code == 130 and "interrupted" in result.output, result.output
 

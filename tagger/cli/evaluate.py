@@ -11,7 +11,6 @@ from tagger.cli.common import (
     backend_option,
     batch_option,
     class_map_option,
-    fail,
     folder_labels_option,
     follow_symlinks_option,
     labels_option,
@@ -63,9 +62,7 @@ def command(folder, model_dir, backend, threshold, labels_file, class_map, folde
       terc-tag evaluate ./eurosat --folder-labels --model models/eurosat
     """
     from tagger.cli.common import default_model
-    from tagger.discover import discover
-    from tagger.evaluate import evaluate, held_out_photos, read_card
-    from tagger.labels import read_labels
+    from tagger.evaluate import evaluate, ground_truth
     from tagger.names import shown
     from tagger.tagging.report import confusion_table, evaluation_table, overall_lines
     from tagger.tagging.report import console as make_console
@@ -73,33 +70,18 @@ def command(folder, model_dir, backend, threshold, labels_file, class_map, folde
     one_label_source(labels_file, folder_labels)
     bundle = model_dir or default_model()
     console = make_console()
-    card = read_card(bundle)
-    if folder is None:
-        folder, photos = held_out_photos(bundle, "test" if split in (None, "all") else split)
-    else:
-        photos = discover(folder, follow_symlinks).photos
-        if split not in (None, "all"):
-            members = set(card.get("split", {}).get(split, []))
-            photos = [p for p in photos if str(p) in members or p.name in members]
-    labels, read_errors = read_labels(folder, photos, card["vocabulary"], labels_file, class_map, folder_labels,
-                                      follow_symlinks)
-    labels = {p: [t for t in tags if t in card["vocabulary"]] for p, tags in labels.items()}
-    for name, reason in read_errors:
+    truth = ground_truth(bundle, folder, split, labels_file, class_map, folder_labels, follow_symlinks)
+    for name, reason in truth.unreadable:
         click.echo(f"terc-tag: {shown(name)}: {shown(reason)}", err=True)
-    unlabelled = [p for p, tags in labels.items() if not tags]
-    if unlabelled:  # as in training: a photo without any vocabulary tag is unlabelled, not negative
-        click.echo(f"terc-tag: {len(unlabelled)} photos carry no tag of the vocabulary and were left out", err=True)
-        labels = {p: tags for p, tags in labels.items() if tags}
-    if not labels:
-        fail(f"no labelled photos to evaluate in {folder}")
-    trained_on = set(card.get("split", {}).get("train", [])) | set(card.get("split", {}).get("validation", []))
-    seen = sum(1 for p in labels if str(p) in trained_on or p.name in trained_on)
-    if seen and split != "train":
-        click.echo(f"terc-tag: warning: {seen} of these photos were used to train this model; the figures "
-                   "overstate its accuracy (use --split test).", err=True)
+    if truth.unlabelled:
+        click.echo(f"terc-tag: {truth.unlabelled} photos carry no tag of the vocabulary and were left out", err=True)
+    if truth.seen_in_training:
+        click.echo(f"terc-tag: warning: {truth.seen_in_training} of these photos were used to train this model; "
+                   "the figures overstate its accuracy (use --split test).", err=True)
 
     session = open_session(bundle, backend)
-    report = evaluate(session, folder, labels, threshold, batch_size, workers, show_progress(), follow_symlinks)
+    report = evaluate(session, truth.folder, truth.labels, threshold, batch_size, workers, show_progress(),
+                      follow_symlinks)
     console.print(evaluation_table(report))
     for line in overall_lines(report):
         console.print(line)
