@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from tagger.backends import BACKENDS, REFERENCE  # names only: imports neither TensorFlow nor OpenVINO
+from tagger.backends import BACKENDS, DEFAULT  # names only: imports neither TensorFlow nor OpenVINO
 
 if TYPE_CHECKING:
     from tagger.bundle import Bundle
     from tagger.inference import Session
-
-FC = TypeVar("FC", bound=Callable[..., Any])  # a click command function, as click's decorators type it
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_LOCKED, EXIT_NO_SPACE = 0, 1, 2, 3, 4
 #: Ctrl-C, in every command (the shell's 128 + SIGINT).
@@ -149,17 +146,16 @@ def parse_vocabulary(value: str | None) -> list[str] | None:
 BACKEND_CHOICES = tuple(BACKENDS)
 
 
-def backend_option(default: str) -> Callable[[FC], FC]:
-    return click.option(
-        "--backend", type=click.Choice(BACKEND_CHOICES), default=default, show_default=True,
-        help="Inference backend: " + "; ".join(f"{b.name}: {b.help}" for b in BACKENDS.values()) + ".")
+#: ``--backend``, the same in every command that predicts: one default, :data:`tagger.backends.DEFAULT`.
+backend_option = click.option(
+    "--backend", type=click.Choice(BACKEND_CHOICES), default=DEFAULT, show_default=True,
+    help="Inference backend: " + "; ".join(f"{b.name}: {b.help}" for b in BACKENDS.values()) + ".")
 
 
-def open_bundle(model_dir: Path | None, backend: str = REFERENCE) -> Bundle:
+def open_bundle(model_dir: Path | None, backend: str = DEFAULT) -> Bundle:
     """Read a model bundle's card and identity (no TensorFlow), or exit with one line saying why not.
 
-    The backend is the one :func:`tagger.sessions.load_session` will use: fp32 OpenVINO unless told, which gives the
-    TensorFlow reference's answers without TensorFlow.
+    The backend is the one :func:`tagger.sessions.load_session` will use: :data:`tagger.backends.DEFAULT` unless told.
     """
     from tagger.bundle import Bundle, BundleError
 
@@ -169,7 +165,7 @@ def open_bundle(model_dir: Path | None, backend: str = REFERENCE) -> Bundle:
         fail(str(exc))
 
 
-def open_session(model_dir: Path | None, backend: str = REFERENCE) -> Session:
+def open_session(model_dir: Path | None, backend: str = DEFAULT) -> Session:
     """Load a model bundle, ready to predict, or exit with one line saying why not."""
     from tagger.bundle import BundleError
     from tagger.sessions import load_session

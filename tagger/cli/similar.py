@@ -18,7 +18,7 @@ from tagger.cli.common import EXIT_OK, EXIT_SOME_FAILED, backend_option, fail, m
 @click.option("-k", "k", type=click.IntRange(1, 10000), default=20, show_default=True,
               help="How many similar photos per query.")
 @model_option
-@backend_option("openvino")
+@backend_option
 @click.option("--json", "json_file", type=click.Path(path_type=Path, dir_okay=False),
               help="Write the results as JSON: {\"queries\": [{\"query\", \"results\": [{\"path\", \"distance\", "
                    "\"tags\"}]}]}.")
