@@ -166,6 +166,20 @@ def test_output_comes_first_and_index_is_a_deprecated_alias(tagged, tmp_path):
         assert result.exit_code == 2 and says in result.output and len(result.output.splitlines()) == 1, result.output
 
 
+def test_photos_without_a_code_are_left_out_with_a_note_that_quiet_silences(tagged, tmp_path):
+    out = tmp_path / "tagged"
+    shutil.copytree(tagged, out)
+    db = sqlite3.connect(out / ".terc-tag" / "state.sqlite")
+    with db:
+        db.execute("UPDATE photos SET code = NULL, code_key = NULL WHERE path = 'iss038e040838.jpg'")
+    db.close()
+    loud = run("similar", out, "iss052e033191.jpg", "--json", tmp_path / "similar.json")
+    assert loud.exit_code == 0 and "1 tagged photos of" in loud.output and "not searched" in loud.output
+    assert len(json.loads((tmp_path / "similar.json").read_text())["queries"][0]["results"]) == 4
+    quiet = run("similar", out, "iss052e033191.jpg", "-q")  # -q: nothing but errors; a note is none
+    assert quiet.exit_code == 0 and quiet.output == "", quiet.output
+
+
 def test_an_unreadable_query_is_one_line_and_exit_1_the_others_are_answered(tagged, tmp_path):
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"not a photo")

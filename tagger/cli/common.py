@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -42,6 +43,20 @@ def echo_line(message: str) -> None:
     from tagger.names import shown
 
     click.echo(shown(message))
+
+
+def progress_log(quiet: bool) -> Callable[[str], None]:
+    """The ``log`` of a long library call (``train``, ``fit-codes``): every line on stdout; under -q only the errors,
+    the photos skipped because they cannot be read (``skipping NAME: why``), each as one line on stderr."""
+    from tagger.names import shown
+
+    def log(message: str) -> None:
+        if not quiet:
+            echo_line(message)
+        elif message.startswith("skipping "):
+            click.echo(f"terc-tag: {shown(message)}", err=True)
+
+    return log
 
 
 def show_progress(quiet: bool = False) -> bool:

@@ -9,11 +9,11 @@ import click
 from tagger.cli.common import (
     EXIT_OK,
     code_bits_option,
-    echo_line,
     fail,
     follow_symlinks_option,
     model_option,
     open_bundle,
+    progress_log,
     quiet_option,
 )
 
@@ -53,7 +53,7 @@ def command(folder, model_dir, code_bits, unsupervised, views, follow_symlinks, 
 
     try:
         card = fit_codes(bundle, folder, bits=code_bits, views=views, use_tags=not unsupervised,
-                         follow_symlinks=follow_symlinks, log=(lambda message: None) if quiet else echo_line)
+                         follow_symlinks=follow_symlinks, log=progress_log(quiet))
     except ValueError as exc:
         fail(str(exc))
     except OSError as exc:

@@ -57,7 +57,7 @@ def command(output, queries, index_dir, k, model_dir, backend, json_file, html_f
         index = SimilarIndex(output_dir, bundle)
     except SimilarIndexError as exc:
         fail(str(exc))
-    if index.left_out:
+    if index.left_out and not quiet:
         click.echo(f"terc-tag: {index.left_out} tagged photos of {shown(output_dir)} have no code from this model and "
                    "are not searched (`terc-tag tag INPUT OUTPUT --add-codes` codes them)", err=True)
     answers = find_similar(index, queries, k)
