@@ -93,8 +93,13 @@ def test_fit_codes_gives_an_existing_bundle_a_new_code_map_and_keeps_its_tag_ide
     bundle = tmp_path / "model"
     shutil.copytree(DEFAULT_MODEL, bundle)
     before = Bundle(bundle)
-    result = CliRunner().invoke(main, ["fit-codes", str(ISS), "--model", str(bundle), "-q"])
-    assert result.exit_code == 0 and result.output == "", result.output  # -q: nothing but errors
+    photos = tmp_path / "photos"
+    shutil.copytree(ISS, photos)
+    (photos / "broken.jpg").write_bytes(b"not a photo")
+    result = CliRunner().invoke(main, ["fit-codes", str(photos), "--model", str(bundle), "-q"])
+    # -q: nothing but errors, and the photo that cannot be read is one
+    assert result.exit_code == 0 and result.output.startswith("terc-tag: skipping broken.jpg: "), result.output
+    assert len(result.output.splitlines()) == 1, result.output
     after = Bundle(bundle)
     assert after.model_id == before.model_id and after.codes_id != before.codes_id  # tags untouched, codes new
     card = json.loads((bundle / "codes.json").read_text())

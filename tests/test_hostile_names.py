@@ -114,7 +114,7 @@ def test_correct_similar_and_labels_take_hostile_names(tagged, tmp_path):
     assert len(labels.stdout.decode().splitlines()) == len(NAMES) + 1
 
     answer = tmp_path / "similar.json"
-    similar = terc_tag("similar", os.path.join(os.fsencode(work), HOSTILE[0]), "--index", work, "--json", answer,
+    similar = terc_tag("similar", work, os.path.join(os.fsencode(work), HOSTILE[0]), "--json", answer,
                        "--html", tmp_path / "similar.html", "-k", "3")
     assert similar.returncode == 0, similar.stderr.decode()
     assert_no_forged_lines(similar.stdout)

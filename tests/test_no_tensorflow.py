@@ -56,7 +56,7 @@ def test_tag_without_tensorflow_gives_the_tensorflow_paths_tags(tagged):
 
 
 def test_similar_evaluate_explain_and_heat_maps_without_tensorflow(tagged, tmp_path):
-    similar = blocked("similar", tagged / "in" / "new.jpg", "--index", tagged / "out", "-k", "3")
+    similar = blocked("similar", tagged / "out", tagged / "in" / "new.jpg", "-k", "3")
     assert similar.returncode == 0, similar.stderr
     evaluate = blocked("evaluate", ISS)
     assert evaluate.returncode == 0, evaluate.stderr

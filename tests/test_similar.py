@@ -125,8 +125,7 @@ def test_a_photo_of_the_index_is_answered_from_its_code_and_never_finds_itself(t
 def test_cli_answers_files_and_index_photos_with_json_and_a_contact_sheet(tagged, tmp_path):
     original = ISS / "iss052e033191.jpg"  # outside OUTPUT: decoded and coded on the fly
     report, sheet = tmp_path / "similar.json", tmp_path / "similar.html"
-    result = run("similar", original, "iss052e033191.jpg", "--index", tagged, "-k", 4, "--json", report,
-                 "--html", sheet)
+    result = run("similar", tagged, original, "iss052e033191.jpg", "-k", 4, "--json", report, "--html", sheet)
     assert result.exit_code == 0, result.output
     queries = json.loads(report.read_text())["queries"]
     assert [q["query"] for q in queries] == [str(original), "iss052e033191.jpg"]
@@ -135,7 +134,7 @@ def test_cli_answers_files_and_index_photos_with_json_and_a_contact_sheet(tagged
     assert "iss052e033191.jpg" not in [r["path"] for r in from_file["results"]]  # nor its own tagged copy
     elsewhere = tmp_path / "iss052e033191.jpg"  # the same name with other pixels is another photo
     elsewhere.write_bytes((ISS / "iss038e040838.jpg").read_bytes())
-    assert run("similar", elsewhere, "--index", tagged, "--json", report, "-q").exit_code == 0
+    assert run("similar", tagged, elsewhere, "--json", report, "-q").exit_code == 0
     duplicate = json.loads(report.read_text())["queries"][0]["results"]
     assert duplicate[0]["path"] == "iss038e040838.jpg" and duplicate[0]["distance"] <= 2  # a near-duplicate: first
     assert "iss052e033191.jpg" in [r["path"] for r in duplicate]
@@ -146,12 +145,46 @@ def test_cli_answers_files_and_index_photos_with_json_and_a_contact_sheet(tagged
     assert "iss052e033191.jpg" in result.output  # the table
 
 
+def test_output_comes_first_and_index_is_a_deprecated_alias(tagged, tmp_path):
+    """`similar OUTPUT PHOTO...`, OUTPUT first as for `tag` and `review`; `PHOTO... --index OUTPUT` answers the same
+    with a warning (none under -q); OUTPUT given both ways, or no photo, is one line and exit 2."""
+    positional, alias = tmp_path / "positional.json", tmp_path / "alias.json"
+    first = run("similar", tagged, "iss052e033191.jpg", "iss038e040838.jpg", "--json", positional)
+    assert first.exit_code == 0 and "deprecated" not in first.output, first.output
+    old = run("similar", "iss052e033191.jpg", "iss038e040838.jpg", "--index", tagged, "--json", alias)
+    assert old.exit_code == 0 and "terc-tag: warning: --index is deprecated" in old.output, old.output
+    assert json.loads(alias.read_text()) == json.loads(positional.read_text())
+    assert len(json.loads(alias.read_text())["queries"]) == 2
+    quiet = run("similar", "iss052e033191.jpg", "--index", tagged, "-q")
+    assert quiet.exit_code == 0 and quiet.output == ""
+
+    both = run("similar", tagged, "iss052e033191.jpg", "--index", tagged)
+    assert both.exit_code == 2 and "OUTPUT given twice" in both.output and len(both.output.splitlines()) == 1
+    for args, says in (([tagged], "at least one PHOTO"), (["--index", tagged], "at least one PHOTO"),
+                       ([ISS / "iss052e033191.jpg", tagged], "OUTPUT folder comes first")):
+        result = run("similar", *args)
+        assert result.exit_code == 2 and says in result.output and len(result.output.splitlines()) == 1, result.output
+
+
+def test_photos_without_a_code_are_left_out_with_a_note_that_quiet_silences(tagged, tmp_path):
+    out = tmp_path / "tagged"
+    shutil.copytree(tagged, out)
+    db = sqlite3.connect(out / ".terc-tag" / "state.sqlite")
+    with db:
+        db.execute("UPDATE photos SET code = NULL, code_key = NULL WHERE path = 'iss038e040838.jpg'")
+    db.close()
+    loud = run("similar", out, "iss052e033191.jpg", "--json", tmp_path / "similar.json")
+    assert loud.exit_code == 0 and "1 tagged photos of" in loud.output and "not searched" in loud.output
+    assert len(json.loads((tmp_path / "similar.json").read_text())["queries"][0]["results"]) == 4
+    quiet = run("similar", out, "iss052e033191.jpg", "-q")  # -q: nothing but errors; a note is none
+    assert quiet.exit_code == 0 and quiet.output == "", quiet.output
+
+
 def test_an_unreadable_query_is_one_line_and_exit_1_the_others_are_answered(tagged, tmp_path):
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"not a photo")
     report = tmp_path / "similar.json"
-    result = run("similar", tmp_path / "missing.jpg", broken, "iss052e033191.jpg", "--index", tagged, "--json",
-                 report, "-q")
+    result = run("similar", tagged, tmp_path / "missing.jpg", broken, "iss052e033191.jpg", "--json", report, "-q")
     assert result.exit_code == 1
     errors = [line for line in result.output.splitlines() if line.startswith("terc-tag:")]
     assert len(errors) == 2 and "missing.jpg: cannot read" in errors[0] and "broken.jpg" in errors[1]
@@ -162,23 +195,23 @@ def test_an_unreadable_query_is_one_line_and_exit_1_the_others_are_answered(tagg
 def test_an_output_without_an_index_or_with_codes_of_another_model_is_exit_2(tagged, tmp_path):
     plain = tmp_path / "plain"
     plain.mkdir()
-    result = run("similar", ISS / "iss052e033191.jpg", "--index", plain)
+    result = run("similar", plain, ISS / "iss052e033191.jpg")
     assert result.exit_code == 2 and "not a tagged OUTPUT" in result.output and len(result.output.splitlines()) == 1
     (plain / ".terc-tag").mkdir()
     (plain / ".terc-tag" / "state.sqlite").write_bytes(b"not a database, not at all" * 100)
-    result = run("similar", ISS / "iss052e033191.jpg", "--index", plain)
+    result = run("similar", plain, ISS / "iss052e033191.jpg")
     assert result.exit_code == 2 and "cannot read the state" in result.output and len(result.output.splitlines()) == 1
 
     other = tmp_path / "other-model"
     shutil.copytree(DEFAULT_MODEL, other)
     card = json.loads((other / "codes.json").read_text())
     (other / "codes.json").write_text(json.dumps({**card, "method": "another map"}))
-    result = run("similar", "iss052e033191.jpg", "--index", tagged, "--model", other)
+    result = run("similar", tagged, "iss052e033191.jpg", "--model", other)
     assert result.exit_code == 2 and "come from another model" in result.output
 
     no_codes = tmp_path / "no-codes"
     shutil.copytree(DEFAULT_MODEL, no_codes, ignore=shutil.ignore_patterns("codes.*"))
-    result = run("similar", "iss052e033191.jpg", "--index", tagged, "--model", no_codes)
+    result = run("similar", tagged, "iss052e033191.jpg", "--model", no_codes)
     assert result.exit_code == 2 and "has no code map" in result.output
 
 
@@ -189,7 +222,7 @@ def test_an_output_tagged_before_codes_keeps_its_tags_and_gets_codes_on_request(
     downgrade_state(out, 2)  # what terc-tag 0.2 left: no code columns
     copies = {p.name: p.stat().st_mtime_ns for p in out.glob("*.jpg")}
 
-    result = run("similar", "iss052e033191.jpg", "--index", out)
+    result = run("similar", out, "iss052e033191.jpg")
     assert result.exit_code == 2 and "--add-codes" in result.output
 
     again = run("tag", ISS, out, "--backend", "tf")
@@ -201,6 +234,6 @@ def test_an_output_tagged_before_codes_keeps_its_tags_and_gets_codes_on_request(
     assert added.exit_code == 0 and "6 photos tagged before got their similarity code" in added.output
     assert {p.name: p.stat().st_mtime_ns for p in out.glob("*.jpg")} == copies  # no photo rewritten
     assert all(len(code) == 8 for code in stored_codes(out).values()) and user_version(out) == SCHEMA_VERSION
-    assert run("similar", "iss052e033191.jpg", "--index", out, "-q").exit_code == 0
+    assert run("similar", out, "iss052e033191.jpg", "-q").exit_code == 0
     quiet = run("tag", ISS, out, "--backend", "tf", "--add-codes")
     assert "0 photos tagged" in quiet.output and "similarity code" not in quiet.output

@@ -70,7 +70,7 @@ def main() -> None:
       terc-tag labels ./tagged              show each photo's tags
       terc-tag evaluate                     the default model on its test split
       terc-tag train ./labelled --out models/mine
-      terc-tag similar ./tagged/a.jpg --index ./tagged   photos like a.jpg
+      terc-tag similar ./tagged ./tagged/a.jpg           photos like a.jpg
       terc-tag explain ./tagged/a.jpg --out explained    why a.jpg got its tags
       terc-tag correct ./tagged/a.jpg --add Aurora       fix a tag; no later run undoes it
       terc-tag review ./tagged                           check and correct tags in a web page

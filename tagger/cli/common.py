@@ -6,19 +6,16 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from tagger.backends import BACKENDS, REFERENCE  # names only: imports neither TensorFlow nor OpenVINO
+from tagger.backends import BACKENDS, DEFAULT  # names only: imports neither TensorFlow nor OpenVINO
 from tagger.errors import EXIT_USAGE
 
 if TYPE_CHECKING:
     from tagger.bundle import Bundle
     from tagger.inference import Session
-
-FC = TypeVar("FC", bound=Callable[..., Any])  # a click command function, as click's decorators type it
-
 
 
 def default_model() -> Path:
@@ -43,6 +40,20 @@ def echo_line(message: str) -> None:
     from tagger.names import shown
 
     click.echo(shown(message))
+
+
+def progress_log(quiet: bool) -> Callable[[str], None]:
+    """The ``log`` of a long library call (``train``, ``fit-codes``): every line on stdout; under -q only the errors,
+    the photos skipped because they cannot be read (``skipping NAME: why``), each as one line on stderr."""
+    from tagger.names import shown
+
+    def log(message: str) -> None:
+        if not quiet:
+            echo_line(message)
+        elif message.startswith("skipping "):
+            click.echo(f"terc-tag: {shown(message)}", err=True)
+
+    return log
 
 
 def show_progress(quiet: bool = False) -> bool:
@@ -147,25 +158,24 @@ def parse_vocabulary(value: str | None) -> list[str] | None:
 BACKEND_CHOICES = tuple(BACKENDS)
 
 
-def backend_option(default: str) -> Callable[[FC], FC]:
-    return click.option(
-        "--backend", type=click.Choice(BACKEND_CHOICES), default=default, show_default=True,
-        help="Inference backend: " + "; ".join(f"{b.name}: {b.help}" for b in BACKENDS.values()) + ".")
+#: ``--backend``, the same in every command that predicts: one default, :data:`tagger.backends.DEFAULT`.
+backend_option = click.option(
+    "--backend", type=click.Choice(BACKEND_CHOICES), default=DEFAULT, show_default=True,
+    help="Inference backend: " + "; ".join(f"{b.name}: {b.help}" for b in BACKENDS.values()) + ".")
 
 
-def open_bundle(model_dir: Path | None, backend: str = REFERENCE) -> Bundle:
-    """Read a model bundle's card and identity (no TensorFlow), or exit with one line saying why not.
+def open_bundle(model_dir: Path | None, backend: str = DEFAULT) -> Bundle:
+    """Read a model bundle's card and identity (no TensorFlow); a :class:`~tagger.bundle.BundleError` says why not.
 
-    The backend is the one :func:`tagger.sessions.load_session` will use: fp32 OpenVINO unless told, which gives the
-    TensorFlow reference's answers without TensorFlow.
+    The backend is the one :func:`tagger.sessions.load_session` will use: :data:`tagger.backends.DEFAULT` unless told.
     """
     from tagger.bundle import Bundle
 
     return Bundle(model_dir or default_model(), backend)
 
 
-def open_session(model_dir: Path | None, backend: str = REFERENCE) -> Session:
-    """Load a model bundle, ready to predict, or exit with one line saying why not."""
+def open_session(model_dir: Path | None, backend: str = DEFAULT) -> Session:
+    """Load a model bundle, ready to predict; a :class:`~tagger.bundle.BundleError` says why not."""
     from tagger.bundle import BundleError
     from tagger.sessions import load_session
 

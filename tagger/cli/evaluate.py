@@ -28,7 +28,7 @@ from tagger.errors import EXIT_OK
 @click.argument("folder", metavar="[DIR]", required=False,
                 type=click.Path(exists=True, file_okay=False, path_type=Path))
 @model_option
-@backend_option("openvino")
+@backend_option
 @threshold_option
 @labels_option
 @class_map_option

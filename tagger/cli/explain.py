@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from tagger.cli.common import fail, model_option, open_bundle, show_progress
+from tagger.cli.common import backend_option, fail, model_option, open_bundle, show_progress
 from tagger.errors import EXIT_OK, EXIT_SOME_FAILED
 
 
@@ -18,13 +18,14 @@ from tagger.errors import EXIT_OK, EXIT_SOME_FAILED
 @click.option("--tags", help="Comma-separated tags to explain (default: the tags each photo gets, or its most "
                              "probable tag).")
 @model_option
+@backend_option
 @click.option("--threshold", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None,
               help="Which tags a photo gets, when --tags is not given (default: the model's own, as for tag).")
-def command(photos, out_dir, tags, model_dir, threshold):
+def command(photos, out_dir, tags, model_dir, backend, threshold):
     """Show where in each PHOTO the evidence for its tags lies, as heat maps.
 
-    Grad-CAM on the backbone layer the model reads, computed with the
-    reference TensorFlow model: for each photo and tag, a PNG of the photo
+    Grad-CAM on the backbone layer the model reads, from the feature map
+    that --backend computes: for each photo and tag, a PNG of the photo
     with the heat map over it (bright where the evidence is), and one sheet
     per photo with all its tags side by side, each with its probability.
     Works for every model bundle.
@@ -39,7 +40,7 @@ def command(photos, out_dir, tags, model_dir, threshold):
     """
     from tqdm import tqdm
 
-    bundle = open_bundle(model_dir)
+    bundle = open_bundle(model_dir, backend)
     wanted = [t.strip() for t in tags.split(",") if t.strip()] if tags else None
     unknown = [t for t in wanted or [] if t not in bundle.vocabulary]
     if unknown:
@@ -50,7 +51,7 @@ def command(photos, out_dir, tags, model_dir, threshold):
     from tagger.names import shown
     from tagger.thumbnails import display_image
 
-    explain = Explainer(open_session(model_dir))
+    explain = Explainer(open_session(model_dir, backend))
     failed = 0
     for photo in tqdm(photos, unit="photo", disable=not show_progress(), leave=False):
         try:

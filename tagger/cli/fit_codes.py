@@ -8,11 +8,11 @@ import click
 
 from tagger.cli.common import (
     code_bits_option,
-    echo_line,
     fail,
     follow_symlinks_option,
     model_option,
     open_bundle,
+    progress_log,
     quiet_option,
 )
 from tagger.errors import EXIT_OK
@@ -52,7 +52,7 @@ def command(folder, model_dir, code_bits, unsupervised, views, follow_symlinks, 
     from tagger.similar.codes import fit_codes
 
     card = fit_codes(bundle, folder, bits=code_bits, views=views, use_tags=not unsupervised,
-                     follow_symlinks=follow_symlinks, log=(lambda message: None) if quiet else echo_line)
+                     follow_symlinks=follow_symlinks, log=progress_log(quiet))
     metrics = card.get("metrics", {}).get("test", {})
     if not quiet:
         click.echo(f"{card['bits']}-bit {card['method']} codes written to {bundle.path}; held-out photos: "

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from tagger.cli.common import fail, model_option, open_bundle, threshold_option
+from tagger.cli.common import backend_option, fail, model_option, open_bundle, threshold_option
 from tagger.errors import EXIT_INTERRUPTED
 
 
@@ -20,8 +20,9 @@ from tagger.errors import EXIT_INTERRUPTED
               help="Address to listen on. Anything but loopback lets other machines reach the page (with the token).")
 @click.option("--no-browser", is_flag=True, help="Print the address, do not open a browser.")
 @model_option
+@backend_option
 @threshold_option
-def command(output_dir, port, host, no_browser, model_dir, threshold):
+def command(output_dir, port, host, no_browser, model_dir, backend, threshold):
     """Check and correct the tags of a tagged OUTPUT in a local web page.
 
     The page shows the photos most in need of a look first (a tag near its
@@ -64,7 +65,7 @@ def command(output_dir, port, host, no_browser, model_dir, threshold):
         click.echo(f"terc-tag: warning: listening on {host}: other machines can reach this page "
                    "(they still need the token)", err=True)
     try:
-        server = Server(Review(output_dir, open_bundle(model_dir), threshold), host, port)
+        server = Server(Review(output_dir, open_bundle(model_dir, backend), threshold), host, port)
     except OSError as exc:
         reason = os.strerror(exc.errno) if exc.errno else str(exc)
         fail(f"cannot listen on {host}:{port}: {reason}" + (" (another program uses it; try --port 0)"

@@ -130,7 +130,7 @@ def exit_code(summary) -> int:
 @click.argument("input_dir", metavar="INPUT", type=click.Path(path_type=Path))
 @click.argument("output_dir", metavar="OUTPUT", type=click.Path(path_type=Path))
 @model_option
-@backend_option("openvino-bf16")
+@backend_option
 @threshold_option
 @click.option("--force", is_flag=True, help="Re-tag every photo, even those an earlier run finished.")
 @click.option("--retry-failed", is_flag=True,

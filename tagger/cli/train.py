@@ -9,12 +9,12 @@ import click
 from tagger.cli.common import (
     class_map_option,
     code_bits_option,
-    echo_line,
     folder_labels_option,
     follow_symlinks_option,
     labels_option,
     one_label_source,
     parse_vocabulary,
+    progress_log,
     quiet_option,
 )
 from tagger.errors import EXIT_OK
@@ -130,7 +130,7 @@ def command(folder, out_dir, labels_file, class_map, folder_labels, vocabulary, 
                          label_sets=label_sets, refit=refit, sequence_gap=sequence_gap,
                          camera=camera, head=head, backbone_dir=backbone_dir, code_bits=code_bits, seed=seed,
                          follow_symlinks=follow_symlinks)
-    card = train(config, log=(lambda message: None) if quiet else echo_line)
+    card = train(config, log=progress_log(quiet))
     if quiet:
         raise SystemExit(EXIT_OK)
     console = make_console()
