@@ -134,10 +134,9 @@ class ModelCard(Mapping[str, Any]):
     def calibrated_thresholds(self) -> dict[str, float] | None:
         return (self.thresholds or {}).get("calibrated")
 
-    @property
-    def test_photos(self) -> list[str]:
-        """The names of the photos the card's test split held (none for a card without a split)."""
-        return list((self.split or {}).get("test", []))
+    def split_photos(self, *names: str) -> set[str]:
+        """The names of the photos the card's ``names`` splits held (none for a card without a split)."""
+        return {photo for name in names for photo in (self.split or {}).get(name, [])}
 
 
 def head_config(card: ModelCard | Mapping) -> dict:

@@ -44,7 +44,7 @@ def held_out_photos(bundle: str | Path, split: str = "test") -> tuple[Path, list
     """Where the card says its ``split`` photos were, and their names."""
     card = read_card(bundle)
     root = (Path(bundle) / card["training"]["data"]["root"]).resolve()
-    names = card.get("split", {}).get(split, [])
+    names = sorted(card.split_photos(split))
     if not names:
         raise EvaluateError(f"the model card of {bundle} lists no {split} photos")
     if not all((root / n).is_file() for n in names):
@@ -81,8 +81,8 @@ def ground_truth(bundle: str | Path, folder: Path | None = None, split: str | No
     else:
         photos = discover(folder, follow_symlinks).photos
         if split not in (None, "all"):
-            members = set(card.get("split", {}).get(split, []))
-            photos = [p for p in photos if str(p) in members or p.name in members]
+            members = card.split_photos(split)
+            photos = [p for p in photos if _listed(p, members)]
     labels, unreadable = read_labels(folder, photos, card["vocabulary"], labels_file, class_map, folder_labels,
                                      follow_symlinks)
     labels = {p: [t for t in tags if t in card["vocabulary"]] for p, tags in labels.items()}
@@ -90,9 +90,14 @@ def ground_truth(bundle: str | Path, folder: Path | None = None, split: str | No
     if not labelled:
         unread = f" ({len(unreadable)} photos' metadata could not be read)" if unreadable else ""
         raise EvaluateError(f"no labelled photos to evaluate in {folder}{unread}")
-    trained_on = set(card.get("split", {}).get("train", [])) | set(card.get("split", {}).get("validation", []))
-    seen = 0 if split == "train" else sum(1 for p in labelled if str(p) in trained_on or p.name in trained_on)
+    trained_on = card.split_photos("train", "validation")
+    seen = 0 if split == "train" else sum(1 for p in labelled if _listed(p, trained_on))
     return Truth(folder, labelled, unreadable, len(labels) - len(labelled), seen)
+
+
+def _listed(photo: Path, names: set[str]) -> bool:
+    """Whether a card lists ``photo``: by its path relative to the folder, or (cards of other folders) its name."""
+    return str(photo) in names or photo.name in names
 
 
 def predict_photos(session: Session, root: Path, photos: Sequence[Path], batch_size: int = 32,

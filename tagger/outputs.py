@@ -202,8 +202,3 @@ def csv_bytes(header: Sequence[str], rows: Sequence[Sequence]) -> bytes:
     writer.writerow([spreadsheet_text(cell) for cell in header])
     writer.writerows([spreadsheet_text(cell) for cell in row] for row in rows)
     return buffer.getvalue().encode("utf-8")
-
-
-def is_inside(child: Path, parent: Path) -> bool:
-    child, parent = child.resolve(), parent.resolve()
-    return child == parent or parent in child.parents

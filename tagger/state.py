@@ -48,26 +48,37 @@ class LockHeld(TercTagError):
     exit_code = EXIT_LOCKED
 
 
-class RunLock:
-    """An exclusive, non-blocking lock on an OUTPUT folder."""
+class _FolderLock:
+    """A ``flock`` on a file in OUTPUT's state folder; closing it, or the process dying, releases it."""
+
+    FILE = ""
 
     def __init__(self, output: Path):
-        self.path = Path(output) / STATE_DIR_NAME / "lock"
+        self.path = Path(output) / STATE_DIR_NAME / self.FILE
         self._fd: int | None = None
 
-    def __enter__(self) -> RunLock:
+    def _open(self) -> int:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        self._take(fd)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
-        self._fd = fd
-        return self
+        return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
 
     def __exit__(self, *exc: object) -> None:
         if self._fd is not None:
             os.close(self._fd)  # closing releases the flock
             self._fd = None
+
+
+class RunLock(_FolderLock):
+    """An exclusive, non-blocking lock on an OUTPUT folder, held for a whole run; the file holds the run's pid."""
+
+    FILE = "lock"
+
+    def __enter__(self) -> RunLock:
+        fd = self._open()
+        self._take(fd)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        self._fd = fd
+        return self
 
     def check(self) -> None:
         """Raise LockHeld now if another run holds the lock; writes and creates nothing.
@@ -92,27 +103,19 @@ class RunLock:
             raise
 
 
-class EditLock:
+class EditLock(_FolderLock):
     """Held (waiting for it if need be) while a batch of copies and their rows change.
 
     A run checks under it which photos a person reviewed meanwhile, and
     ``correct`` changes a copy under it, so neither undoes the other.
     """
 
-    def __init__(self, output: Path):
-        self.path = Path(output) / STATE_DIR_NAME / "edit.lock"
-        self._fd: int | None = None
+    FILE = "edit.lock"
 
     def __enter__(self) -> EditLock:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        self._fd = self._open()
         fcntl.flock(self._fd, fcntl.LOCK_EX)
         return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
 
 
 @dataclass

@@ -239,7 +239,7 @@ def fit_codes(bundle: Bundle, root: str | os.PathLike, *, bits: int = BITS, view
             labels = tagged
         else:
             log("no photo carries a tag of the vocabulary: unsupervised codes (PCA-ITQ)")
-    card_test = set(session.card.test_photos)
+    card_test = session.card.split_photos("test")
     if card_test & set(labels) and set(labels) - card_test:
         test = {n for n in labels if n in card_test}
         log(f"holding out the {len(test)} photos of the model card's test split")

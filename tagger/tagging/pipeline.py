@@ -42,9 +42,9 @@ from tqdm import tqdm
 
 from tagger import sessions
 from tagger.decode import Decoded, batched, iter_decoded
-from tagger.discover import discover, open_folder, stat_inside
+from tagger.discover import discover, is_within, open_folder, stat_inside
 from tagger.errors import TercTagError
-from tagger.outputs import Reserve, clear_scattered_temporaries, clear_temporaries, folder_mode, is_inside
+from tagger.outputs import Reserve, clear_scattered_temporaries, clear_temporaries, folder_mode
 from tagger.state import EditLock, RunLock, Seen, State, state_file
 from tagger.tagging.predictions import PREDICTIONS_CSV, write_predictions
 from tagger.tagging.stages import (
@@ -78,9 +78,10 @@ def check_folders(input_dir: Path, output_dir: Path, create: bool = True) -> Non
         raise FolderError(f"INPUT {input_dir} does not exist")
     if not input_dir.is_dir():
         raise FolderError(f"INPUT {input_dir} is not a folder")
-    if is_inside(output_dir, input_dir):
+    real_input, real_output = os.path.realpath(input_dir), os.path.realpath(output_dir)
+    if is_within(real_output, real_input):
         raise FolderError(f"OUTPUT {output_dir} is inside INPUT {input_dir}; choose a folder outside it")
-    if is_inside(input_dir, output_dir):
+    if is_within(real_input, real_output):
         raise FolderError(f"INPUT {input_dir} is inside OUTPUT {output_dir}; choose a folder outside it")
     if output_dir.exists() and not output_dir.is_dir():
         raise FolderError(f"OUTPUT {output_dir} exists and is not a folder")
