@@ -22,6 +22,7 @@ from tagger.errors import TercTagError
 from tagger.labels import read_labels
 from tagger.metrics import confusion_matrix, evaluate_classes, evaluate_predictions, precision_recall_curve
 from tagger.names import shown
+from tagger.sessions import predict_decoded
 from tagger.similar.codes import retrieval_metrics
 
 if TYPE_CHECKING:
@@ -115,8 +116,7 @@ def predict_photos(session: Session, root: Path, photos: Sequence[Path], batch_s
             good = [item for item in batch if item.pixels is not None]
             failed += [(item.path, item.error) for item in batch if item.pixels is None]
             if good:
-                probabilities, words = session.predict_with_codes(np.stack([item.pixels for item in good]),
-                                                                  np.stack([item.camera for item in good]))
+                probabilities, words = predict_decoded(session, good)
                 scores.append(probabilities)
                 if words is not None:
                     codes.append(words)

@@ -8,11 +8,15 @@ this module, above both, imports the one the backend needs, and only then
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
+
+import numpy as np
 
 from tagger.bundle import Bundle, BundleError
 
 if TYPE_CHECKING:
+    from tagger.decode import Decoded
     from tagger.inference import Session
 
 
@@ -34,6 +38,12 @@ def load_session(bundle: Bundle) -> Session:
     from tagger.inference import InferenceSession
 
     return InferenceSession(bundle.path, bundle.backend, trace=trace_tensorflow)
+
+
+def predict_decoded(session: Session, photos: Sequence[Decoded]) -> tuple[np.ndarray, np.ndarray | None]:
+    """Stage 3 for photos decoded (each with its pixels): one network pass; probabilities, and packed codes or None."""
+    return session.predict_with_codes(np.stack([cast(np.ndarray, photo.pixels) for photo in photos]),
+                                      np.stack([cast(np.ndarray, photo.camera) for photo in photos]))
 
 
 def trace_tensorflow(bundle: Bundle) -> Any:

@@ -123,8 +123,8 @@ def find_similar(index: SimilarIndex, queries: Iterable[str | os.PathLike], k: i
 
     The model is loaded only when some query is not a photo of the index.
     """
-    from tagger.decode import DecodeError, batched, decode
-    from tagger.sessions import load_session
+    from tagger.decode import Decoded, DecodeError, batched, decode
+    from tagger.sessions import load_session, predict_decoded
 
     answers = [Answer(str(q)) for q in queries]
     to_code = []
@@ -145,13 +145,14 @@ def find_similar(index: SimilarIndex, queries: Iterable[str | os.PathLike], k: i
         decoded = []
         for answer, data in batch:
             try:
-                decoded.append((answer, *decode(data, session.size)))
+                pixels, camera = decode(data, session.size)
             except DecodeError as exc:
                 answer.error = str(exc)
+                continue
+            decoded.append((answer, Decoded(Path(answer.query), None, pixels, camera=camera)))
         if decoded:
-            _, words = session.predict_with_codes(np.stack([pixels for _, pixels, _ in decoded]),
-                                                  np.stack([camera for _, _, camera in decoded]))
+            _, words = predict_decoded(session, [photo for _, photo in decoded])
             assert words is not None, "an index is made of a bundle with a code map"
-            for (answer, _, _), code in zip(decoded, words, strict=True):
+            for (answer, _), code in zip(decoded, words, strict=True):
                 answer.results = index.nearest(code, k, exclude=index.own_copy(answer.query, code))
     return answers

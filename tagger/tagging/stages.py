@@ -17,7 +17,7 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 
@@ -27,6 +27,7 @@ from tagger.errors import EXIT_NO_SPACE, TercTagError
 from tagger.metadata import MetadataError, edit_keywords
 from tagger.names import shown
 from tagger.outputs import atomic_write, make_folders, temp_folder
+from tagger.sessions import predict_decoded
 from tagger.state import CodeUpdate, EditLock, Record, State, state_file
 
 #: Errors of a disk, or a user's quota, with no room left: the run stops, since every next write would fail too.
@@ -144,8 +145,7 @@ def predict_batch(session: Any, batch: list[Decoded]) -> tuple[list, list]:
     codes: list[bytes | None] = [None] * len(batch)
     if good:
         decoded = [batch[i] for i in good]
-        p, words = session.predict_with_codes(np.stack(cast(list[np.ndarray], [item.pixels for item in decoded])),
-                                              np.stack(cast(list[np.ndarray], [item.camera for item in decoded])))
+        p, words = predict_decoded(session, decoded)
         for row, i in enumerate(good):
             probabilities[i] = p[row]
             codes[i] = words[row].astype("<u8").tobytes() if words is not None else None
