@@ -10,9 +10,10 @@ from __future__ import annotations
 import csv
 import os
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-from tagger.discover import read_inside
+from tagger.discover import discover, read_inside
 from tagger.errors import TercTagError
 from tagger.metadata import MetadataError, read_keywords, vocabulary_tags
 from tagger.names import unshown
@@ -127,3 +128,26 @@ def read_labels(root: Path, photos: list[Path], vocabulary: Sequence[str] | None
     if vocabulary is None:
         raise ValueError("reading labels from metadata needs the vocabulary")
     return labels_from_metadata(root, photos, vocabulary, follow_symlinks)
+
+
+@dataclass
+class LabelSource:
+    """Where training reads its labels, and the vocabulary they imply."""
+
+    #: Relative path (or name) -> tags; None: each photo's own metadata, read as the photos are.
+    labels: dict[Path, list[str]] | None
+    #: The tags the labels name, in first-seen order; None for metadata (the vocabulary is given).
+    vocabulary: list[str] | None
+    #: How the model card names the source.
+    name: str
+
+
+def label_source(folder: Path, labels_file: str | os.PathLike | None = None,
+                 class_map: str | os.PathLike | None = None, folder_labels: bool = False,
+                 follow_symlinks: bool = False) -> LabelSource:
+    """The one label source training was given: a labels file, the parent folders' names, or else the metadata."""
+    if labels_file:
+        return LabelSource(*read_labels_file(labels_file, class_map), "labels file")
+    if folder_labels:
+        return LabelSource(*labels_from_folders(discover(folder, follow_symlinks).photos), "parent folder names")
+    return LabelSource(None, None, "metadata")

@@ -108,22 +108,15 @@ def command(folder, out_dir, labels_file, class_map, folder_labels, vocabulary, 
       terc-tag train ./eurosat --folder-labels --out models/eurosat --input-size 128 --views 2 --sequence-gap 0
     """
     import tagger
-    from tagger.discover import discover
-    from tagger.labels import labels_from_folders, read_labels_file
+    from tagger.labels import label_source
     from tagger.tagging.report import console as make_console
     from tagger.tagging.report import evaluation_table, overall_lines
     from tagger.train import TrainConfig, train
 
     one_label_source(labels_file, folder_labels)
-    labels, source = None, "labels file"
-    vocab = parse_vocabulary(vocabulary)
-    if labels_file:
-        labels, file_vocabulary = read_labels_file(labels_file, class_map)
-        vocab = vocab or file_vocabulary
-    elif folder_labels:
-        labels, folder_vocabulary = labels_from_folders(discover(folder, follow_symlinks).photos)
-        vocab, source = vocab or folder_vocabulary, "parent folder names"
-    config = TrainConfig(folder, out_dir, vocabulary=vocab or tagger.TERC_TAGS, labels=labels, labels_source=source,
+    source = label_source(folder, labels_file, class_map, folder_labels, follow_symlinks)
+    vocab = parse_vocabulary(vocabulary) or source.vocabulary or tagger.TERC_TAGS
+    config = TrainConfig(folder, out_dir, vocabulary=vocab, labels=source.labels, labels_source=source.name,
                          weights=weights, input_size=input_size, epochs=epochs, batch_size=batch_size,
                          c_values=c_values, learning_rates=learning_rates,
                          fine_tune_blocks=fine_tune_blocks, views=views, balance=balance, pooling=pooling,
