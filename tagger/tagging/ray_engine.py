@@ -26,6 +26,7 @@ for the next run.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import pickle
@@ -225,19 +226,21 @@ class RayEngine:
         # Small blocks stream through the stages on their own, so recording starts early.
         dataset: ray.data.Dataset = ray.data.from_items([{"job": pickle.dumps(job)} for job in jobs],
                                       override_num_blocks=-(-len(jobs) // DECODE_ROWS))
+        # A stage's own arguments are bound with functools.partial rather than fn_kwargs: Ray Data's types take a
+        # batch function of the batch alone, and mypy checks the partial's arguments against the function.
         dataset = dataset.map_batches(
-            _decode, batch_size=DECODE_ROWS, batch_format="numpy", num_cpus=DECODE_CPUS,
-            fn_kwargs={"input_dir": str(context.input_dir), "size": model.size,
-                       "follow_symlinks": options.follow_symlinks})
+            functools.partial(_decode, input_dir=str(context.input_dir), size=model.size,
+                              follow_symlinks=options.follow_symlinks),
+            batch_size=DECODE_ROWS, batch_format="numpy", num_cpus=DECODE_CPUS)
         dataset = dataset.map_batches(
             _Predictor, batch_size=options.batch_size, batch_format="numpy", num_gpus=1 if gpus else 0,
             num_cpus=PREDICT_CPUS,
             compute=ray.data.ActorPoolStrategy(min_size=gpus or 1, max_size=gpus or nodes),
             fn_constructor_kwargs={"bundle": str(Path(model.path).resolve()), "backend": model.backend,
                                    "model_id": model.model_id})
-        dataset = dataset.map_batches(_write, batch_size=options.batch_size, batch_format="numpy",
-                                      num_cpus=DECODE_CPUS,
-                                      fn_kwargs={"context": context, "follow_symlinks": options.follow_symlinks})
+        dataset = dataset.map_batches(
+            functools.partial(_write, context=context, follow_symlinks=options.follow_symlinks),
+            batch_size=options.batch_size, batch_format="numpy", num_cpus=DECODE_CPUS)
         with tqdm(total=len(jobs), unit="photo", disable=not options.progress, leave=False, file=terminal) as bar:
             try:
                 for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
