@@ -7,9 +7,12 @@ import os
 import signal
 import sqlite3
 import sys
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -28,13 +31,18 @@ from tagger.cli.common import (
 from tagger.errors import EXIT_INTERNAL, EXIT_NO_SPACE, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE
 from tagger.names import shown
 
+if TYPE_CHECKING:
+    from tagger.tagging.pipeline import Engine
+    from tagger.tagging.stages import Summary
+
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 class TagCommand(click.Command):
     """``tag``, whose usage errors are logged too: under cron the log is often the only record read."""
 
-    def make_context(self, info_name, args, parent=None, **extra):
+    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
+                     **extra: Any) -> click.Context:
         given = list(args)
         try:
             return super().make_context(info_name, args, parent, **extra)
@@ -57,13 +65,13 @@ class RunRecord:
     """Where a run leaves its record: one line on stderr, a line in --log-file, the --json-summary."""
 
     def __init__(self, input_dir: Path | None, output_dir: Path | None, log_file: Path | None,
-                 json_summary: Path | None):
+                 json_summary: Path | None) -> None:
         self.input, self.output, self.log_file, self.json_summary = input_dir, output_dir, log_file, json_summary
 
     def where(self) -> str:
         return f"{shown(self.input)} -> {shown(str(self.output))}" if self.input is not None else "terc-tag tag"
 
-    def refused(self, message: str, code: int) -> None:
+    def refused(self, message: str, code: int) -> NoReturn:
         """A run that never started: record it, say why, exit ``code``."""
         self.record_refusal(message, code)
         fail(message, code)
@@ -75,15 +83,17 @@ class RunRecord:
                          "output": shown(self.output) if self.output else None})
 
     def append_log(self, lines: list[str]) -> OSError | None:
-        if self.log_file is None:
+        log_file = self.log_file
+        if log_file is None:
             return None
         stamp = datetime.now().isoformat(timespec="seconds")
-        return _attempt(self.log_file, lambda: _append(self.log_file, [f"{stamp} {line}" for line in lines]))
+        return _attempt(log_file, lambda: _append(log_file, [f"{stamp} {line}" for line in lines]))
 
-    def write_json(self, report: dict) -> OSError | None:
-        if self.json_summary is None:
+    def write_json(self, report: dict[str, Any]) -> OSError | None:
+        path = self.json_summary
+        if path is None:
             return None
-        return _attempt(self.json_summary, lambda: self.json_summary.write_text(json.dumps(report, indent=1)))
+        return _attempt(path, lambda: path.write_text(json.dumps(report, indent=1)))
 
 
 def _append(path: Path, lines: list[str]) -> None:
@@ -91,7 +101,7 @@ def _append(path: Path, lines: list[str]) -> None:
         handle.write("\n".join(lines) + "\n")
 
 
-def _attempt(path: Path, write) -> OSError | None:
+def _attempt(path: Path, write: Callable[[], object]) -> OSError | None:
     """Run ``write``; if it fails, say so on stderr (the run's own line is printed anyway) and return why."""
     try:
         write()
@@ -102,12 +112,12 @@ def _attempt(path: Path, write) -> OSError | None:
 
 
 @contextmanager
-def stop_on_signals():
+def stop_on_signals() -> Iterator[None]:
     """SIGINT, SIGTERM and SIGHUP raise :class:`tagger.tagging.pipeline.Stopped` meanwhile: the run ends as it would
     on any stop, its record written."""
     from tagger.tagging.pipeline import Stopped
 
-    def stop(signum, frame):
+    def stop(signum: int, frame: FrameType | None) -> NoReturn:
         raise Stopped(signum)
 
     before = {number: signal.signal(number, stop) for number in STOP_SIGNALS}
@@ -118,7 +128,7 @@ def stop_on_signals():
             signal.signal(number, handler)
 
 
-def exit_code(summary) -> int:
+def exit_code(summary: Summary) -> int:
     if summary.ended == "no space":
         return EXIT_NO_SPACE
     if summary.ended.startswith("SIG"):
@@ -217,7 +227,7 @@ def command(input_dir, output_dir, model_dir, backend, threshold, force, retry_f
     sys.exit(code)
 
 
-def _refuse(record: RunRecord, exc: Exception, output_dir: Path) -> None:
+def _refuse(record: RunRecord, exc: Exception, output_dir: Path) -> NoReturn:
     """A run that could not go on before any photo was tagged: one line, the log, the JSON summary, its exit code.
 
     Each :class:`~tagger.errors.TercTagError` carries its line and code (a
@@ -240,7 +250,8 @@ def _refuse(record: RunRecord, exc: Exception, output_dir: Path) -> None:
     record.refused(f"{shown(os.fsdecode(where))}: {exc.strerror or exc}", EXIT_USAGE)
 
 
-def _record_ending(record: RunRecord, summary, review_file: Path | None, review_margin: float, quiet: bool) -> int:
+def _record_ending(record: RunRecord, summary: Summary, review_file: Path | None, review_margin: float,
+                   quiet: bool) -> int:
     """The review file, the log's lines and the JSON summary of a run that ran; its exit code."""
     from tagger.tagging.predictions import write_review
     from tagger.tagging.stages import no_space
@@ -260,7 +271,7 @@ def _record_ending(record: RunRecord, summary, review_file: Path | None, review_
     return code
 
 
-def _say_ending(summary, quiet: bool) -> None:
+def _say_ending(summary: Summary, quiet: bool) -> None:
     from tagger.tagging.report import console, print_summary
 
     if not quiet:
@@ -273,7 +284,8 @@ def _say_ending(summary, quiet: bool) -> None:
                    "kept (predictions.csv lists every photo finished), and the next run goes on from there", err=True)
 
 
-def _run(record: RunRecord, input_dir, output_dir, model_dir, backend, engine_choice, options):
+def _run(record: RunRecord, input_dir: Path, output_dir: Path, model_dir: Path | None, backend: str,
+         engine_choice: tuple[str, int | None, str | None], options: dict[str, Any]) -> Summary:
     """The run itself; a start it refuses is recorded and exits."""
     from tagger.bundle import Bundle
     from tagger.state import RunLock
@@ -285,7 +297,7 @@ def _run(record: RunRecord, input_dir, output_dir, model_dir, backend, engine_ch
     return tag_folder(input_dir, output_dir, model, engine, **options)
 
 
-def _engine(record: RunRecord, name: str, workers: int | None, ray_address: str | None):
+def _engine(record: RunRecord, name: str, workers: int | None, ray_address: str | None) -> Engine:
     """The engine ``--engine`` names: the local one, or a Ray Data job (Ray checked before the model loads)."""
     if ray_address and name != "ray":
         record.refused("--ray-address needs --engine ray", EXIT_USAGE)
@@ -299,7 +311,7 @@ def _engine(record: RunRecord, name: str, workers: int | None, ray_address: str 
     return RayEngine(ray_address)
 
 
-def _stopped_before(record: RunRecord, name: str, code: int) -> None:
+def _stopped_before(record: RunRecord, name: str, code: int) -> NoReturn:
     """A signal before the photos' work began (or a second one while predictions.csv was written)."""
     message = f"{name} received"
     record.append_log([f"{record.where()}: stopped: {message} (exit {code})"])
@@ -310,7 +322,7 @@ def _stopped_before(record: RunRecord, name: str, code: int) -> None:
     sys.exit(code)
 
 
-def _report(summary, path: Path, write):
+def _report(summary: Summary, path: Path, write: Callable[[], int]) -> int | None:
     """Run ``write``; the photos are done, so a report that cannot be written is one failed file more."""
     try:
         return write()
@@ -319,8 +331,8 @@ def _report(summary, path: Path, write):
         return None
 
 
-def _log_line(summary, code: int) -> str:
-    ended = "" if summary.ended == "finished" else f"; stopped: {shown(summary.stop_reason)}"
+def _log_line(summary: Summary, code: int) -> str:
+    ended = "" if summary.ended == "finished" else f"; stopped: {shown(summary.stop_reason or summary.ended)}"
     return (f"{shown(summary.input)} -> {shown(summary.output)}: {len(summary.tagged)} tagged, {summary.unchanged} "
             f"already done, {len(summary.failed)} failed, {len(summary.known_failures)} known failures, "
             f"{len(summary.skipped)} skipped, {summary.photos_per_second:.1f} photos/s{ended} (exit {code})")

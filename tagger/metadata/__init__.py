@@ -31,7 +31,7 @@ class MetadataError(TercTagError):
     """Metadata that cannot be read, or a photo where no keyword field can be written; the message says why."""
 
 
-def _as_list(value: str | Iterable | None) -> list[str]:
+def _as_list(value: str | Iterable[object] | None) -> list[str]:
     if value is None:
         return []
     if isinstance(value, str):
@@ -41,7 +41,7 @@ def _as_list(value: str | Iterable | None) -> list[str]:
 
 def _unique(words: Iterable[str]) -> list[str]:
     seen: set[str] = set()
-    result = []
+    result: list[str] = []
     for word in words:
         word = word.strip()
         if word and word.casefold() not in seen:

@@ -45,7 +45,7 @@ class TiffError(TercTagError, ValueError):
 class Ifd0:
     """IFD0 of a TIFF structure: its entries as raw 12-byte records, and where it points next."""
 
-    def __init__(self, tiff: bytes):
+    def __init__(self, tiff: bytes) -> None:
         if tiff[:4] not in (b"II*\x00", b"MM\x00*"):
             raise TiffError("not a TIFF structure (or a BigTIFF, which terc-tag does not edit)")
         self.tiff, self.order = tiff, "<" if tiff[:2] == b"II" else ">"
@@ -118,7 +118,7 @@ class Ifd0:
                 + ifd + values)
 
 
-def _in_order(existing: dict, changes: dict) -> list[int]:
+def _in_order(existing: dict[int, bytes], changes: dict[int, tuple[int, bytes]]) -> list[int]:
     """The existing tags in their own order (sorted or not: readers may care), each new one before the first
     greater tag."""
     order = list(existing)

@@ -60,9 +60,10 @@ def write_keywords(data: bytes, change: Change) -> tuple[bytes, list[str]]:
 
 
 T = TypeVar("T")
+U = TypeVar("U")
 
 
-class _Notes(list):
+class _Notes(list[str]):
     def attempt(self, field: str, edit: Callable[[], T | None]) -> T | None:
         """``edit()``, or None with a note when the field cannot be written safely."""
         try:
@@ -151,7 +152,7 @@ def _segment(marker: int, payload: bytes) -> bytes:
     return bytes((0xFF, marker)) + struct.pack(">H", len(payload) + 2) + payload
 
 
-def _jpeg(data: bytes, change) -> tuple[bytes, list[str]]:
+def _jpeg(data: bytes, change: Change) -> tuple[bytes, list[str]]:
     segments, scan = _jpeg_segments(data)
 
     def segments_with(marker: int, ident: bytes) -> list[int]:
@@ -173,7 +174,7 @@ def _jpeg(data: bytes, change) -> tuple[bytes, list[str]]:
             edits.append((found, None))
             continue
         def edited_segment(found: list[int] = found, ident: bytes = ident, marker: int = marker,
-                           edit: Callable = edit) -> bytes | None:
+                           edit: Callable[[bytes | None, Change], bytes | None] = edit) -> bytes | None:
             return _maybe(edit(payload(found, ident), change), lambda body: _segment(marker, ident + body))
 
         edits.append((found, notes.attempt(name, edited_segment)))
@@ -255,18 +256,19 @@ def _keep_mpf_true(old: list[bytes], new: list[bytes]) -> None:
             pass
 
 
-def _maybe(value, wrap):
+def _maybe(value: T | None, wrap: Callable[[T], U]) -> U | None:
     return None if value is None else wrap(value)
 
 
 # TIFF ---------------------------------------------------------------------------------------------
 
-def _tiff(data: bytes, change) -> tuple[bytes, list[str]]:
+def _tiff(data: bytes, change: Change) -> tuple[bytes, list[str]]:
     try:
         ifd = tiff.Ifd0(data)
     except tiff.TiffError as exc:
         raise WriteError(str(exc)) from None
-    notes, changes = _Notes(), {}
+    notes = _Notes()
+    changes: dict[int, tuple[int, bytes]] = {}
     found = ifd.value(tiff.XMP)
     packet = notes.attempt("XMP dc:subject", lambda: _xmp_packet(found[1] if found else None, change))
     if packet:
@@ -281,7 +283,7 @@ def _tiff(data: bytes, change) -> tuple[bytes, list[str]]:
         raise WriteError(str(exc)) from None
 
 
-def _tiff_iptc(ifd: tiff.Ifd0, change) -> dict[int, tuple[int, bytes]]:
+def _tiff_iptc(ifd: tiff.Ifd0, change: Change) -> dict[int, tuple[int, bytes]]:
     """IFD0 changes for the IPTC keywords: the IPTC tag (33723) and the digest among the Photoshop resources."""
     old, resources = ifd.value(tiff.IPTC), ifd.value(tiff.PHOTOSHOP)
     if old is None and resources and iptc.iptc_in_resources(resources[1]) is not None:
@@ -323,7 +325,7 @@ def _png_chunk(kind: bytes, body: bytes) -> bytes:
     return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
 
-def _png_xmp(body: bytes | None, change) -> bytes | None:
+def _png_xmp(body: bytes | None, change: Change) -> bytes | None:
     """A new ``iTXt`` body for the XMP packet in ``body``, or None if it stays as it is.
 
     A compressed packet is decompressed, edited and compressed again: its
@@ -344,10 +346,10 @@ def _png_xmp(body: bytes | None, change) -> bytes | None:
     return body[:head_end] + (zlib.compress(edited) if compressed else edited)
 
 
-def _png(data: bytes, change) -> tuple[bytes, list[str]]:
+def _png(data: bytes, change: Change) -> tuple[bytes, list[str]]:
     chunks = _png_chunks(data)
 
-    def body(chunk) -> bytes | None:
+    def body(chunk: tuple[bytes, int, int] | None) -> bytes | None:
         return data[chunk[1] + 8:chunk[2] - 4] if chunk else None
 
     packet = next((c for c in chunks if c[0] == b"iTXt" and (body(c) or b"").startswith(PNG_XMP_KEY + b"\x00")), None)

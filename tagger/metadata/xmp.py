@@ -37,7 +37,7 @@ def _prefix(text: str, uri: str) -> str | None:
     return found.group(1) if found else None
 
 
-def _container(text: str, rdf: str, dc: str | None):
+def _container(text: str, rdf: str, dc: str | None) -> re.Match[str] | None:
     """The match of ``dc:subject``'s container: a Bag, as XMP specifies, or the Seq some exporters write."""
     if dc is None:
         return None
@@ -64,7 +64,7 @@ def edit_subject(packet: bytes, remove: Sequence[str], add: Sequence[str]) -> by
         if bag is None:
             raise XmpError("XMP dc:subject is not a list terc-tag can edit")
 
-        def kept(item: re.Match) -> str:
+        def kept(item: re.Match[str]) -> str:
             return "" if unescape(item.group(2)).casefold() in gone else item.group(0)
 
         inner = re.sub(rf"<{rdf}:li(\s[^>/]*)?>([^<]*)</{rdf}:li>\s*", kept, text[bag.start(3):bag.end(3)])

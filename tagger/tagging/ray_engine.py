@@ -26,6 +26,7 @@ for the next run.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import pickle
@@ -33,8 +34,10 @@ import re
 import signal
 import socket
 import sys
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
 
 import numpy as np
 from tqdm import tqdm
@@ -44,7 +47,11 @@ from tagger.decode import Decoded, read_and_decode
 from tagger.discover import STATE_DIR_NAME, read_inside
 from tagger.errors import TercTagError
 from tagger.sessions import load_session
-from tagger.tagging.stages import Outcome, WriteContext, commit, predict_batch, write_batch
+from tagger.state import State
+from tagger.tagging.stages import Job, Outcome, Summary, WriteContext, commit, predict_batch, write_batch
+
+if TYPE_CHECKING:
+    from tagger.tagging.pipeline import TagOptions
 
 #: CPUs that Ray reserves per predicting actor and per decode or write task.  The model's own thread
 #: pool uses every core it finds, as in the local engine, so the actor reserves none of the CPUs the
@@ -55,6 +62,9 @@ PREDICT_CPUS, DECODE_CPUS = 0, 0.5
 #: Photos per decode task.  Smaller than a batch, so that the first batch is ready sooner (several tasks
 #: decode it at once) and the actor gets whole batches of ``batch_size`` all the same.
 DECODE_ROWS = 8
+
+#: A batch as the stages exchange it (``batch_format="numpy"``): a column of pickled objects per name.
+Batch = dict[str, np.ndarray]
 
 
 class EngineError(TercTagError):
@@ -70,7 +80,7 @@ def require() -> None:
 
 
 @contextlib.contextmanager
-def ray_messages_to(log: Path):
+def ray_messages_to(log: Path) -> Iterator[TextIO]:
     """Send this process's standard output and error to ``log`` meanwhile; yield a stream to the real error.
 
     Ray's core writes notices straight to file descriptor 2, past any Python
@@ -126,18 +136,18 @@ def connect(address: str | None = None) -> None:
     context.wait_for_min_actors_s = 600
 
 
-def _pickled(objects) -> np.ndarray:
+def _pickled(objects: Sequence[object]) -> np.ndarray:
     column = np.empty(len(objects), dtype=object)
     column[:] = [pickle.dumps(o, protocol=pickle.HIGHEST_PROTOCOL) for o in objects]
     return column
 
 
-def _unpickled(column) -> list:
+def _unpickled(column: np.ndarray) -> list[Any]:
     return [pickle.loads(value) for value in column]
 
 
-def _decode(batch: dict, input_dir: str, size: tuple[int, int], follow_symlinks: bool) -> dict:
-    jobs = _unpickled(batch["job"])
+def _decode(batch: Batch, input_dir: str, size: tuple[int, int], follow_symlinks: bool) -> Batch:
+    jobs: list[Job] = _unpickled(batch["job"])
     decoded = [read_and_decode(Path(input_dir), job.rel, size, follow_symlinks) for job in jobs]
     return {"job": batch["job"], "decoded": _pickled([replace(item, data=None) for item in decoded])}
 
@@ -145,18 +155,19 @@ def _decode(batch: dict, input_dir: str, size: tuple[int, int], follow_symlinks:
 class _Predictor:
     """An actor holding one model session for its lifetime (the model loads once, not once per batch)."""
 
-    def __init__(self, bundle: str, backend: str, model_id: str):
+    def __init__(self, bundle: str, backend: str, model_id: str) -> None:
         self.session = load_session(Bundle(bundle, backend))
         if self.session.model_id != model_id:  # every node must see the driver's bundle
             raise EngineError(f"the model bundle {bundle} on this node differs from the driver's")
 
-    def __call__(self, batch: dict) -> dict:
+    def __call__(self, batch: Batch) -> Batch:
         probabilities, codes = predict_batch(self.session, _unpickled(batch["decoded"]))
         return {**batch, "predicted": _pickled(list(zip(probabilities, codes, strict=True)))}
 
 
-def _write(batch: dict, context: WriteContext, follow_symlinks: bool) -> dict:
-    jobs, predicted = _unpickled(batch["job"]), _unpickled(batch["predicted"])
+def _write(batch: Batch, context: WriteContext, follow_symlinks: bool) -> Batch:
+    jobs: list[Job] = _unpickled(batch["job"])
+    predicted: list[tuple[np.ndarray | None, bytes | None]] = _unpickled(batch["predicted"])
     decoded = [_read_again(context.input_dir, job, item, follow_symlinks)
                for job, item in zip(jobs, _unpickled(batch["decoded"]), strict=True)]
     same = [i for i, item in enumerate(decoded) if item is not None]
@@ -169,7 +180,7 @@ def _write(batch: dict, context: WriteContext, follow_symlinks: bool) -> dict:
 CHANGED = "changed while it was being tagged; tagged on the next run"
 
 
-def _read_again(input_dir: Path, job, item: Decoded, follow_symlinks: bool) -> Decoded | None:
+def _read_again(input_dir: Path, job: Job, item: Decoded, follow_symlinks: bool) -> Decoded | None:
     """``item`` with its bytes, read again here; None if the file is no longer the version decoded.
 
     The bytes do not travel with the row: through the predicting actor they
@@ -184,7 +195,7 @@ def _read_again(input_dir: Path, job, item: Decoded, follow_symlinks: bool) -> D
         data, st = read_inside(input_dir, item.path, follow_symlinks)
     except OSError:
         return None
-    def version(st: os.stat_result) -> tuple:
+    def version(st: os.stat_result) -> tuple[int, int, int, int]:
         return st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
 
     return replace(item, data=data) if version(st) == version(item.stat) else None
@@ -200,11 +211,13 @@ class RayEngine:
 
     address: str | None = None
 
-    def run(self, jobs, model, context: WriteContext, state, summary, options) -> None:
+    def run(self, jobs: list[Job], model: Bundle, context: WriteContext, state: State, summary: Summary,
+            options: TagOptions) -> None:
         with ray_messages_to(state.output / STATE_DIR_NAME / "ray.log") as terminal:
             self._run(jobs, model, context, state, summary, options, terminal)
 
-    def _run(self, jobs, model, context, state, summary, options, terminal) -> None:
+    def _run(self, jobs: list[Job], model: Bundle, context: WriteContext, state: State, summary: Summary,
+             options: TagOptions, terminal: TextIO) -> None:
         import ray
 
         connect(self.address)
@@ -213,23 +226,25 @@ class RayEngine:
         # Small blocks stream through the stages on their own, so recording starts early.
         dataset: ray.data.Dataset = ray.data.from_items([{"job": pickle.dumps(job)} for job in jobs],
                                       override_num_blocks=-(-len(jobs) // DECODE_ROWS))
+        # A stage's own arguments are bound with functools.partial rather than fn_kwargs: Ray Data's types take a
+        # batch function of the batch alone, and mypy checks the partial's arguments against the function.
         dataset = dataset.map_batches(
-            _decode, batch_size=DECODE_ROWS, batch_format="numpy", num_cpus=DECODE_CPUS,
-            fn_kwargs={"input_dir": str(context.input_dir), "size": model.size,
-                       "follow_symlinks": options.follow_symlinks})
+            functools.partial(_decode, input_dir=str(context.input_dir), size=model.size,
+                              follow_symlinks=options.follow_symlinks),
+            batch_size=DECODE_ROWS, batch_format="numpy", num_cpus=DECODE_CPUS)
         dataset = dataset.map_batches(
             _Predictor, batch_size=options.batch_size, batch_format="numpy", num_gpus=1 if gpus else 0,
             num_cpus=PREDICT_CPUS,
             compute=ray.data.ActorPoolStrategy(min_size=gpus or 1, max_size=gpus or nodes),
             fn_constructor_kwargs={"bundle": str(Path(model.path).resolve()), "backend": model.backend,
                                    "model_id": model.model_id})
-        dataset = dataset.map_batches(_write, batch_size=options.batch_size, batch_format="numpy",
-                                      num_cpus=DECODE_CPUS,
-                                      fn_kwargs={"context": context, "follow_symlinks": options.follow_symlinks})
+        dataset = dataset.map_batches(
+            functools.partial(_write, context=context, follow_symlinks=options.follow_symlinks),
+            batch_size=options.batch_size, batch_format="numpy", num_cpus=DECODE_CPUS)
         with tqdm(total=len(jobs), unit="photo", disable=not options.progress, leave=False, file=terminal) as bar:
             try:
                 for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
-                    outcomes = _unpickled(batch["outcome"])
+                    outcomes: list[Outcome] = _unpickled(batch["outcome"])
                     commit(state, outcomes, summary)
                     bar.update(len(outcomes))
             except ray.exceptions.RayActorError as exc:  # the model could not load on a node: Ray's last line says why
