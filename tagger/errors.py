@@ -16,6 +16,9 @@ and the command line agree on them.
 
 from __future__ import annotations
 
+import errno
+import sqlite3
+
 EXIT_OK = 0
 #: The run went on, but some files failed (each said in one line and the log).
 EXIT_SOME_FAILED = 1
@@ -43,3 +46,14 @@ class MissingPackage(TercTagError, ImportError):
 
 class TensorFlowMissing(MissingPackage):
     """Training, fit-codes or the ``tf`` backend asked for on an install without TensorFlow."""
+
+
+#: Errors of a disk, or a user's quota, with no room left: the run stops, since every next write would fail too.
+NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def no_space(exc: BaseException) -> bool:
+    """Whether ``exc`` says the disk (or quota) is full: an OSError, or SQLite's 'database or disk is full'."""
+    if isinstance(exc, OSError):
+        return exc.errno in NO_SPACE_ERRNOS
+    return isinstance(exc, sqlite3.OperationalError) and "full" in str(exc)

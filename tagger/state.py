@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, NamedTuple, overload
 
 from tagger.discover import STATE_DIR_NAME
-from tagger.errors import EXIT_LOCKED, TercTagError
+from tagger.errors import EXIT_LOCKED, TercTagError, no_space
 
 
 class StateError(TercTagError, sqlite3.DatabaseError):
@@ -178,7 +178,7 @@ def _opening(path: Path) -> Iterator[None]:
     try:
         yield
     except sqlite3.DatabaseError as exc:
-        if isinstance(exc, sqlite3.OperationalError) and "full" in str(exc):
+        if no_space(exc):
             raise
         raise StateError(f"OUTPUT's state {path} cannot be used: {exc}") from exc
 

@@ -6,7 +6,6 @@ Each command lives in its own module and imports the heavy machinery
 
 from __future__ import annotations
 
-import errno
 import os
 import traceback
 from typing import NoReturn
@@ -16,7 +15,7 @@ import click
 from tagger import __version__
 from tagger.cli import correct, evaluate, explain, fit_codes, labels, review, similar, tag, train
 from tagger.cli.common import fail
-from tagger.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_NO_SPACE, EXIT_USAGE, TercTagError
+from tagger.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_NO_SPACE, EXIT_USAGE, TercTagError, no_space
 
 
 class DefaultToTag(click.Group):
@@ -52,8 +51,7 @@ def report_ending(exc: Exception) -> NoReturn:
         fail(str(exc), exc.exit_code)
     if isinstance(exc, OSError):
         where = f"{os.fsdecode(exc.filename)}: " if exc.filename is not None else ""
-        full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
-        fail(f"{where}{exc.strerror or exc}", EXIT_NO_SPACE if full else EXIT_USAGE)
+        fail(f"{where}{exc.strerror or exc}", EXIT_NO_SPACE if no_space(exc) else EXIT_USAGE)
     traceback.print_exception(exc)
     fail(f"internal error: {type(exc).__name__}: {exc}. This is a bug in terc-tag {__version__}; please report it "
          "with the traceback above", EXIT_INTERNAL)

@@ -53,7 +53,7 @@ def command(photos, add, remove, accept, unreview, model_dir, quiet):
     """
     from tagger.metadata import MetadataError
     from tagger.names import shown
-    from tagger.review.correct import CorrectionError, canonical_tags, correct, find_output
+    from tagger.review.correct import canonical_tags, correct, find_output
 
     if not (add or remove or accept or unreview):
         fail("say what to change: --add TAG, --remove TAG, --accept to keep the tags as they are, "
@@ -70,8 +70,6 @@ def command(photos, add, remove, accept, unreview, model_dir, quiet):
     for output, paths in by_output.items():
         try:
             done = correct(output, paths, vocabulary, add=add, remove=remove, reviewed=not unreview)
-        except CorrectionError:
-            raise  # a photo that is not a tagged photo of OUTPUT: nothing of this OUTPUT changed
         except (MetadataError, OSError) as exc:
             click.echo(f"terc-tag: {shown(output)}: {shown(str(getattr(exc, 'strerror', None) or exc))}", err=True)
             failed = True

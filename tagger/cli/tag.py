@@ -234,9 +234,9 @@ def _refuse(record: RunRecord, exc: Exception, output_dir: Path) -> NoReturn:
     held lock 3, no space 4, a bad bundle, folder, state or Ray cluster 2);
     an ``OSError`` names its file; SQLite's own errors are OUTPUT's state.
     """
-    from tagger.errors import TercTagError
+    from tagger.errors import TercTagError, no_space
     from tagger.state import state_file
-    from tagger.tagging.stages import NoSpace, no_space
+    from tagger.tagging.stages import NoSpace
 
     if no_space(exc):
         record.refused(str(exc if isinstance(exc, NoSpace) else NoSpace(getattr(exc, "filename", None) or output_dir)),
@@ -253,8 +253,8 @@ def _refuse(record: RunRecord, exc: Exception, output_dir: Path) -> NoReturn:
 def _record_ending(record: RunRecord, summary: Summary, review_file: Path | None, review_margin: float,
                    quiet: bool) -> int:
     """The review file, the log's lines and the JSON summary of a run that ran; its exit code."""
+    from tagger.errors import no_space
     from tagger.tagging.predictions import write_review
-    from tagger.tagging.stages import no_space
 
     if review_file and record.output is not None:
         output = record.output

@@ -43,7 +43,7 @@ from tqdm import tqdm
 from tagger import sessions
 from tagger.decode import Decoded, batched, iter_decoded
 from tagger.discover import discover, is_within, open_folder, stat_inside
-from tagger.errors import TercTagError
+from tagger.errors import TercTagError, no_space
 from tagger.outputs import Reserve, clear_scattered_temporaries, clear_temporaries, folder_mode
 from tagger.state import EditLock, RunLock, Seen, State, state_file
 from tagger.tagging.predictions import PREDICTIONS_CSV, write_predictions
@@ -54,7 +54,6 @@ from tagger.tagging.stages import (
     WriteContext,
     commit,
     error_text,
-    no_space,
     predict_batch,
     write_batch,
 )

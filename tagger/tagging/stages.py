@@ -23,15 +23,12 @@ import numpy as np
 
 from tagger.bundle import decide
 from tagger.decode import Decoded
-from tagger.errors import EXIT_NO_SPACE, TercTagError
+from tagger.errors import EXIT_NO_SPACE, NO_SPACE_ERRNOS, TercTagError, no_space
 from tagger.metadata import MetadataError, edit_keywords
 from tagger.names import shown
 from tagger.outputs import atomic_write, make_folders, temp_folder
 from tagger.sessions import predict_decoded
 from tagger.state import CodeUpdate, EditLock, Record, State, state_file
-
-#: Errors of a disk, or a user's quota, with no room left: the run stops, since every next write would fail too.
-NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
 class NoSpace(TercTagError, OSError):
@@ -48,13 +45,6 @@ class NoSpace(TercTagError, OSError):
 
     def __str__(self) -> str:
         return f"{self.strerror} for {self.filename}"
-
-
-def no_space(exc: BaseException) -> bool:
-    """Whether ``exc`` says the disk (or quota) is full: an OSError, or SQLite's 'database or disk is full'."""
-    if isinstance(exc, OSError):
-        return exc.errno in NO_SPACE_ERRNOS
-    return isinstance(exc, sqlite3.OperationalError) and "full" in str(exc)
 
 
 @dataclass
