@@ -8,6 +8,7 @@ import click
 
 from tagger.cli.common import (
     code_bits_option,
+    echo_line,
     fail,
     follow_symlinks_option,
     model_option,
@@ -55,6 +56,6 @@ def command(folder, model_dir, code_bits, unsupervised, views, follow_symlinks, 
                      follow_symlinks=follow_symlinks, log=progress_log(quiet))
     metrics = card.get("metrics", {}).get("test", {})
     if not quiet:
-        click.echo(f"{card['bits']}-bit {card['method']} codes written to {bundle.path}; held-out photos: "
+        echo_line(f"{card['bits']}-bit {card['method']} codes written to {bundle.path}; held-out photos: "
                    + (", ".join(f"{k} {v}" for k, v in metrics.items()) or "too few to measure"))
     raise SystemExit(EXIT_OK)

@@ -8,6 +8,7 @@ import click
 
 from tagger.cli.common import (
     class_map_option,
+    echo_line,
     fail,
     folder_labels_option,
     follow_symlinks_option,
@@ -62,7 +63,7 @@ def command(folder, csv_file, labels_file, class_map, folder_labels, vocabulary,
     rows = [[shown(p), ";".join(tags)] for p, tags in sorted(labels.items())]
     if csv_file:
         atomic_write(csv_file, csv_bytes(["file", "tags"], rows))
-        click.echo(f"{len(rows)} photos written to {csv_file}")
+        echo_line(f"{len(rows)} photos written to {csv_file}")
     else:
         for name, tags in rows:
             click.echo(f"{name}\t{tags}")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from tagger.cli.common import backend_option, fail, model_option, open_bundle, threshold_option
+from tagger.cli.common import backend_option, echo_line, fail, model_option, open_bundle, threshold_option
 from tagger.errors import EXIT_INTERRUPTED
 
 
@@ -70,7 +70,7 @@ def command(output_dir, port, host, no_browser, model_dir, backend, threshold):
         reason = os.strerror(exc.errno) if exc.errno else str(exc)
         fail(f"cannot listen on {host}:{port}: {reason}" + (" (another program uses it; try --port 0)"
                                                            if exc.errno == errno.EADDRINUSE else ""))
-    click.echo(f"Reviewing {output_dir}: open {server.url}  (Ctrl-C stops)")
+    echo_line(f"Reviewing {output_dir}: open {server.url}  (Ctrl-C stops)")
     if not no_browser:
         webbrowser.open(server.url)
     with server:

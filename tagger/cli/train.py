@@ -9,6 +9,7 @@ import click
 from tagger.cli.common import (
     class_map_option,
     code_bits_option,
+    echo_line,
     folder_labels_option,
     follow_symlinks_option,
     labels_option,
@@ -131,5 +132,5 @@ def command(folder, out_dir, labels_file, class_map, folder_labels, vocabulary, 
     console.print(evaluation_table(report))
     for line in overall_lines(report):
         console.print(line)
-    click.echo(f"model bundle written to {out_dir} in {card['training']['seconds']:.0f} s")
+    echo_line(f"model bundle written to {out_dir} in {card['training']['seconds']:.0f} s")
     raise SystemExit(EXIT_OK)
